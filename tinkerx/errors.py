@@ -1,0 +1,17 @@
+"""Errors that are the user's to fix.
+
+The CLI prints a ``UserError`` as one line and exits non-zero without a traceback;
+anything else is a bug in tinkerx and keeps its traceback.
+"""
+
+
+class UserError(Exception):
+    """A mistake in configuration, input data or environment that the user can correct."""
+
+
+class ConfigError(UserError):
+    """An invalid configuration value, caught before any work starts."""
+
+
+class DataError(UserError):
+    """A missing or malformed data file."""
