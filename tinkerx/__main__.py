@@ -1,0 +1,41 @@
+"""``python -m tinkerx method=... model=... dataset=... backend=...``
+
+User mistakes (an unknown group option or key, a bad value, a missing file) end with one line on
+stderr and exit status 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from tinkerx.cli_errors import install_compact_errors, report_user_error
+from tinkerx.errors import UserError
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def _entry(cfg: DictConfig) -> float | None:
+    from pathlib import Path
+
+    from hydra.core.hydra_config import HydraConfig
+
+    from tinkerx.app import run
+
+    try:
+        summary = run(cfg, Path(HydraConfig.get().runtime.output_dir))
+    except UserError as e:
+        report_user_error(e)
+    final = summary.get("final") if isinstance(summary, dict) else None
+    # Returned to Hydra so sweepers that optimise (e.g. Optuna) can read the objective.
+    return final.get("accuracy") if isinstance(final, dict) else None
+
+
+def main() -> None:
+    install_compact_errors()
+    _entry()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

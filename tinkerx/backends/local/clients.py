@@ -1,0 +1,258 @@
+"""In-process clients with the shape of the ``tinker`` SDK's.
+
+Every call returns a ``concurrent.futures.Future`` (``.result()``) so a method can keep several
+requests in flight exactly as it would against the service. One worker thread per service runs
+requests in submission order, which is also what makes a seeded run reproducible.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, Sequence, TypeVar
+
+import tinker
+import torch
+from tinker import types
+
+from tinkerx.backends.local.engine import ModelEngine, WeightsSnapshot
+
+T = TypeVar("T")
+
+
+class LocalServiceClient:
+    """Creates training and sampling clients over models loaded in this process."""
+
+    def __init__(self, model_loaders: Sequence[Any], *, device: torch.device, dtype: torch.dtype, checkpoint_dir: Path, seed: int = 0) -> None:
+        self._loaders = {m.base_model: m for m in model_loaders}
+        self.device, self.dtype = device, dtype
+        self.checkpoint_dir = Path(checkpoint_dir)
+        self.seed = seed
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tinkerx-local")
+        # Requests without a seed draw from this stream in submission order: reproducible per run.
+        self._rng = torch.Generator().manual_seed(seed)
+        self._base_engines: dict[str, ModelEngine] = {}
+        self._ids = itertools.count()
+
+    # The worker thread is the only place model code runs.
+    def submit(self, fn: Callable[[], T]) -> "Future[T]":
+        return self._executor.submit(fn)
+
+    def next_seed(self) -> int:
+        return int(torch.randint(0, 2**31 - 1, (1,), generator=self._rng))
+
+    def loader(self, base_model: str) -> Any:
+        if base_model not in self._loaders:
+            raise ValueError(f"base model {base_model!r} is not loaded here; available: {', '.join(self._loaders)}")
+        return self._loaders[base_model]
+
+    def _engine(self, base_model: str, rank: int, seed: int, trainable: bool, **lora: bool) -> ModelEngine:
+        return ModelEngine(self.loader(base_model), device=self.device, dtype=self.dtype, rank=rank, seed=seed, trainable=trainable, **lora)
+
+    def create_lora_training_client(
+        self,
+        base_model: str,
+        rank: int = 32,
+        seed: int | None = None,
+        train_mlp: bool = True,
+        train_attn: bool = True,
+        train_unembed: bool = True,
+        **_: Any,
+    ) -> "Future[LocalTrainingClient]":
+        """``rank=0`` means full fine-tuning (for tiny models; the service only offers LoRA)."""
+        seed = self.seed if seed is None else seed
+
+        def build() -> LocalTrainingClient:
+            engine = self._engine(base_model, rank, seed, True, train_mlp=train_mlp, train_attn=train_attn, train_unembed=train_unembed)
+            return LocalTrainingClient(self, engine, f"local-{next(self._ids)}")
+
+        return self.submit(build)
+
+    def create_training_client_from_state(self, path: str, with_optimizer: bool = False) -> "Future[LocalTrainingClient]":
+        meta = _read_meta(path)
+        future: Future[LocalTrainingClient] = Future()
+        client = self.create_lora_training_client(meta["base_model"], rank=meta["rank"]).result()
+        client.load_state_with_optimizer(path).result() if with_optimizer else client.load_state(path).result()
+        future.set_result(client)
+        return future
+
+    def create_training_client_from_state_with_optimizer(self, path: str) -> "Future[LocalTrainingClient]":
+        return self.create_training_client_from_state(path, with_optimizer=True)
+
+    def create_sampling_client(self, model_path: str | None = None, base_model: str | None = None, **_: Any) -> "LocalSamplingClient":
+        if model_path is not None:
+            meta = _read_meta(model_path)
+            client = self.create_lora_training_client(meta["base_model"], rank=meta["rank"]).result()
+            client.load_state(model_path).result()
+            return client.create_sampling_client_now()
+        if base_model is None:
+            raise ValueError("create_sampling_client needs model_path or base_model")
+
+        def engine() -> ModelEngine:
+            if base_model not in self._base_engines:
+                self._base_engines[base_model] = self._engine(base_model, 0, self.seed, False)
+            return self._base_engines[base_model]
+
+        return LocalSamplingClient(self, self.submit(engine).result(), None)
+
+    def get_tokenizer(self, base_model: str) -> Any:
+        return self.loader(base_model).load_tokenizer()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
+class LocalTrainingClient:
+    def __init__(self, service: LocalServiceClient, engine: ModelEngine, model_id: str) -> None:
+        self.service, self.engine, self.model_id = service, engine, model_id
+
+    def _submit(self, fn: Callable[[], T]) -> "Future[T]":
+        return self.service.submit(fn)
+
+    def forward(self, data: Sequence[types.Datum], loss_fn: str, loss_fn_config: dict | None = None) -> "Future[types.ForwardBackwardOutput]":
+        return self._submit(lambda: self._forward(data, loss_fn, loss_fn_config, backward=False))
+
+    def forward_backward(self, data: Sequence[types.Datum], loss_fn: str, loss_fn_config: dict | None = None) -> "Future[types.ForwardBackwardOutput]":
+        return self._submit(lambda: self._forward(data, loss_fn, loss_fn_config, backward=True))
+
+    def _forward(self, data, loss_fn, loss_fn_config, backward: bool) -> types.ForwardBackwardOutput:
+        logprobs, loss = self.engine.forward(data, loss_fn, loss_fn_config, backward)
+        return types.ForwardBackwardOutput(
+            loss_fn_output_type="TorchLossReturn",
+            loss_fn_outputs=[{"logprobs": types.TensorData.from_torch(lp)} for lp in logprobs],
+            metrics={"loss:sum": loss},
+        )
+
+    def optim_step(self, adam_params: types.AdamParams) -> "Future[types.OptimStepResponse]":
+        p = adam_params
+        return self._submit(
+            lambda: types.OptimStepResponse(
+                metrics=self.engine.optim_step(p.learning_rate, p.beta1, p.beta2, p.eps, p.weight_decay, p.grad_clip_norm)
+            )
+        )
+
+    def _checkpoint_path(self, kind: str, name: str) -> Path:
+        return self.service.checkpoint_dir / self.model_id / kind / name
+
+    def save_state(self, name: str, **_: Any) -> "Future[types.SaveWeightsResponse]":
+        path = self._checkpoint_path("state", name)
+        return self._submit(lambda: (self.engine.save(path, with_optimizer=True), types.SaveWeightsResponse(path=str(path)))[1])
+
+    def save_weights_for_sampler(self, name: str, **_: Any) -> "Future[types.SaveWeightsForSamplerResponse]":
+        path = self._checkpoint_path("sampler_weights", name)
+        return self._submit(lambda: (self.engine.save(path, with_optimizer=False), types.SaveWeightsForSamplerResponse(path=str(path)))[1])
+
+    def load_state(self, path: str) -> "Future[types.LoadWeightsResponse]":
+        return self._submit(lambda: (self.engine.load(Path(path), with_optimizer=False), types.LoadWeightsResponse(path=path))[1])
+
+    def load_state_with_optimizer(self, path: str) -> "Future[types.LoadWeightsResponse]":
+        return self._submit(lambda: (self.engine.load(Path(path), with_optimizer=True), types.LoadWeightsResponse(path=path))[1])
+
+    def create_sampling_client_now(self) -> "LocalSamplingClient":
+        return LocalSamplingClient(self.service, self.engine, self._submit(self.engine.snapshot).result())
+
+    def save_weights_and_get_sampling_client(self, name: str | None = None, **_: Any) -> "LocalSamplingClient":
+        if name is not None:
+            self.save_weights_for_sampler(name).result()
+        return self.create_sampling_client_now()
+
+    def get_info(self) -> types.GetInfoResponse:
+        return types.GetInfoResponse(
+            model_data={"arch": type(self.engine.model).__name__, "model_name": self.engine.base_model},
+            model_id=self.model_id,
+            is_lora=self.engine.rank > 0,
+            lora_rank=self.engine.rank,
+            model_name=self.engine.base_model,
+        )
+
+    def get_tokenizer(self) -> Any:
+        return self.engine.tokenizer
+
+
+class LocalSamplingClient:
+    def __init__(self, service: LocalServiceClient, engine: ModelEngine, snapshot: WeightsSnapshot | None) -> None:
+        self.service, self.engine, self.snapshot = service, engine, snapshot
+
+    def sample(
+        self,
+        prompt: types.ModelInput,
+        num_samples: int,
+        sampling_params: types.SamplingParams,
+        include_prompt_logprobs: bool = False,
+        **_: Any,
+    ) -> "Future[types.SampleResponse]":
+        future = self.sample_many([prompt], num_samples, sampling_params)[0]
+        if not include_prompt_logprobs:
+            return future
+        tokens = prompt.to_ints()
+        return self.service.submit(
+            lambda: types.SampleResponse(sequences=future.result().sequences, _prompt_logprobs_list=self._prompt_logprobs(tokens))
+        )
+
+    def sample_many(
+        self, prompts: Sequence[types.ModelInput], num_samples: int, sampling_params: types.SamplingParams
+    ) -> "list[Future[types.SampleResponse]]":
+        """Like one ``sample`` call per prompt, but decoded as a single batch.
+
+        The batch is fixed by the call, not by what happens to be queued, so results are the same
+        on every run with the same seed.
+        """
+        if sampling_params.max_tokens is None or sampling_params.max_tokens < 1:
+            raise ValueError(f"sampling max_tokens must be >= 1, got {sampling_params.max_tokens}")
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        token_lists = [p.to_ints() for p in prompts]
+        # Drawn at submission, not execution, so the seed a request gets depends only on call order.
+        seed = sampling_params.seed if sampling_params.seed is not None else self.service.next_seed()
+        futures: list[Future[types.SampleResponse]] = [Future() for _ in token_lists]
+
+        def run() -> None:
+            try:
+                generator = torch.Generator(device=self.engine.device).manual_seed(seed)
+                per_prompt = self.engine.sample(self.snapshot, token_lists, num_samples, sampling_params, generator)
+            except BaseException as e:  # every caller's future must hear about the failure
+                for f in futures:
+                    f.set_exception(e)
+                return
+            for f, rows in zip(futures, per_prompt):
+                f.set_result(
+                    types.SampleResponse(
+                        sequences=[
+                            types.SampledSequence(stop_reason=r.stop_reason, sequence_id=uuid.uuid4().hex, _tokens_list=r.tokens, _logprobs_list=r.logprobs)
+                            for r in rows
+                        ]
+                    )
+                )
+
+        self.service.submit(run)
+        return futures
+
+    def _prompt_logprobs(self, tokens: list[int]) -> list[float | None]:
+        self.engine._use_snapshot(self.snapshot)
+        with torch.no_grad():
+            ids = torch.tensor([tokens], device=self.engine.device)
+            logp = torch.log_softmax(self.engine.model(input_ids=ids).logits.float(), dim=-1)[0]
+        return [None] + logp[:-1].gather(-1, ids[0, 1:, None]).squeeze(-1).tolist()
+
+    def compute_logprobs(self, prompt: types.ModelInput) -> "Future[list[float | None]]":
+        tokens = prompt.to_ints()
+        return self.service.submit(lambda: self._prompt_logprobs(tokens))
+
+    def get_tokenizer(self) -> Any:
+        return self.engine.tokenizer
+
+    def get_base_model(self) -> str:
+        return self.engine.base_model
+
+
+def _read_meta(path: str) -> dict[str, Any]:
+    meta = Path(path) / "meta.json"
+    if not meta.is_file():
+        raise FileNotFoundError(f"not a tinkerx checkpoint (no meta.json): {path}")
+    return json.loads(meta.read_text())
+
+
+__all__ = ["LocalServiceClient", "LocalTrainingClient", "LocalSamplingClient", "tinker"]

@@ -1,0 +1,111 @@
+"""Batched sampling with a KV cache.
+
+All samples of a request, and all prompts of a ``sample_many`` call, decode as one batch: one
+prefill, then a single forward over the batch per new token. Log-probabilities
+returned are those of the unmodified model (temperature 1, no top-k/top-p), which is what the
+trainer computes for the same tokens, so importance ratios start at exactly 1 on-policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+
+
+@dataclass
+class Generated:
+    tokens: list[int]
+    logprobs: list[float]
+    stop_reason: str  # "stop" | "length"
+
+
+def _filter_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
+    logits = logits / temperature
+    if top_k and top_k > 0 and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1, None]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        cumulative = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
+        # Drop a token once the mass before it already reaches top_p (the first token always stays).
+        drop_sorted = (cumulative - torch.softmax(sorted_logits, dim=-1)) >= top_p
+        drop = drop_sorted.scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+@torch.no_grad()
+def sample_batch(
+    model: torch.nn.Module,
+    prompts: Sequence[Sequence[int]],
+    num_samples: int,
+    *,
+    max_tokens: int,
+    temperature: float,
+    top_k: int,
+    top_p: float,
+    stop_token_ids: set[int],
+    stop_strings: Sequence[str],
+    decode: Callable[[list[int]], str],
+    generator: torch.Generator,
+    pad_token_id: int = 0,
+) -> list[list[Generated]]:
+    """``num_samples`` completions of each prompt, all decoded together; one list per prompt.
+
+    Prompts of different lengths are left-padded and masked, with positions counted from each
+    row's first real token, so a row's result does not depend on its neighbours' lengths.
+    """
+    device = next(model.parameters()).device
+    rows = [list(p) for p in prompts for _ in range(num_samples)]
+    n = len(rows)
+    width = max(len(r) for r in rows)
+    input_ids = torch.full((n, width), pad_token_id, dtype=torch.long, device=device)
+    mask = torch.zeros((n, width), dtype=torch.long, device=device)
+    for i, r in enumerate(rows):
+        input_ids[i, width - len(r) :] = torch.tensor(r, device=device)
+        mask[i, width - len(r) :] = 1
+    padded = bool((mask == 0).any())
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    kwargs = {"attention_mask": mask, "position_ids": positions} if padded else {}
+    out = model(input_ids=input_ids, use_cache=True, logits_to_keep=1, **kwargs)
+    cache, logits = out.past_key_values, out.logits[:, -1, :].float()
+    next_position = positions[:, -1:] + 1
+
+    tokens: list[list[int]] = [[] for _ in range(n)]
+    logprobs: list[list[float]] = [[] for _ in range(n)]
+    reasons: list[str | None] = [None] * n
+    for _ in range(max_tokens):
+        logp = torch.log_softmax(logits, dim=-1)
+        if temperature <= 0:
+            next_ids = logits.argmax(dim=-1)
+        else:
+            probs = torch.softmax(_filter_logits(logits, temperature, top_k, top_p), dim=-1)
+            next_ids = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        chosen = logp.gather(-1, next_ids[:, None]).squeeze(-1)
+        for row, (tok, lp) in enumerate(zip(next_ids.tolist(), chosen.tolist())):
+            if reasons[row] is not None:
+                continue
+            tokens[row].append(tok)
+            logprobs[row].append(lp)
+            if tok in stop_token_ids or (stop_strings and _ends_with_stop(decode, tokens[row], stop_strings)):
+                reasons[row] = "stop"
+        if all(r is not None for r in reasons):
+            break
+        step_kwargs = {}
+        if padded:
+            mask = torch.cat([mask, torch.ones((n, 1), dtype=mask.dtype, device=device)], dim=-1)
+            step_kwargs["attention_mask"] = mask
+        out = model(input_ids=next_ids[:, None], past_key_values=cache, use_cache=True, position_ids=next_position, **step_kwargs)
+        next_position = next_position + 1
+        cache, logits = out.past_key_values, out.logits[:, -1, :].float()
+    results = [Generated(t, lp, r or "length") for t, lp, r in zip(tokens, logprobs, reasons)]
+    return [results[i * num_samples : (i + 1) * num_samples] for i in range(len(prompts))]
+
+
+def _ends_with_stop(decode: Callable[[list[int]], str], row_tokens: list[int], stop_strings: Sequence[str]) -> bool:
+    # Only the tail can complete a stop string; decoding a bounded window keeps this O(1) per token.
+    window = max(len(s) for s in stop_strings) + 8
+    tail = decode(row_tokens[-window:])
+    return any(s in tail for s in stop_strings)

@@ -1,0 +1,88 @@
+"""The one place that turns config into objects.
+
+Components receive plain values and objects, never a DictConfig. Order matters: every value is
+validated before any data is read, any backend is opened or any model is loaded, so a typo costs
+nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from tinkerx.errors import ConfigError, UserError
+from tinkerx.pipeline import Pipeline
+from tinkerx.runs.recorder import RunRecorder
+
+
+def instantiate(node: Any, where: str, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` that reports user mistakes as one-line ``UserError``s."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate as hydra_instantiate
+
+    try:
+        return hydra_instantiate(node, **kwargs)
+    except InstantiationException as e:
+        cause = e.__cause__
+        while cause is not None and not isinstance(cause, UserError) and cause.__cause__ is not None:
+            cause = cause.__cause__
+        if isinstance(cause, UserError):
+            raise cause from None
+        if isinstance(cause, (TypeError, ValueError)):
+            raise ConfigError(f"{where}: {cause}") from None
+        raise
+
+
+def build(cfg: DictConfig, run_dir: Path) -> tuple[Any, Pipeline, list[Any]]:
+    """Returns (method, pipeline, things to close when the run ends)."""
+    # 1. Values only: settings, the method's own options, the reward, the logger.
+    optim = instantiate(cfg.optim, "optim")
+    sampling = instantiate(cfg.sampling, "sampling")
+    training = instantiate(cfg.training, "training")
+    method = instantiate(cfg.method, "method")
+    reward = instantiate(cfg.reward, "reward") if cfg.get("reward") is not None else None
+    loggers = [instantiate(cfg.logger, "logger")] if cfg.get("logger") else []
+    model_loader = instantiate(cfg.model.loader, "model.loader")
+    backend = instantiate(cfg.backend, "backend")
+
+    # 2. The backend first among the things that touch the outside: credentials fail fast.
+    service = backend.open([model_loader], run_dir, seed=cfg.seed)
+    closers: list[Any] = [backend]
+
+    # 3. Data, the reward checked against it, then the tokenizer and the evaluator.
+    dataset = instantiate(cfg.dataset, "dataset")
+    if reward is not None:
+        from tinkerx.rewards.guarded import GuardedReward, validate_reward
+
+        validate_reward(reward, dataset.train[:4] or dataset.test[:4])
+        reward = GuardedReward(reward, timeout_s=cfg.reward_timeout_s)
+    tokenizer = model_loader.load_tokenizer()
+    evaluator = None
+    if cfg.get("evaluator") is not None:
+        evaluator = instantiate(cfg.evaluator, "evaluator", dataset=dataset, tokenizer=tokenizer, reward=reward)
+
+    recorder = RunRecorder(run_dir, loggers)
+    for logger in loggers:
+        logger.start(run_dir, OmegaConf.to_container(cfg, resolve=True), name=run_dir.name)
+    # Method-specific parts (a judge, ...) are plain values here; the method wires them to the pipeline.
+    components = {name: instantiate(node, f"components.{name}") for name, node in (cfg.get("components") or {}).items()}
+    pipeline = Pipeline(
+        run_dir=run_dir,
+        seed=cfg.seed,
+        service=service,
+        base_model=cfg.model.base_model,
+        lora_rank=cfg.model.lora_rank,
+        tokenizer=tokenizer,
+        dataset=dataset,
+        recorder=recorder,
+        optim=optim,
+        sampling=sampling,
+        training=training,
+        reward=reward,
+        evaluator=evaluator,
+        components=components,
+    )
+    return method, pipeline, closers
+

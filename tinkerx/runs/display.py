@@ -1,0 +1,77 @@
+"""The terminal view of a run: a rich progress bar while training, tables at the end."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+console = Console(stderr=True)
+
+
+class StepProgress:
+    """``with StepProgress(total, "sft") as bar: bar.advance({"loss": 0.3})``; shows a few key metrics."""
+
+    def __init__(self, total: int, description: str, show: Sequence[str] = ()) -> None:
+        self.show = list(show)
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[metrics]}"),
+            console=console,
+            transient=False,
+        )
+        self._task = self._progress.add_task(description, total=total, metrics="")
+
+    def __enter__(self) -> "StepProgress":
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._progress.stop()
+
+    def advance(self, metrics: dict[str, Any]) -> None:
+        shown = "  ".join(f"{k}={_fmt(metrics[k])}" for k in self.show if metrics.get(k) is not None)
+        self._progress.update(self._task, advance=1, metrics=shown)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def comparison_table(title: str, baseline: dict[str, Any], final: dict[str, Any], keys: Sequence[str] | None = None) -> Table:
+    """Baseline vs final, one row per metric, with the change."""
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("baseline", justify="right")
+    table.add_column("final", justify="right")
+    table.add_column("change", justify="right")
+    for key in keys or sorted(set(baseline) | set(final)):
+        b, f = baseline.get(key), final.get(key)
+        if not isinstance(b, (int, float)) and not isinstance(f, (int, float)):
+            continue
+        change = f"{f - b:+.4g}" if isinstance(b, (int, float)) and isinstance(f, (int, float)) else ""
+        table.add_row(key, _fmt(b) if b is not None else "-", _fmt(f) if f is not None else "-", change)
+    return table
+
+
+def key_value_table(title: str, values: dict[str, Any]) -> Table:
+    table = Table(title=title)
+    table.add_column("key")
+    table.add_column("value", justify="right")
+    for key, value in values.items():
+        if isinstance(value, (int, float, str)) or value is None:
+            table.add_row(key, _fmt(value))
+    return table
+
+
+def show(*tables: Table) -> None:
+    for table in tables:
+        console.print(table)
