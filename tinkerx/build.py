@@ -46,9 +46,14 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[Any, Pipeline, list[Any]]:
     loggers = [instantiate(cfg.logger, "logger")] if cfg.get("logger") else []
     model_loader = instantiate(cfg.model.loader, "model.loader")
     backend = instantiate(cfg.backend, "backend")
+    # Method-specific parts (a judge, ...) are plain values too; the method wires them to the pipeline.
+    components = {name: instantiate(node, f"components.{name}") for name, node in (cfg.get("components") or {}).items()}
+    # A component with a model of its own (a judge on another model) exposes its ``model_loader``;
+    # the backend serves it beside the policy's, so it samples through the same service.
+    component_loaders = [c.model_loader for c in components.values() if getattr(c, "model_loader", None) is not None]
 
     # 2. The backend first among the things that touch the outside: credentials fail fast.
-    service = backend.open([model_loader], run_dir, seed=cfg.seed)
+    service = backend.open([model_loader, *component_loaders], run_dir, seed=cfg.seed)
     closers: list[Any] = [backend]
 
     # 3. Data, the reward checked against it, then the tokenizer and the evaluator.
@@ -66,8 +71,6 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[Any, Pipeline, list[Any]]:
     recorder = RunRecorder(run_dir, loggers)
     for logger in loggers:
         logger.start(run_dir, OmegaConf.to_container(cfg, resolve=True), name=run_dir.name)
-    # Method-specific parts (a judge, ...) are plain values here; the method wires them to the pipeline.
-    components = {name: instantiate(node, f"components.{name}") for name, node in (cfg.get("components") or {}).items()}
     pipeline = Pipeline(
         run_dir=run_dir,
         seed=cfg.seed,

@@ -18,8 +18,9 @@ from tinkerx.serve.context import ServerConfig
 
 # Background liveness traffic: failing it tests nothing and only makes logs noisy.
 EXEMPT = {"/api/v1/session_heartbeat", "/api/v1/telemetry", "/api/v1/client/dynamic_config"}
-# Requests that submit work; each pays the configured latency once, like a round trip to a far
-# service. Polls (retrieve_future) do not: one operation costs one latency, not one per poll.
+# Requests that submit work; each reaches the server ``latency_s`` after it was sent, like a request
+# to a far-away service, so no work starts before then. Polls (retrieve_future) are not delayed:
+# one operation costs one latency, not one per poll.
 SUBMITS = {
     "/api/v1/create_model", "/api/v1/forward", "/api/v1/forward_backward", "/api/v1/optim_step",
     "/api/v1/save_weights", "/api/v1/save_weights_for_sampler", "/api/v1/load_weights",
@@ -45,13 +46,13 @@ class FaultInjector:
 
     async def around(self, request: Request, handle: Callable[[], Awaitable[Response]]) -> Response:
         path = request.url.path
+        if path in SUBMITS and self.config.latency_s > 0:
+            await asyncio.sleep(self.config.latency_s)
         fault = None if path in EXEMPT else self._draw()
         retry_after = {"retry-after": str(self.faults.retry_after_s)}
         if fault == "429":
             return JSONResponse({"detail": "rate limited (injected by tinkerx serve)"}, 429, headers=retry_after)
         response = await handle()
-        if path in SUBMITS and self.config.latency_s > 0:
-            await asyncio.sleep(self.config.latency_s)
         if fault == "slow":
             await asyncio.sleep(self.faults.slow_s)
         if fault == "503":

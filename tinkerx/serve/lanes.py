@@ -16,17 +16,22 @@ from typing import Awaitable, Callable
 class Lane:
     def __init__(self, next_seq: int, gap_timeout_s: float | None = None) -> None:
         self._next = next_seq
-        # A sampling client whose request never arrived (retries exhausted) must not block the
-        # ones after it forever; training lanes wait, as Tinker does.
+        # Sampling lanes are lenient: a request that has not arrived after ``gap_timeout_s``
+        # (retries exhausted, or a client slowed down) stops holding up the ones after it, and
+        # runs whenever it does arrive. Only the order of random draws is at stake there; training
+        # lanes wait, as Tinker does.
         self._gap_timeout_s = gap_timeout_s
         self._waiting: dict[int, Callable[[], Awaitable[None]]] = {}
         self._lock = asyncio.Lock()
 
     def add(self, seq_id: int, start: Callable[[], Awaitable[None]]) -> None:
+        loop = asyncio.get_running_loop()
+        if seq_id < self._next and self._gap_timeout_s is not None:
+            loop.create_task(start())  # skipped over earlier: late, but not lost
+            return
         if seq_id < self._next or seq_id in self._waiting:
             raise ValueError(f"seq_id {seq_id} was already submitted (next expected {self._next})")
         self._waiting[seq_id] = start
-        loop = asyncio.get_running_loop()
         loop.create_task(self._drain())
         if self._gap_timeout_s is not None and self._next not in self._waiting:
             loop.call_later(self._gap_timeout_s, self._skip_gap, self._next)

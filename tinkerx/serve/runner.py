@@ -5,8 +5,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from tinkerx.serve.context import Context, ServerConfig
 from tinkerx.serve.registry import Registry
@@ -68,3 +69,21 @@ class ServerThread:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@contextmanager
+def local_server(
+    model_loader: Any, state_dir: Path, config: ServerConfig | None = None, seed: int = 0, device: str = "cpu"
+) -> Iterator[ServerThread]:
+    """The local backend served on a free loopback port for the duration of the block."""
+    from tinkerx.backends.local import LocalBackend
+
+    backend = LocalBackend(device=device)
+    service = backend.open([model_loader], state_dir, seed=seed)
+    app, ctx = make_app(service, model_loader.base_model, Path(state_dir), config or ServerConfig())
+    try:
+        with ServerThread(app) as server:
+            yield server
+    finally:
+        ctx.close()
+        backend.close()

@@ -63,7 +63,7 @@ async def asample(ctx: Context, body: dict) -> dict:
 
         finish = lambda out: Result(proto=codec.encode_sample_response(out))  # noqa: E731
         block = req.seq_id // _CLONE_BLOCK
-        lane = sampler.lanes.setdefault(block, Lane(block * _CLONE_BLOCK, gap_timeout_s=2.0))
+        lane = sampler.lanes.setdefault(block, Lane(block * _CLONE_BLOCK, gap_timeout_s=10.0))
         lane.add(req.seq_id, lambda: ctx.execute(request_id, start, finish))
         ctx.registry.submitted[key] = {
             "request_id": request_id,

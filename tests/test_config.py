@@ -1,0 +1,93 @@
+"""Every combination of config groups, and every experiment, composes and builds its settings."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from tests.conftest import CONF_DIR, ROOT, compose
+
+GROUPS = ("method", "model", "dataset", "backend", "logger", "reward", "evaluator")
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+EXPERIMENTS = sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml"))
+
+
+def test_every_group_has_options():
+    for group in GROUPS:
+        assert options(group), group
+
+
+# The groups users switch between runs; their every combination is composed. The remaining
+# groups (logger, reward, evaluator) write only their own node, so each option is composed once.
+AXES = ("model", "dataset", "backend")
+
+
+@pytest.fixture(scope="module")
+def composer():
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        yield lambda overrides: hydra_compose(config_name="config", overrides=overrides)
+    GlobalHydra.instance().clear()
+
+
+def _check(cfg, overrides):
+    assert cfg.method._target_.startswith("tinkerx.methods."), overrides
+    for key in ("seed", "optim", "sampling", "training", "model", "dataset", "backend"):
+        assert key in cfg, (key, overrides)
+
+
+@pytest.mark.parametrize("method", options("method"))
+def test_every_combination_composes(composer, method):
+    combos = list(itertools.product(*(options(g) for g in AXES)))
+    for combo in combos:
+        overrides = [f"method={method}"] + [f"{g}={o}" for g, o in zip(AXES, combo)]
+        _check(composer(overrides), overrides)
+    assert len(combos) == len(options("model")) * len(options("dataset")) * len(options("backend"))
+
+
+@pytest.mark.parametrize("group", [g for g in GROUPS if g not in AXES and g != "method"])
+def test_every_option_of_the_other_groups_composes(composer, group):
+    for option in options(group):
+        _check(composer([f"{group}={option}"]), [f"{group}={option}"])
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_and_its_settings_validate(experiment):
+    cfg = compose([f"experiment={experiment}"])
+    for key in ("optim", "sampling", "training", "method"):
+        instantiate(cfg[key])  # raises ConfigError on any invalid value
+    assert OmegaConf.select(cfg, "model.base_model")
+
+
+def test_experiment_overrides_groups():
+    cfg = compose(["experiment=sft_smollm2_gsm8k"])
+    assert cfg.model.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert cfg.dataset._target_.endswith("GSM8K")
+
+
+def test_every_option_file_maps_to_one_class(composer):
+    for group in ("model", "backend", "reward", "dataset", "evaluator"):
+        for option in options(group):
+            node = composer([f"{group}={option}"])[group]
+            target = node.get("_target_") or OmegaConf.select(node, "loader._target_")
+            assert target and target.startswith("tinkerx."), f"{group}/{option}"
+
+
+def test_default_settings_validate():
+    cfg = compose()
+    optim, sampling, training = instantiate(cfg.optim), instantiate(cfg.sampling), instantiate(cfg.training)
+    assert optim.lr > 0 and sampling.max_tokens >= 1 and training.batch_size >= 1
+    assert cfg.backend._target_ == "tinkerx.backends.local.LocalBackend"
+    assert cfg.model.base_model == "tinkerx/tiny"

@@ -1,0 +1,133 @@
+"""``backend=tinker`` pieces that need no server: the API key, the SDK transport swap, cassette matching."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tinkerx.backends.tinker_backend import TinkerBackend, resolve_api_key
+from tinkerx.errors import UserError
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch, tmp_path):
+    monkeypatch.delenv("TINKER_API_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray .env from the checkout
+
+
+def test_key_from_the_environment(monkeypatch):
+    monkeypatch.setenv("TINKER_API_KEY", " tml-abc123 ")
+    assert resolve_api_key("TINKER_API_KEY") == "tml-abc123"
+
+
+def test_key_from_a_dotenv_file_above_the_working_directory(monkeypatch, tmp_path):
+    (tmp_path / ".env").write_text("TINKER_API_KEY=tml-from-dotenv\n")
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    assert resolve_api_key("TINKER_API_KEY") == "tml-from-dotenv"
+    import os
+
+    assert "TINKER_API_KEY" not in os.environ  # read, never exported to child processes
+
+
+def test_a_jwt_is_accepted(monkeypatch):
+    monkeypatch.setenv("MY_KEY", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln")
+    assert resolve_api_key("MY_KEY").startswith("eyJ")
+
+
+def test_missing_key_is_one_line_before_any_work(tmp_path):
+    backend = TinkerBackend(base_url="http://127.0.0.1:9")
+    with pytest.raises(UserError, match="needs an API key: set TINKER_API_KEY") as err:
+        backend.open([], tmp_path / "run")
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "run").exists()  # nothing was started or written
+
+
+def test_malformed_key_is_rejected_without_echoing_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("TINKER_API_KEY", "sk-not-a-tinker-key-98765")
+    with pytest.raises(UserError, match="malformed") as err:
+        TinkerBackend().open([], tmp_path / "run")
+    assert "98765" not in str(err.value)
+
+
+def test_bad_base_url_is_a_config_error():
+    with pytest.raises(UserError, match="base_url"):
+        TinkerBackend(base_url="127.0.0.1:8000")
+
+
+def test_missing_replay_file(tmp_path):
+    with pytest.raises(UserError, match="no recorded traffic"):
+        TinkerBackend(replay=str(tmp_path / "nope.yaml")).open([], tmp_path / "run")
+
+
+def test_open_swaps_the_sdk_transport_and_close_restores_it(monkeypatch, tmp_path):
+    import httpx
+    import tinker._base_client as base
+
+    monkeypatch.setenv("TINKER_API_KEY", "tml-x")
+    monkeypatch.setenv("TINKER_TELEMETRY", "1")
+    before = (base._default_pyqwest_transport, base.AsyncHttpxClientWrapper)
+    backend = TinkerBackend(base_url="http://127.0.0.1:9", record=False)
+    backend.open([], tmp_path)
+    assert isinstance(base._default_pyqwest_transport(), httpx.AsyncHTTPTransport)  # vcrpy patches this class
+    client = base.AsyncHttpxClientWrapper(base_url="http://x")
+    assert isinstance(client._transport, httpx.AsyncHTTPTransport)
+    import os
+
+    assert os.environ["TINKER_TELEMETRY"] == "0"
+    backend.close()
+    assert (base._default_pyqwest_transport, base.AsyncHttpxClientWrapper) == before
+    assert os.environ["TINKER_TELEMETRY"] == "1"
+
+
+class _Req:
+    def __init__(self, path, body, headers=None, method="POST"):
+        from vcr.request import Request
+
+        self.r = Request(method, f"http://h:1{path}", body, headers or {})
+
+
+def test_matching_ignores_key_order_host_and_compression():
+    import zstandard
+    from tinker import types
+    from tinker.proto.request_conv import forward_backward_request_to_proto
+
+    from tinkerx.backends.tinker_traffic import _key
+
+    a = _Req("/api/v1/optim_step", json.dumps({"a": 1, "b": [1, 2]})).r
+    b = _Req("/services/x/api/v1/optim_step", json.dumps({"b": [1, 2], "a": 1})).r
+    assert _key(a) == _key(b)
+    datum = types.Datum(model_input=types.ModelInput.from_ints([1, 2]), loss_fn_inputs={"target_tokens": [2, 3], "weights": [1.0, 1.0]})
+    request = types.ForwardBackwardRequest(
+        forward_backward_input=types.ForwardBackwardInput(data=[datum], loss_fn="cross_entropy"), model_id="m", seq_id=1
+    )
+    raw = forward_backward_request_to_proto(request).SerializeToString()
+    plain = _Req("/api/v1/forward_backward", raw, {"content-type": "application/x-protobuf"}).r
+    packed = _Req("/api/v1/forward_backward", zstandard.ZstdCompressor().compress(raw), {"content-encoding": "zstd"}).r
+    assert _key(plain) == _key(packed)
+
+
+def test_cassette_replays_in_order_repeats_liveness_and_names_misses(tmp_path):
+    from vcr.request import Request
+
+    from tinkerx.backends.tinker_traffic import TinkerCassette
+
+    def response(body):
+        return {"status": {"code": 200, "message": "OK"}, "headers": {}, "body": {"string": json.dumps(body).encode()}}
+
+    poll = Request("POST", "http://h/api/v1/retrieve_future", b'{"request_id": "r1"}', {})
+    beat = Request("POST", "http://h/api/v1/session_heartbeat", b'{"session_id": "s"}', {})
+    cassette = TinkerCassette(str(tmp_path / "c.yaml"), record_mode="none")
+    cassette.append(poll, response({"type": "try_again"}))
+    cassette.append(poll, response({"metrics": {}}))
+    cassette.rewound = True  # as after loading from a file
+
+    assert cassette.can_play_response_for(poll)
+    assert json.loads(cassette.play_response(poll)["body"]["string"]) == {"type": "try_again"}
+    assert json.loads(cassette.play_response(poll)["body"]["string"]) == {"metrics": {}}
+    for _ in range(3):  # never recorded, yet answered: heartbeats depend on wall time, not on the run
+        assert cassette.play_response(beat)["status"]["code"] == 200
+    missed = cassette.play_response(poll)  # all of its answers were used
+    assert missed["status"]["code"] == 404 and b"tinkerx replay" in missed["body"]["string"]
+    assert cassette.misses == ["POST /api/v1/retrieve_future"]

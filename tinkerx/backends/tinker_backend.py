@@ -1,0 +1,147 @@
+"""``backend=tinker``: the real ``tinker`` SDK, against Tinker or any server speaking its protocol.
+
+``open`` returns a plain ``tinker.ServiceClient``, so methods run unchanged. Around it:
+
+- the API key comes from ``$TINKER_API_KEY`` (or ``api_key_env``) or a ``.env`` file, is checked
+  before any work starts, and is handed to the SDK directly: it is never put in the environment,
+  a config, a log or the recorded traffic;
+- the SDK is made to use httpx's own transport instead of its Rust one (pyqwest), so vcrpy can
+  record every request to ``http_traffic.yaml`` and ``replay=PATH`` can play a run back with no
+  server (see ``tinker_traffic``);
+- ``proxy=true`` routes the SDK through mitmweb to watch the traffic live (see ``tinker_proxy``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from tinkerx.errors import ConfigError, UserError
+
+CASSETTE_NAME = "http_traffic.yaml"
+_JWT = re.compile(r"^eyJ[\w-]*\.[\w-]+\.[\w-]*$")
+
+
+def resolve_api_key(env_name: str) -> str:
+    """The key from ``$env_name``, else from a ``.env`` file found from the working directory up."""
+    key, source = os.environ.get(env_name), f"${env_name}"
+    if not key:
+        from dotenv import dotenv_values, find_dotenv
+
+        dotenv = find_dotenv(usecwd=True)
+        key, source = (dotenv_values(dotenv).get(env_name) if dotenv else None), dotenv or ".env"
+    if not key:
+        raise UserError(f"backend=tinker needs an API key: set {env_name}, or put {env_name}=tml-... in a .env file")
+    key = key.strip()
+    if not (key.startswith("tml-") or _JWT.match(key)):
+        # Never echo the value: a malformed key may still be most of a real one.
+        raise UserError(f"the API key in {source} is malformed: Tinker keys start with 'tml-' (or are a JWT)")
+    return key
+
+
+class TinkerBackend:
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key_env: str = "TINKER_API_KEY",
+        record: bool = True,
+        replay: str | None = None,
+        proxy: bool = False,
+        proxy_port: int = 8080,
+        proxy_web_port: int = 8081,
+        telemetry: bool = False,
+    ) -> None:
+        if base_url is not None and not re.match(r"^https?://", base_url):
+            raise ConfigError(f"backend.base_url must start with http:// or https://, got {base_url!r}")
+        self.base_url, self.api_key_env = base_url, api_key_env
+        self.record, self.replay = record, replay
+        self.proxy, self.proxy_port, self.proxy_web_port = proxy, proxy_port, proxy_web_port
+        self.telemetry = telemetry
+        self._service: Any = None
+        self._cassette: Any = None
+        self._mitmweb: Any = None
+        self._undo: list[tuple[Any, str, Any]] = []  # (object, attribute, original value)
+
+    def open(self, model_loaders: Any, run_dir: Path, seed: int = 0) -> Any:
+        """A ``tinker.ServiceClient``. The model loaders and seed are the server's business here."""
+        replay = Path(self.replay).expanduser() if self.replay else None
+        if replay is not None and not replay.is_file():
+            raise UserError(f"backend.replay: no recorded traffic at {replay}")
+        # Replay talks to no server, so it needs no credentials: any well-formed key will do.
+        key = "tml-replay" if replay else resolve_api_key(self.api_key_env)
+        import tinker
+
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        # Telemetry batches depend on timing, so they would make recordings unreplayable.
+        self._set_env("TINKER_TELEMETRY", "1" if self.telemetry else "0")
+        # vcrpy logs every response body at INFO, which Hydra would copy into the run's log.
+        self._set(logging.getLogger("vcr"), "level", logging.WARNING)
+        proxy_url, verify = None, True
+        if self.proxy and not replay:
+            from tinkerx.backends.tinker_proxy import Mitmweb, trust_mitmproxy
+
+            self._mitmweb = Mitmweb(self.proxy_port, self.proxy_web_port, run_dir / "mitmweb.log").start()
+            proxy_url, verify = self._mitmweb.url, trust_mitmproxy()
+        self._use_httpx_transport(proxy_url, verify)
+        if self.record or replay:
+            from tinkerx.backends.tinker_traffic import use_cassette
+
+            path = replay if replay else run_dir / CASSETTE_NAME
+            self._cassette = use_cassette(path, replay=replay is not None, secret=key)
+            self._cassette.__enter__()
+        self._service = tinker.ServiceClient(base_url=self.base_url, api_key=key)
+        return self._service
+
+    def _use_httpx_transport(self, proxy_url: str | None, verify: Any) -> None:
+        """Every SDK connection goes through ``httpx.AsyncHTTPTransport``, which vcrpy patches."""
+        import httpx
+        import tinker._base_client as base
+
+        def transport() -> httpx.AsyncHTTPTransport:
+            return httpx.AsyncHTTPTransport(http2=True, proxy=proxy_url, verify=verify)
+
+        original = base.AsyncHttpxClientWrapper
+
+        class RecordableClient(original):  # type: ignore[misc, valid-type]
+            def __init__(self, **kwargs: Any) -> None:
+                kwargs["transport"] = transport()
+                super().__init__(**kwargs)
+
+        # The SDK picks pyqwest unless its server says otherwise (tinkerx.serve does; Tinker may not).
+        self._set(base, "_default_pyqwest_transport", transport)
+        self._set(base, "AsyncHttpxClientWrapper", RecordableClient)
+
+    # Everything open() changes in the process is undone by close(), in reverse order.
+    def _set(self, target: Any, name: str, value: Any) -> None:
+        self._undo.append((target, name, getattr(target, name)))
+        setattr(target, name, value)
+
+    def _set_env(self, name: str, value: str) -> None:
+        self._undo.append((os.environ, name, os.environ.get(name)))
+        os.environ[name] = value
+
+    def close(self, status: str = "success") -> None:
+        try:
+            if self._service is not None:
+                # Finishes the session (recorded too) and stops the heartbeat before the file is written.
+                self._service.close(status).result(timeout=60)
+        finally:
+            self._service = None
+            if self._cassette is not None:
+                self._cassette.__exit__(None, None, None)
+                self._cassette = None
+            for target, name, value in reversed(self._undo):
+                if target is not os.environ:
+                    setattr(target, name, value)
+                elif value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            self._undo.clear()
+            if self._mitmweb is not None:
+                self._mitmweb.stop()
+                self._mitmweb = None

@@ -1,0 +1,68 @@
+"""Reading which side a judge's free-text reply picks, or admitting that it picks none.
+
+Judges ramble, hedge, add markdown, echo the instructions and quote the answers. The patterns go
+from the most explicit ("Winner: B") to the weakest (a lone letter, or the text of exactly one
+answer); within a pattern the last match wins, as judges restate their pick at the end. A reply
+naming C or D, or nothing at all, is ``None``: the debate is discarded, never guessed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+from tinkerx.rewards.multiple_choice import extract_choice
+
+# An upper-case side needs only a word boundary; a lower-case one must stand alone before
+# punctuation or the end, so "the winner is a debater who..." does not read as A.
+_SIDE = r"[*_`\"'(\[\s]*(?:([AB])(?![\w'])|([ab])(?=[*_`\"')\]]*\s*(?:$|[.,;:!?\n])))"
+_NAMED = r"(?i:(?:debater|answer|option|side|choice)\s*)?"
+_PATTERNS = [
+    # "Winner: B", "**Winner:** debater a.", "the winner is Answer B", "Verdict - A"
+    re.compile(r"(?i:winner|verdict|winning side)[*_`\s]*(?:is|:|-|=)?[*_`\s]*" + _NAMED + _SIDE),
+    # "Debater A wins", "Answer B is correct", "Debater B's argument is stronger"
+    re.compile(
+        r"(?i:debater|answer|option|side)\s+([AB])(?!\w)(?:'s (?i:argument|case|answer))?[*_`\"')\]]*\s+"
+        r"(?i:wins|won|is (?:the )?(?:winner|correct|right|true|stronger|more convincing|better))"
+    ),
+    # "I side with B", "I choose Answer A", "I vote for debater b."
+    re.compile(r"(?i:side with|choose|pick|select|vote for)\s+" + _NAMED + _SIDE),
+    # "the correct answer is Answer B", "the right one is (a)."
+    re.compile(r"(?i:correct|right|true|best)\s+(?i:answer|option|choice|one)\s+(?i:is)\s+" + _NAMED + _SIDE),
+]
+# "Debater A", "Answer B", "Debater B's": names of the sides, which say nothing about who won.
+_LABEL = re.compile(r"(?i:debater|answer|option|side)\s+[AB](?!\w)(?:'s)?")
+# The instruction itself, when a judge repeats it: 'Reply with "Winner: A" or "Winner: B"'.
+_ECHO = re.compile(r"[\"']?winner:?\s*a[\"']?\s*or\s*[\"']?(?:winner:?\s*)?b\b[\"']?", re.IGNORECASE)
+
+
+def parse_verdict(text: str, answers: Sequence[str] = ()) -> str | None:
+    """``"A"``, ``"B"`` or ``None`` from a judge's reply; ``answers`` are the two answers' texts, A's first."""
+    text = _ECHO.sub(" ", text or "").strip()
+    if not text:
+        return None
+    for pattern in _PATTERNS:
+        matches = pattern.findall(text)
+        if matches:
+            last = matches[-1]
+            return next(g for g in last if g).upper() if isinstance(last, tuple) else last.upper()
+    # "The answer is (B)", "**A**", "B." -- but C or D names neither debated answer.
+    letter = extract_choice(_LABEL.sub(" ", text))
+    if letter is not None:
+        return letter if letter in "AB" else None
+    return _quoted_answer(text, answers)
+
+
+def _quoted_answer(text: str, answers: Sequence[str]) -> str | None:
+    """The side whose answer text, and only it, appears in the reply."""
+    if len(answers) != 2:
+        return None
+    a, b, folded = _fold(answers[0]), _fold(answers[1]), _fold(text)
+    if not a or not b or a in b or b in a:  # one answer inside the other proves nothing
+        return None
+    found = [side for side, answer in (("A", a), ("B", b)) if answer in folded]
+    return found[0] if len(found) == 1 else None
+
+
+def _fold(s: str) -> str:
+    return " ".join(s.lower().split())

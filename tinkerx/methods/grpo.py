@@ -1,0 +1,176 @@
+"""GRPO on verifiable rewards.
+
+Each step: take ``groups_per_batch`` prompts from a rotating pool, sample ``group_size``
+completions of each (all requests in flight at once), grade them with the reward, and push every
+completion's tokens up or down by its advantage, ``reward - mean(group reward)``. A group whose
+rewards are all equal has zero advantage everywhere: it is skipped and counted (ALL-0 / ALL-1).
+The loss is Tinker's ``importance_sampling`` (or ``ppo``) with the sampler's own logprobs.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tinkerx.backends.local.losses import LOSS_INPUTS
+from tinkerx.errors import ConfigError
+from tinkerx.methods.rl.advantages import SIGNAL
+from tinkerx.methods.rl.metrics import rollout_metrics, sampler_trainer_kl
+from tinkerx.methods.rl.pool import PromptPool
+from tinkerx.methods.rl.rollouts import Group, rl_datum, sample_groups, score_groups
+from tinkerx.pipeline import Pipeline
+from tinkerx.runs.checkpoints import checkpoint_base_model, resolve_checkpoint
+from tinkerx.runs.display import StepProgress
+
+RL_LOSSES = ("importance_sampling", "ppo")
+
+
+class GRPO:
+    name = "grpo"
+
+    def __init__(
+        self,
+        group_size: int = 8,
+        groups_per_batch: int = 16,
+        loss_fn: str = "importance_sampling",
+        loss_fn_config: dict[str, float] | None = None,
+        normalize_std: bool = False,
+        init_from: str | None = None,
+        checkpoint_threshold: float | None = None,
+        checkpoint_min_steps: int = 0,
+        samples_per_step: int = 4,
+        evaluate_baseline: bool = True,
+        save_final: bool = True,
+    ) -> None:
+        if loss_fn not in RL_LOSSES:
+            valid = ", ".join(RL_LOSSES) if loss_fn in LOSS_INPUTS else ", ".join(RL_LOSSES) + " (unknown loss)"
+            raise ConfigError(f"method.loss_fn {loss_fn!r} is not usable for grpo; valid: {valid}")
+        if group_size < 2:
+            raise ConfigError(f"method.group_size must be >= 2 (advantages compare samples of a group), got {group_size}")
+        if groups_per_batch < 1:
+            raise ConfigError(f"method.groups_per_batch must be >= 1, got {groups_per_batch}")
+        if checkpoint_min_steps < 0 or samples_per_step < 0:
+            raise ConfigError("method.checkpoint_min_steps and method.samples_per_step must be >= 0")
+        self.group_size, self.groups_per_batch = group_size, groups_per_batch
+        self.loss_fn, self.loss_fn_config = loss_fn, dict(loss_fn_config) if loss_fn_config else None
+        self.normalize_std = normalize_std
+        self.init_from = resolve_checkpoint(init_from, "method.init_from") if init_from else None
+        self.checkpoint_threshold, self.checkpoint_min_steps = checkpoint_threshold, checkpoint_min_steps
+        self.samples_per_step = samples_per_step
+        self.evaluate_baseline, self.save_final = evaluate_baseline, save_final
+
+    def run(self, p: Pipeline) -> dict[str, Any]:
+        self._check(p)
+        pool = PromptPool(p.dataset.train, seed=p.seed)
+        client = self._training_client(p)
+        summary: dict[str, Any] = {"init_from": self.init_from, "auto_checkpoints": []}
+        if self.evaluate_baseline and p.evaluator is not None:
+            summary["baseline"] = self._evaluate(p, client, "baseline")
+            p.recorder.log_metrics(0, {f"eval/{k}": v for k, v in summary["baseline"].items()})
+        total = p.training.max_steps
+        best = float("-inf")
+        with StepProgress(total, "grpo", show=("reward/mean", "groups/no_signal", "eval/accuracy")) as bar:
+            for step in range(total):
+                metrics = self._step(p, client, pool, step, total)
+                if self._holdout_due(p, step, total):
+                    holdout = self._evaluate(p, client, f"step_{step + 1:06d}")
+                    metrics.update({f"eval/{k}": v for k, v in holdout.items()})
+                    summary["final"] = holdout
+                    if self._passes_threshold(holdout["reward_mean"], step, best):
+                        best = holdout["reward_mean"]
+                        path = client.save_state(f"auto_step_{step + 1:06d}").result().path
+                        summary["auto_checkpoints"].append({"step": step + 1, "holdout_reward": best, "path": path})
+                        metrics["checkpoint/saved"] = 1
+                if p.training.save_every and (step + 1) % p.training.save_every == 0:
+                    client.save_state(f"step_{step + 1:06d}").result()
+                p.recorder.log_metrics(step + 1, metrics)
+                bar.advance(metrics)
+        if self.save_final:
+            summary["checkpoint"] = client.save_state("final").result().path
+        summary["steps"] = total
+        summary["reward_failures"] = p.reward.errors + p.reward.timeouts
+        return summary
+
+    # ---- one step --------------------------------------------------------------------------
+    def _step(self, p: Pipeline, client: Any, pool: PromptPool, step: int, total: int) -> dict[str, Any]:
+        start = time.perf_counter()
+        sampler = client.save_weights_and_get_sampling_client()
+        groups = sample_groups(sampler, p.tokenizer, p.dataset, pool.take(self.groups_per_batch), self.group_size, p.sampling.params())
+        sampled = time.perf_counter()
+        failures = p.reward.errors + p.reward.timeouts
+        score_groups(groups, p.reward, self.normalize_std)
+        scored = time.perf_counter()
+        metrics = {**rollout_metrics(groups), "reward/errors": p.reward.errors + p.reward.timeouts - failures, "pool/passes": pool.passes}
+        metrics.update(self._train(p, client, groups, step, total))
+        self._write_samples(p, step, groups[: self.samples_per_step])
+        done = time.perf_counter()
+        metrics.update({"time/sample_s": sampled - start, "time/reward_s": scored - sampled, "time/train_s": done - scored, "time/step_s": done - start})
+        return metrics
+
+    def _train(self, p: Pipeline, client: Any, groups: list[Group], step: int, total: int) -> dict[str, Any]:
+        trained = [(g, s) for g in groups if g.kind == SIGNAL for s in g.samples]
+        adam = p.optim.adam_params(step, total)
+        if not trained:  # every group flat: no signal, so no update this step
+            return {"train/datums": 0, "optim/lr": adam.learning_rate}
+        data = [rl_datum(g.prompt_T, s) for g, s in trained]
+        # Both requests go out before waiting: no idle round trip against the service.
+        fwd = client.forward_backward(data, self.loss_fn, self.loss_fn_config)
+        opt = client.optim_step(adam)
+        out, opt_out = fwd.result(), opt.result()
+        completion_tokens = sum(len(s.tokens_T) for _, s in trained)
+        return {
+            "train/loss": out.metrics["loss:sum"] / completion_tokens,
+            "train/datums": len(data),
+            "train/tokens": sum(d.model_input.length for d in data),
+            "train/kl_sampler_trainer": sampler_trainer_kl(trained, [o["logprobs"] for o in out.loss_fn_outputs]),
+            "optim/lr": adam.learning_rate,
+            **{f"optim/{k}": v for k, v in (opt_out.metrics or {}).items() if k != "learning_rate"},
+        }
+
+    # ---- around the steps ------------------------------------------------------------------
+    def _check(self, p: Pipeline) -> None:
+        if p.reward is None:
+            raise ConfigError("grpo needs a reward: choose one with reward=NAME")
+        if p.evaluator is not None and p.evaluator.split == "train":
+            raise ConfigError("evaluator.split must not be train for grpo: holdout prompts are never trained on")
+        trained_from = checkpoint_base_model(self.init_from) if self.init_from else None
+        if trained_from and trained_from != p.base_model:
+            raise ConfigError(f"method.init_from was trained from {trained_from}, but model is {p.base_model}; choose the matching model=")
+
+    def _training_client(self, p: Pipeline) -> Any:
+        if self.init_from:  # weights only: a warm start is a fresh optimizer on top of e.g. an SFT run
+            return p.service.create_training_client_from_state(self.init_from).result()
+        return p.service.create_lora_training_client(p.base_model, rank=p.lora_rank, seed=p.seed).result()
+
+    def _holdout_due(self, p: Pipeline, step: int, total: int) -> bool:
+        every, last = p.training.eval_every, step == total - 1
+        return p.evaluator is not None and (last or bool(every and (step + 1) % every == 0))
+
+    def _passes_threshold(self, holdout_reward: float, step: int, best: float) -> bool:
+        if self.checkpoint_threshold is None or step + 1 < self.checkpoint_min_steps:
+            return False
+        return holdout_reward >= self.checkpoint_threshold and holdout_reward > best
+
+    def _write_samples(self, p: Pipeline, step: int, groups: list[Group]) -> None:
+        rows = [
+            {
+                "step": step + 1,
+                "id": g.example.id,
+                "question": g.example.question,
+                "answer": g.example.answer,
+                "group": g.kind,
+                "samples": [
+                    {"text": s.text, "reward": s.reward, "advantage": s.advantage, "tokens": len(s.tokens_T), "stop_reason": s.stop_reason}
+                    for s in g.samples
+                ],
+            }
+            for g in groups
+        ]
+        if rows:
+            p.recorder.write_jsonl("samples.jsonl", rows, append=True)
+
+    @staticmethod
+    def _evaluate(p: Pipeline, client: Any, name: str) -> dict[str, float]:
+        result = p.evaluator(client.save_weights_and_get_sampling_client())
+        p.recorder.write_jsonl(f"eval/{name}.jsonl", result.records)
+        return result.metrics

@@ -1,0 +1,28 @@
+"""Group-relative advantages (GRPO): each sample's reward against its own group's mean."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+# How a group with no spread in reward is counted. Such a group has zero advantage everywhere,
+# so it carries no learning signal and is skipped; ALL-0 means the prompt is too hard for now,
+# ALL-1 that it is already solved.
+SIGNAL, ALL_0, ALL_1, FLAT = "signal", "all_0", "all_1", "flat"
+
+
+def group_kind(rewards_G: Sequence[float]) -> str:
+    if max(rewards_G) > min(rewards_G):
+        return SIGNAL
+    value = rewards_G[0]
+    return ALL_0 if value <= 0.0 else ALL_1 if value >= 1.0 else FLAT
+
+
+def group_advantages(rewards_G: Sequence[float], normalize_std: bool = False, eps: float = 1e-6) -> list[float]:
+    """``reward - mean(group)``, divided by the group's std when ``normalize_std``."""
+    mean = sum(rewards_G) / len(rewards_G)
+    advantages_G = [r - mean for r in rewards_G]
+    if normalize_std:
+        std = math.sqrt(sum(a * a for a in advantages_G) / len(advantages_G))
+        advantages_G = [a / (std + eps) for a in advantages_G]
+    return advantages_G

@@ -1,0 +1,43 @@
+"""Per-step RL metrics from a batch of groups. Wall-clock figures are kept apart, under ``time/``."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any, Sequence
+
+from tinkerx.methods.rl.advantages import ALL_0, ALL_1, SIGNAL
+from tinkerx.methods.rl.rollouts import Group, Sample
+
+
+def rollout_metrics(groups: Sequence[Group]) -> dict[str, float]:
+    samples = [s for g in groups for s in g.samples]
+    rewards = [s.reward for s in samples]
+    mean = sum(rewards) / len(rewards)
+    kinds = Counter(g.kind for g in groups)
+    return {
+        "reward/mean": mean,
+        "reward/std": math.sqrt(sum((r - mean) ** 2 for r in rewards) / len(rewards)),
+        "reward/accuracy": sum(r >= 0.5 for r in rewards) / len(rewards),  # the evaluator's threshold
+        "groups/signal": kinds[SIGNAL],
+        "groups/no_signal": len(groups) - kinds[SIGNAL],
+        "groups/all_0": kinds[ALL_0],
+        "groups/all_1": kinds[ALL_1],
+        "sample/completion_tokens": sum(len(s.tokens_T) for s in samples) / len(samples),
+        "sample/truncation_rate": sum(s.stop_reason == "length" for s in samples) / len(samples),
+        "sample/tokens": sum(len(g.prompt_T) + len(s.tokens_T) for g in groups for s in g.samples),
+    }
+
+
+def sampler_trainer_kl(trained: Sequence[tuple[Group, Sample]], trainer_logprobs: Sequence[Any]) -> float:
+    """Mean of (sampler logprob - trainer logprob) over the completion tokens trained on.
+
+    An estimate of KL(sampler || trainer): ~0 when sampling and training see the same weights and
+    numerics; growing values mean off-policy data, which the importance ratio then corrects.
+    """
+    total, count = 0.0, 0
+    for (group, sample), logprobs in zip(trained, trainer_logprobs):
+        trainer_T = logprobs.tolist()[len(group.prompt_T) - 1 :]
+        total += sum(s - t for s, t in zip(sample.logprobs_T, trainer_T))
+        count += len(sample.logprobs_T)
+    return total / count if count else 0.0

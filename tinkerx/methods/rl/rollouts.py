@@ -1,0 +1,83 @@
+"""Groups of sampled completions per prompt, their rewards, and the Tinker datums trained on.
+
+Shapes in names: ``_G`` is one value per sample of a group, ``_T`` one per token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from tinkerx.chat import decode_completion, prompt_tokens
+from tinkerx.methods.rl.advantages import group_advantages, group_kind
+from tinkerx.sampler import sample_prompts
+
+
+@dataclass
+class Sample:
+    tokens_T: list[int]
+    logprobs_T: list[float]  # the sampler's logprobs of its own tokens
+    stop_reason: str
+    text: str
+    reward: float = 0.0
+    advantage: float = 0.0
+
+
+@dataclass
+class Group:
+    example: Any
+    prompt_T: list[int]
+    samples: list[Sample] = field(default_factory=list)
+
+    @property
+    def rewards_G(self) -> list[float]:
+        return [s.reward for s in self.samples]
+
+    @property
+    def kind(self) -> str:
+        return group_kind(self.rewards_G)
+
+
+def sample_groups(sampling_client: Any, tokenizer: Any, dataset: Any, examples: Sequence[Any], group_size: int, params: Any) -> list[Group]:
+    """``group_size`` completions of every example; all requests are in flight before any wait."""
+    prompts = [prompt_tokens(tokenizer, dataset.messages(ex)) for ex in examples]
+    futures = sample_prompts(sampling_client, prompts, group_size, params)
+    groups = []
+    for example, prompt_T, future in zip(examples, prompts, futures):
+        samples = [
+            Sample(list(seq.tokens), list(seq.logprobs), seq.stop_reason, decode_completion(tokenizer, seq.tokens))
+            for seq in future.result().sequences
+        ]
+        groups.append(Group(example, prompt_T, samples))
+    return groups
+
+
+def score_groups(groups: Sequence[Group], reward: Any, normalize_std: bool = False) -> None:
+    """Sets every sample's reward (one concurrent batch through the guarded reward) and advantage."""
+    samples = [s for g in groups for s in g.samples]
+    truths = [g.example.answer for g in groups for _ in g.samples]
+    for sample, score in zip(samples, reward.score_batch([s.text for s in samples], truths)):
+        sample.reward = float(score)
+    for g in groups:
+        for sample, advantage in zip(g.samples, group_advantages(g.rewards_G, normalize_std)):
+            sample.advantage = advantage
+
+
+def rl_datum(prompt_T: Sequence[int], sample: Sample):
+    """A Datum for importance_sampling / ppo: prompt + completion, shifted by one.
+
+    Position i predicts ``target_tokens[i]``; prompt positions carry logprob 0 and advantage 0, so
+    only the completion's tokens are pushed up or down.
+    """
+    from tinker import types
+
+    tokens_T = list(prompt_T) + sample.tokens_T
+    n_prompt = len(prompt_T) - 1  # target positions that are still prompt tokens
+    return types.Datum(
+        model_input=types.ModelInput.from_ints(tokens_T[:-1]),
+        loss_fn_inputs={
+            "target_tokens": tokens_T[1:],
+            "logprobs": [0.0] * n_prompt + sample.logprobs_T,
+            "advantages": [0.0] * n_prompt + [sample.advantage] * len(sample.tokens_T),
+        },
+    )

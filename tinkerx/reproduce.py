@@ -1,0 +1,96 @@
+"""Re-run a finished run from its folder: ``python -m tinkerx.reproduce RUN_DIR [overrides...]``.
+
+The config is re-composed from the run's group choices (method, model, dataset, ...) and its
+command-line overrides, read from ``.hydra/hydra.yaml``, rather than from the saved values: that
+keeps node types intact when a group override is added (``backend=tinker`` replaces a whole node,
+not a string). Hydra settings the user overrode are restored; the output goes to a sibling folder
+so the original is never touched. Afterwards the new ``metrics.jsonl`` is compared with the
+original's, ignoring wall-clock keys (``time/...``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tinkerx.runs.recorder import TIME_PREFIX
+
+# Hydra settings that describe where and how the original ran, not what it ran.
+_PER_RUN_HYDRA_KEYS = ("hydra.run.dir", "hydra.sweep.", "hydra.mode", "hydra.job.num", "hydra.job.id", "hydra.output_subdir")
+
+
+def reproduction_args(run_dir: Path, extra: list[str], new_dir: Path) -> list[str]:
+    from omegaconf import OmegaConf
+
+    from tinkerx.errors import UserError
+
+    hydra_file = run_dir / ".hydra" / "hydra.yaml"
+    if not hydra_file.is_file():
+        raise UserError(f"{run_dir} is not a tinkerx run folder (no .hydra/hydra.yaml)")
+    hydra = OmegaConf.load(hydra_file).hydra
+    task = [str(o) for o in hydra.overrides.task]
+    user_hydra = [str(o) for o in hydra.overrides.hydra if not str(o).startswith(_PER_RUN_HYDRA_KEYS)]
+    overridden = {_key(o) for o in task + extra}
+    choices = [
+        f"{group}={choice}"
+        for group, choice in hydra.runtime.choices.items()
+        if not group.startswith("hydra/") and choice is not None and group not in overridden
+    ]
+    output_subdir = hydra.output_subdir
+    return choices + task + user_hydra + extra + [f"hydra.run.dir={new_dir}", f"hydra.output_subdir={output_subdir}"]
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def metric_rows(path: Path) -> list[dict[str, Any]]:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [{k: v for k, v in row.items() if not k.startswith(TIME_PREFIX)} for row in rows]
+
+
+def compare_metrics(original: Path, reproduced: Path) -> str | None:
+    """None when the two metrics.jsonl files agree line for line (timing aside), else the first difference."""
+    a, b = metric_rows(original / "metrics.jsonl"), metric_rows(reproduced / "metrics.jsonl")
+    if len(a) != len(b):
+        return f"{len(a)} metric lines originally, {len(b)} now"
+    for i, (x, y) in enumerate(zip(a, b), start=1):
+        if x != y:
+            key = next(k for k in sorted(set(x) | set(y)) if x.get(k) != y.get(k))
+            return f"line {i}: {key} was {x.get(key)!r}, now {y.get(key)!r}"
+    return None
+
+
+def main(argv: list[str] | None = None) -> None:
+    from tinkerx.cli_errors import report_user_error
+    from tinkerx.errors import UserError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__.strip().splitlines()[0])
+        sys.exit(0 if argv else 2)
+    run_dir = Path(argv[0]).resolve()
+    extra = argv[1:]
+    new_dir = Path(next((o.split("=", 1)[1] for o in extra if o.startswith("hydra.run.dir=")), str(run_dir) + time.strftime("-reproduced-%Y%m%d-%H%M%S")))
+    extra = [o for o in extra if not o.startswith("hydra.run.dir=")]
+    try:
+        args = reproduction_args(run_dir, extra, new_dir)
+    except UserError as e:
+        report_user_error(e)
+
+    from tinkerx.__main__ import main as tinkerx_main
+
+    print("reproducing with: python -m tinkerx " + " ".join(args), file=sys.stderr)
+    sys.argv = ["tinkerx", *args]
+    tinkerx_main()
+    if not extra:
+        difference = compare_metrics(run_dir, new_dir)
+        verdict = "metrics.jsonl matches the original line for line" if difference is None else f"metrics differ from the original: {difference}"
+        print(f"{new_dir}: {verdict}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
