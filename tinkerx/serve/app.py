@@ -131,7 +131,6 @@ async def _retrieve_future(ctx: Context, body: dict) -> Any:
         raise KeyError(f"unknown request_id {request_id!r}")
     result = await ctx.store.wait(request_id, ctx.config.poll_hold_s)
     if result is None:
-        print("TRYAGAIN", request_id, flush=True)
         return {"type": "try_again", "request_id": request_id, "queue_state": "active"}
     if result.error is not None:
         return {"error": result.error, "category": result.category}

@@ -1,0 +1,45 @@
+"""A benchmark suite: named data sets, each graded by its own reward on its test split.
+
+Data sets come as factories (``_partial_: true``) so a suite can point them at local copies
+(``data_dir``, for machines without the hub) and so only the suite in use is ever loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from tinkerx.rewards.guarded import GuardedReward, validate_reward
+
+
+@dataclass
+class Benchmark:
+    dataset: Callable[..., Any]            # builds the data set; local_files become its arguments
+    reward: Any
+    max_examples: int | None = None        # None: the whole test split
+    local_files: dict[str, str] = field(default_factory=dict)  # argument -> file under data_dir
+
+
+@dataclass
+class LoadedBenchmark:
+    dataset: Any
+    reward: GuardedReward
+    max_examples: int | None
+
+
+class Suite:
+    """``benchmarks`` empty means the run's own data set and reward (``suite=dataset``)."""
+
+    def __init__(self, name: str, benchmarks: dict[str, Benchmark], data_dir: str | None = None, reward_timeout_s: float = 5.0) -> None:
+        self.name, self.benchmarks, self.data_dir, self.reward_timeout_s = name, dict(benchmarks), data_dir, reward_timeout_s
+
+    def load(self) -> dict[str, LoadedBenchmark]:
+        """Reads every data set and checks its reward on a few of its own reference answers."""
+        loaded = {}
+        for name, bench in self.benchmarks.items():
+            files = {arg: str(Path(self.data_dir).expanduser() / f) for arg, f in bench.local_files.items()} if self.data_dir else {}
+            dataset = bench.dataset(**files)
+            validate_reward(bench.reward, dataset.test[:4])
+            loaded[name] = LoadedBenchmark(dataset, GuardedReward(bench.reward, self.reward_timeout_s), bench.max_examples)
+        return loaded

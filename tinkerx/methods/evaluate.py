@@ -1,0 +1,131 @@
+"""``method=eval``: benchmark a base model or a checkpoint on a suite, and compare with a baseline.
+
+Writes per benchmark ``eval/NAME.jsonl`` (one record per example and sample), and ``results.json``
+(metrics plus per-example correctness) that a later run can name with ``compare=PATH``; with it,
+``comparison.json`` holds each metric's change, the examples that flipped, and a paired bootstrap
+confidence interval for the change in accuracy.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from rich.table import Table
+
+from tinkerx.errors import ConfigError
+from tinkerx.eval.compare import compare_results, load_results, results_entry
+from tinkerx.eval.partial_credit import partial_credit
+from tinkerx.eval.suite import LoadedBenchmark
+from tinkerx.pipeline import Pipeline
+from tinkerx.runs.checkpoints import checkpoint_base_model, resolve_checkpoint
+from tinkerx.runs.display import show
+
+
+class Evaluate:
+    name = "eval"
+
+    def __init__(
+        self,
+        checkpoint: str | None = None,
+        compare: str | None = None,
+        bootstrap_samples: int = 2000,
+        confidence: float = 0.95,
+        seed: int = 0,
+    ) -> None:
+        if bootstrap_samples < 1:
+            raise ConfigError(f"method.bootstrap_samples must be >= 1, got {bootstrap_samples}")
+        if not 0 < confidence < 1:
+            raise ConfigError(f"method.confidence must be in (0, 1), got {confidence}")
+        self.checkpoint = resolve_checkpoint(checkpoint, "method.checkpoint") if checkpoint else None
+        # Read now, at build time: a wrong path costs nothing.
+        self.baseline = load_results(compare) if compare else None
+        self.bootstrap_samples, self.confidence, self.seed = bootstrap_samples, confidence, seed
+
+    def run(self, p: Pipeline) -> dict[str, Any]:
+        if p.evaluator is None:
+            raise ConfigError("method=eval needs an evaluator (evaluator=default)")
+        suite = p.components.get("suite")
+        benchmarks = suite.load() if suite is not None and suite.benchmarks else self._run_dataset(p)
+        self._check(p, benchmarks)
+        sampler = self._sampling_client(p)
+        results: dict[str, Any] = {}
+        for name, bench in benchmarks.items():
+            records = self._evaluate(p, sampler, bench)
+            p.recorder.write_jsonl(f"eval/{name}.jsonl", records)
+            results[name] = results_entry(_metrics(records), records)
+        current = {"model": p.base_model, "checkpoint": self.checkpoint, "suite": getattr(suite, "name", "dataset"), "run_dir": str(p.run_dir), "benchmarks": results}
+        summary: dict[str, Any] = {"results": str(p.recorder.write_json("results.json", current)), "final": _headline(results)}
+        if self.baseline is not None:
+            comparison = compare_results(self.baseline, current, self.bootstrap_samples, self.confidence, self.seed)
+            summary["comparison"] = str(p.recorder.write_json("comparison.json", comparison))
+            summary["baseline"] = _headline({n: self.baseline["benchmarks"][n] for n in comparison["benchmarks"]})
+            show(_comparison_table(comparison))
+        return summary
+
+    # ---- parts -----------------------------------------------------------------------------
+    @staticmethod
+    def _run_dataset(p: Pipeline) -> dict[str, LoadedBenchmark]:
+        if p.reward is None:
+            raise ConfigError("suite=dataset grades with the run's reward: choose one with reward=NAME")
+        return {p.dataset.name: LoadedBenchmark(p.dataset, p.reward, p.evaluator.max_examples)}
+
+    def _check(self, p: Pipeline, benchmarks: dict[str, LoadedBenchmark]) -> None:
+        trained_from = checkpoint_base_model(self.checkpoint) if self.checkpoint else None
+        if trained_from and trained_from != p.base_model:
+            raise ConfigError(f"method.checkpoint was trained from {trained_from}, but model is {p.base_model}; choose the matching model=")
+        if self.baseline is not None and not set(benchmarks) & set(self.baseline["benchmarks"]):
+            raise ConfigError(
+                f"compare: the baseline has none of this run's benchmarks ({', '.join(benchmarks)}); "
+                f"it has {', '.join(self.baseline['benchmarks']) or 'none'}"
+            )
+
+    def _sampling_client(self, p: Pipeline) -> Any:
+        if self.checkpoint is None:
+            return p.service.create_sampling_client(base_model=p.base_model)
+        if "sampler_weights" in self.checkpoint:  # weights saved for sampling: no trainer needed
+            return p.service.create_sampling_client(model_path=self.checkpoint)
+        # A training state (what save_state writes, e.g. an SFT or GRPO run's final checkpoint).
+        return p.service.create_training_client_from_state(self.checkpoint).result().save_weights_and_get_sampling_client()
+
+    @staticmethod
+    def _evaluate(p: Pipeline, sampler: Any, bench: LoadedBenchmark) -> list[dict[str, Any]]:
+        # The run's evaluator settings (split, samples, temperature, max_tokens) on this benchmark.
+        evaluator = copy.copy(p.evaluator)
+        evaluator.dataset, evaluator.reward, evaluator.max_examples = bench.dataset, bench.reward, bench.max_examples
+        records = evaluator(sampler).records
+        for r in records:
+            r["partial_credit"] = partial_credit(r["completion"], r["answer"], r["correct"])
+        return records
+
+
+def _metrics(records: list[dict[str, Any]]) -> dict[str, float]:
+    from tinkerx.eval.evaluator import summarize
+
+    n = max(1, len(records))
+    return {**summarize(records), "partial_credit": sum(r["partial_credit"] for r in records) / n}
+
+
+def _headline(results: dict[str, Any]) -> dict[str, float]:
+    """One benchmark: its metrics. Several: each as ``NAME/metric``, and ``accuracy`` averaged over them."""
+    if len(results) == 1:
+        return dict(next(iter(results.values()))["metrics"])
+    flat = {f"{name}/{m}": v for name, r in results.items() for m, v in r["metrics"].items()}
+    flat["accuracy"] = sum(r["metrics"]["accuracy"] for r in results.values()) / len(results)
+    return flat
+
+
+def _comparison_table(comparison: dict[str, Any]) -> Table:
+    table = Table(title="accuracy vs baseline, paired by example (* = CI excludes 0)")
+    ci = f"{comparison['confidence']:.0%} CI"
+    for column in ("benchmark", "n", "baseline", "now", "change", ci, "up", "down"):
+        table.add_column(column, justify="left" if column == "benchmark" else "right")
+    for name, c in comparison["benchmarks"].items():
+        low, high = c["accuracy_change_ci"]
+        accuracy = c["metrics"].get("accuracy", {})
+        table.add_row(
+            name, str(c["paired_examples"]), f"{accuracy.get('baseline', float('nan')):.3f}", f"{accuracy.get('current', float('nan')):.3f}",
+            f"{c['accuracy_change']:+.3f}" + (" *" if c["significant"] else ""), f"[{low:+.3f}, {high:+.3f}]",
+            str(len(c["improvements"])), str(len(c["regressions"])),
+        )
+    return table
