@@ -54,6 +54,9 @@ ANSWERS = ("17", "42")
         ("Debater A argued x. Debater B argued y. Final verdict: A", "A"),
         ('Reply with "Winner: A" or "Winner: B". Winner: A', "A"),  # the echoed instruction does not count
         ("After weighing both, the answer is 42.", "B"),  # the text of exactly one answer
+        ("A: 17", "A"),  # a label, read by the answer text after it
+        ("A: A\n\nThe correct answer is A.", "A"),
+        ("Debater A (for Answer A) is the winner.", "A"),
         # nothing to go on: discarded, never guessed
         ("", None),
         ("I cannot decide between them.", None),
@@ -61,7 +64,9 @@ ANSWERS = ("17", "42")
         ("the winner is a debater who argued well", None),  # the article "a" is not side A
         ("A cat sat on the mat", None),
         ("Debater A says 17. Debater B says 42.", None),  # naming the sides is not picking one
-        ("Answer A: 17\nAnswer B: 42", None),
+        ("Answer A: 17\nAnswer B: 42", None),  # the answers echoed
+        ("A: 17\nB: 42", None),
+        ("Debater A (for Answer A)\nDebater B (for Answer B)", None),
         ("Winner: C", None),  # neither debated answer
         ("The answer is (D)", None),
         ("\x00\ufffd<|im_end|>", None),

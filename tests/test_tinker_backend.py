@@ -118,12 +118,15 @@ def test_cassette_replays_in_order_repeats_liveness_and_names_misses(tmp_path):
 
     poll = Request("POST", "http://h/api/v1/retrieve_future", b'{"request_id": "r1"}', {})
     beat = Request("POST", "http://h/api/v1/session_heartbeat", b'{"session_id": "s"}', {})
-    cassette = TinkerCassette(str(tmp_path / "c.yaml"), record_mode="none")
+    hub = Request("GET", "https://huggingface.co/api/models/x", b"", {})
+    only_h = lambda r: r if r.uri.startswith("http://h/") else None  # noqa: E731
+    cassette = TinkerCassette(str(tmp_path / "c.yaml"), record_mode="none", before_record_request=only_h)
     cassette.append(poll, response({"type": "try_again"}))
     cassette.append(poll, response({"metrics": {}}))
     cassette.rewound = True  # as after loading from a file
 
     assert cassette.can_play_response_for(poll)
+    assert not cassette.can_play_response_for(hub)  # other servers' traffic is not ours to answer
     assert json.loads(cassette.play_response(poll)["body"]["string"]) == {"type": "try_again"}
     assert json.loads(cassette.play_response(poll)["body"]["string"]) == {"metrics": {}}
     for _ in range(3):  # never recorded, yet answered: heartbeats depend on wall time, not on the run

@@ -23,14 +23,12 @@ KEY = "tml-cli-secret-abcdef0123456789"
 SFT = ["method=sft", "training.max_steps=3", "training.batch_size=8", "evaluator.max_examples=8", "method.validation_examples=16"]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def _start_server(state: Path, *overrides: str):
     port = free_port()
-    state = tmp_path_factory.mktemp("serve")
     log = (state / "serve.log").open("w")
     env = {**os.environ, "TINKER_TELEMETRY": "0"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "tinkerx.serve", f"server.port={port}", "server.poll_hold_s=5", f"hydra.run.dir={state}"],
+        [sys.executable, "-m", "tinkerx.serve", f"server.port={port}", "server.poll_hold_s=5", f"hydra.run.dir={state}", *overrides],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -43,9 +41,21 @@ def server(tmp_path_factory):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"tinkerx.serve did not start: {(state / 'serve.log').read_text()[-2000:]}")
             time.sleep(0.3)
+    return process, url
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    process, url = _start_server(tmp_path_factory.mktemp("serve"))
     yield url
     process.terminate()
     process.wait(timeout=30)
+
+
+def _applied(server: str, checkpoint: str) -> dict[str, int]:
+    """How many operations of each kind the server applied to the model a run trained."""
+    model_id = checkpoint.removeprefix("tinker://").split("/")[0]
+    return httpx.get(f"{server}/tinkerx/stats").json()["models"][model_id]
 
 
 def _cli(args: list[str], run_dir: Path, key: str | None = KEY) -> subprocess.CompletedProcess:
@@ -75,6 +85,8 @@ def test_sft_through_the_sdk_matches_local_and_replays(server, tmp_path):
     _cli([*SFT, "backend=tinker", f"backend.base_url={server}"], tinker_run)
     summary = json.loads((tinker_run / "summary.json").read_text())
     assert summary["checkpoint"].startswith("tinker://") and summary["steps"] == 3
+    applied = _applied(server, summary["checkpoint"])
+    assert (applied["forward_backward"], applied["optim_step"]) == (3, 3)
     assert (tinker_run / "http_traffic.yaml").stat().st_size > 0
     assert _scan_for_key(tinker_run) == []
 
@@ -91,6 +103,24 @@ def test_sft_through_the_sdk_matches_local_and_replays(server, tmp_path):
     assert _metrics(replay_run) == _metrics(tinker_run)
     replayed = json.loads((replay_run / "summary.json").read_text())
     assert (replayed["baseline"], replayed["final"]) == (summary["baseline"], summary["final"])
+
+
+def test_sft_completes_through_injected_faults(tmp_path):
+    faults = ["server.faults.rate_429=0.1", "server.faults.rate_503=0.1", "server.faults.slow_rate=0.05", "server.faults.slow_s=0.5"]
+    process, url = _start_server(tmp_path, *faults)
+    try:
+        _cli([*SFT, "backend=tinker", f"backend.base_url={url}"], tmp_path / "faulty")
+        _cli([*SFT, "backend=local"], tmp_path / "local")
+        summary = json.loads((tmp_path / "faulty" / "summary.json").read_text())
+        applied = _applied(url, summary["checkpoint"])
+        counts = httpx.get(f"{url}/tinkerx/stats").json()["faults"]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert min(counts.values()) > 0, counts
+    assert (applied["forward_backward"], applied["optim_step"]) == (3, 3)  # none lost, none applied twice
+    got, want = _metrics(tmp_path / "faulty"), _metrics(tmp_path / "local")
+    assert [m["train/loss"] for m in got] == pytest.approx([m["train/loss"] for m in want], rel=1e-5)
 
 
 def test_grpo_through_the_sdk(server, tmp_path):

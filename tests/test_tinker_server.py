@@ -3,6 +3,7 @@ recorded traffic that replays with no server, and injected faults that lose or r
 
 from __future__ import annotations
 
+import shutil
 import socket
 import time
 
@@ -158,6 +159,7 @@ def test_unmodified_sdk_trains_saves_loads_and_samples(tiny, tmp_path):
         assert counts["forward_backward"] == 1 and counts["optim_step"] == 1
 
 
+@pytest.mark.slow
 def test_parity_with_the_local_backend(tiny, tmp_path):
     from tinkerx.backends.local import LocalBackend
 
@@ -233,3 +235,19 @@ def test_latency_is_paid_once_per_submission(tiny, tmp_path):
         [f.result() for f in futures]
         elapsed = time.monotonic() - start
     assert 0.3 <= elapsed < 0.3 * 8 / 2, elapsed  # concurrent requests overlap their latency
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("mitmweb") is None, reason="mitmweb not installed (pip install 'tinkerx[proxy]')")
+def test_proxy_routes_the_sdk_through_mitmweb(tiny, tmp_path):
+    from tinkerx.serve.runner import free_port
+
+    run_dir = tmp_path / "run"
+    with local_server(tiny, tmp_path / "server", seed=0) as server:
+        backend = TinkerBackend(base_url=server.url, proxy=True, proxy_port=free_port(), proxy_web_port=free_port())
+        tc = backend.open([tiny], run_dir).create_lora_training_client(BASE, rank=0, seed=0).result()
+        tc.forward_backward(_datums(), "cross_entropy").result()
+        backend.close()
+    log = (run_dir / "mitmweb.log").read_text()
+    assert f"server connect 127.0.0.1:{server.port}" in log  # the SDK's connections went through the proxy
+    assert "/api/v1/forward_backward" in (run_dir / "http_traffic.yaml").read_text()  # and were still recorded

@@ -17,11 +17,12 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from tinkerx.errors import ConfigError, UserError
 
 CASSETTE_NAME = "http_traffic.yaml"
+logger = logging.getLogger(__name__)
 _JWT = re.compile(r"^eyJ[\w-]*\.[\w-]+\.[\w-]*$")
 
 
@@ -63,7 +64,7 @@ class TinkerBackend:
         self._service: Any = None
         self._cassette: Any = None
         self._mitmweb: Any = None
-        self._undo: list[tuple[Any, str, Any]] = []  # (object, attribute, original value)
+        self._undo: list[Callable[[], None]] = []  # what close() runs, last first, to restore the process
 
     def open(self, model_loaders: Any, run_dir: Path, seed: int = 0) -> Any:
         """A ``tinker.ServiceClient``. The model loaders and seed are the server's business here."""
@@ -74,12 +75,22 @@ class TinkerBackend:
         key = "tml-replay" if replay else resolve_api_key(self.api_key_env)
         import tinker
 
-        run_dir = Path(run_dir)
+        try:
+            self._prepare(Path(run_dir), replay, key)
+            self._service = tinker.ServiceClient(base_url=self.base_url, api_key=key)
+        except BaseException:
+            self.close()  # undo whatever was set up: nobody else will, open() never returned
+            raise
+        return self._service
+
+    def _prepare(self, run_dir: Path, replay: Path | None, key: str) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
         # Telemetry batches depend on timing, so they would make recordings unreplayable.
         self._set_env("TINKER_TELEMETRY", "1" if self.telemetry else "0")
         # vcrpy logs every response body at INFO, which Hydra would copy into the run's log.
-        self._set(logging.getLogger("vcr"), "level", logging.WARNING)
+        vcr_logger = logging.getLogger("vcr")
+        self._undo.append(lambda level=vcr_logger.level: vcr_logger.setLevel(level))
+        vcr_logger.setLevel(logging.WARNING)
         proxy_url, verify = None, True
         if self.proxy and not replay:
             from tinkerx.backends.tinker_proxy import Mitmweb, trust_mitmproxy
@@ -88,13 +99,14 @@ class TinkerBackend:
             proxy_url, verify = self._mitmweb.url, trust_mitmproxy()
         self._use_httpx_transport(proxy_url, verify)
         if self.record or replay:
+            from tinker.lib.base_url import resolve_base_url
+
             from tinkerx.backends.tinker_traffic import use_cassette
 
             path = replay if replay else run_dir / CASSETTE_NAME
-            self._cassette = use_cassette(path, replay=replay is not None, secret=key)
+            server = resolve_base_url(self.base_url)  # what the SDK will use: argument, $TINKER_BASE_URL or prod
+            self._cassette = use_cassette(path, replay=replay is not None, secret=key, server=server)
             self._cassette.__enter__()
-        self._service = tinker.ServiceClient(base_url=self.base_url, api_key=key)
-        return self._service
 
     def _use_httpx_transport(self, proxy_url: str | None, verify: Any) -> None:
         """Every SDK connection goes through ``httpx.AsyncHTTPTransport``, which vcrpy patches."""
@@ -117,31 +129,28 @@ class TinkerBackend:
 
     # Everything open() changes in the process is undone by close(), in reverse order.
     def _set(self, target: Any, name: str, value: Any) -> None:
-        self._undo.append((target, name, getattr(target, name)))
+        self._undo.append(lambda old=getattr(target, name): setattr(target, name, old))
         setattr(target, name, value)
 
     def _set_env(self, name: str, value: str) -> None:
-        self._undo.append((os.environ, name, os.environ.get(name)))
+        old = os.environ.get(name)
+        self._undo.append(lambda: os.environ.pop(name, None) if old is None else os.environ.__setitem__(name, old))
         os.environ[name] = value
 
     def close(self, status: str = "success") -> None:
         try:
             if self._service is not None:
                 # Finishes the session (recorded too) and stops the heartbeat before the file is written.
-                self._service.close(status).result(timeout=60)
+                self._service.close(status).result(timeout=30)
+        except Exception as e:  # a server gone by now must not turn a finished run into a failed one
+            logger.warning("could not finish the Tinker session cleanly: %s: %s", type(e).__name__, e)
         finally:
             self._service = None
             if self._cassette is not None:
                 self._cassette.__exit__(None, None, None)
                 self._cassette = None
-            for target, name, value in reversed(self._undo):
-                if target is not os.environ:
-                    setattr(target, name, value)
-                elif value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
-            self._undo.clear()
+            while self._undo:
+                self._undo.pop()()
             if self._mitmweb is not None:
                 self._mitmweb.stop()
                 self._mitmweb = None

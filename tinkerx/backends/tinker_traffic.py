@@ -15,8 +15,10 @@ background traffic differ between runs. What makes that work:
   it replays its last recorded answer however often it comes, or a canned one if none was recorded.
   Telemetry is switched off (``TINKER_TELEMETRY=0``), so its batches never enter the cassette.
 
-Secrets never reach the file: auth headers are replaced, and the key itself is scrubbed from every
-header and body on the way in.
+Only requests to the Tinker server are recorded and replayed; anything else the process sends
+while the cassette is open (a tokenizer download from the Hugging Face Hub, say) goes to the
+network as usual. Secrets never reach the file: auth headers are replaced, and the key itself is
+scrubbed from every header and body on the way in.
 """
 
 from __future__ import annotations
@@ -95,8 +97,9 @@ class TinkerCassette(Cassette):
         return self._index
 
     def can_play_response_for(self, request: Any) -> bool:
-        # Recording (record_mode "all") never plays back: skip the lookup altogether.
-        return self.write_protected and self.rewound
+        # Recording (record_mode "all") never plays back: skip the lookup altogether. Requests to
+        # other servers (filtered out by the request hook) are not ours to answer.
+        return self.write_protected and self.rewound and self._before_record_request(request) is not None
 
     def play_response(self, request: Any) -> dict:
         request = self._before_record_request(request)
@@ -113,8 +116,8 @@ class TinkerCassette(Cassette):
         return _json_response(404, "Not Found", {"detail": f"tinkerx replay: {self._path} has no answer for {miss} with this body"})
 
 
-def _scrubber(secret: str | None):
-    """A hook that removes ``secret`` from a request's or response's headers and body."""
+def _scrubber(secret: str | None, server: str):
+    """Hooks that keep only requests to ``server`` and remove ``secret`` from headers and bodies."""
     needle = secret.encode() if secret else None
 
     def scrub_bytes(value: Any) -> Any:
@@ -127,6 +130,8 @@ def _scrubber(secret: str | None):
         return value
 
     def request_hook(request: Any) -> Any:
+        if not request.uri.startswith(server):
+            return None
         for name in [n for n in request.headers if n.lower().startswith("x-stainless-")]:
             del request.headers[name]  # the SDK's platform banner on every request: noise in the file
         for name in SECRET_HEADERS:
@@ -148,11 +153,12 @@ def _scrubber(secret: str | None):
     return request_hook, response_hook
 
 
-def use_cassette(path: Path, *, replay: bool, secret: str | None):
-    """A context manager that records to (or, with ``replay``, plays back from) ``path``."""
+def use_cassette(path: Path, *, replay: bool, secret: str | None, server: str):
+    """A context manager that records to (or, with ``replay``, plays back from) ``path`` the traffic
+    to ``server`` (the SDK's base URL)."""
     import vcr
 
-    request_hook, response_hook = _scrubber(secret)
+    request_hook, response_hook = _scrubber(secret, server.rstrip("/") + "/")
     recorder = vcr.VCR(
         record_mode="none" if replay else "all",
         decode_compressed_response=True,  # gzip'd JSON answers stay readable in the file

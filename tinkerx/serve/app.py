@@ -10,6 +10,7 @@ import json
 from typing import Any, Awaitable, Callable
 
 import pydantic
+from google.protobuf.message import DecodeError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -37,7 +38,7 @@ def build_app(ctx: Context) -> Starlette:
                     return _answer(await handler(ctx, body))
                 except KeyError as exc:
                     return JSONResponse({"detail": str(exc.args[0] if exc.args else exc)}, 404)
-                except (ValueError, pydantic.ValidationError) as exc:
+                except (ValueError, pydantic.ValidationError, DecodeError) as exc:
                     return JSONResponse({"detail": str(exc)}, 400)
 
             return await faults.around(request, handle)
@@ -119,7 +120,7 @@ def _finish_route(ctx: Context):
     async def route(request: Request) -> Response:
         session_id = request.path_params["session_id"]
         if session_id in ctx.registry.sessions:
-            ctx.registry.sessions[session_id] = "finished"
+            ctx.registry.finish_session(session_id)
         return JSONResponse(None)
 
     return route
@@ -142,7 +143,6 @@ async def _retrieve_future(ctx: Context, body: dict) -> Any:
 def _stats_route(ctx: Context, faults: FaultInjector):
     # Not part of Tinker: lets tests check that no step was lost or applied twice.
     async def route(request: Request) -> Response:
-        models = {m.model_id: m.ops for m in ctx.registry.models.values()}
-        return JSONResponse({"models": models, "faults": faults.counts, "samplers": len(ctx.registry.samplers)})
+        return JSONResponse({"models": ctx.registry.ops, "faults": faults.counts, "samplers": len(ctx.registry.samplers)})
 
     return route

@@ -10,7 +10,6 @@ Checkpoints are listed in ``checkpoints.json`` under the server's state folder s
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,15 +41,19 @@ class Registry:
     def __init__(self, state_dir: Path) -> None:
         self.sessions: dict[str, str] = {}  # session id -> "active" | "finished"
         self.models: dict[str, Model] = {}
+        self.ops: dict[str, dict[str, int]] = {}  # every model's applied operations, kept after it is gone
         self.samplers: dict[str, Sampler] = {}
         # (model or sampler id, seq_id) -> request id: a retried submission gets the first answer,
         # so a step whose reply was lost is never applied twice.
         self.submitted: dict[tuple[str, int], str] = {}
         self._index_path = state_dir / "checkpoints.json"
-        self._lock = threading.Lock()
         self.checkpoints: dict[str, dict[str, Any]] = (
             json.loads(self._index_path.read_text()) if self._index_path.exists() else {}
         )
+
+    def add_model(self, model: Model) -> None:
+        self.models[model.model_id] = model
+        self.ops[model.model_id] = model.ops
 
     def new_session(self) -> str:
         session_id = f"session-{uuid.uuid4().hex[:12]}"
@@ -59,10 +62,18 @@ class Registry:
 
     def add_checkpoint(self, model: Model, kind: str, name: str, local_path: str) -> str:
         path = f"tinker://{model.model_id}/{kind}/{name}"
-        with self._lock:  # saves of different models finish on different threads
-            self.checkpoints[path] = {"local_path": local_path, "base_model": model.base_model, "rank": model.rank}
-            self._index_path.write_text(json.dumps(self.checkpoints, indent=2))
+        self.checkpoints[path] = {"local_path": local_path, "base_model": model.base_model, "rank": model.rank}
+        self._index_path.write_text(json.dumps(self.checkpoints, indent=2))
         return path
+
+    def finish_session(self, session_id: str) -> None:
+        """Forget the session's models and samplers (their weights are memory); checkpoints stay."""
+        self.sessions[session_id] = "finished"
+        prefix = f"{session_id}:"
+        for table in (self.models, self.samplers):
+            for key in [k for k in table if k.startswith(prefix)]:
+                del table[key]
+        self.submitted = {k: v for k, v in self.submitted.items() if not k[0].startswith(prefix)}
 
     def checkpoint(self, path: str) -> dict[str, Any]:
         if path not in self.checkpoints:

@@ -22,6 +22,9 @@ class Result:
 
 
 class FutureStore:
+    # A result stays this long after it was first handed out, for a poll whose reply got lost.
+    KEEP_S = 300.0
+
     def __init__(self) -> None:
         self._futures: dict[str, asyncio.Future[Result]] = {}
         self._ids = itertools.count(1)
@@ -43,7 +46,9 @@ class FutureStore:
         """The result, or None if it is not ready within ``hold_s`` (the client polls again)."""
         future = self._futures[request_id]
         try:
-            # Results stay stored after a read: a poll whose answer got lost may come again.
-            return await asyncio.wait_for(asyncio.shield(future), hold_s)
+            result = await asyncio.wait_for(asyncio.shield(future), hold_s)
         except asyncio.TimeoutError:
             return None
+        # Not dropped at once: a poll whose answer got lost may come again.
+        asyncio.get_running_loop().call_later(self.KEEP_S, self._futures.pop, request_id, None)
+        return result

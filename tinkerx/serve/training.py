@@ -42,7 +42,7 @@ def _model(ctx: Context, model_id: str) -> Model:
 
 def _register(ctx: Context, model_id: str, client: Any, rank: int | None) -> None:
     # The create (or create-via-load) was request 0, so the client's next seq_id is 1.
-    ctx.registry.models[model_id] = Model(model_id, client, ctx.base_model, rank, Lane(next_seq=1))
+    ctx.registry.add_model(Model(model_id, client, ctx.base_model, rank, Lane(next_seq=1)))
 
 
 async def create_model(ctx: Context, body: dict) -> dict:

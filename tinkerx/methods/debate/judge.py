@@ -20,7 +20,7 @@ from tinkerx.sampler import sample_prompts
 
 
 class Judge:
-    def __init__(self, model: Mapping[str, Any] | None = None, max_tokens: int = 32, temperature: float = 0.0) -> None:
+    def __init__(self, model: Mapping[str, Any] | None = None, max_tokens: int = 32, temperature: float = 0.0, prefill: str = "") -> None:
         if model is not None and ("loader" not in model or "base_model" not in model):
             raise ConfigError("components.judge.model must be null or a model config (base_model, loader): +model@components.judge.model=NAME")
         if max_tokens < 1:
@@ -29,7 +29,9 @@ class Judge:
             raise ConfigError(f"components.judge.temperature must be >= 0, got {temperature}")
         self.model_loader = model["loader"] if model is not None else None
         self.base_model = str(model["base_model"]) if model is not None else None
-        self.max_tokens, self.temperature = max_tokens, temperature
+        # Text the judge's reply starts with, e.g. "Winner:": a small model then names a side instead
+        # of continuing the transcript. It is part of the reply that is parsed and logged.
+        self.max_tokens, self.temperature, self.prefill = max_tokens, temperature, prefill
         self._client: Any = None
         self._tokenizer: Any = None
 
@@ -56,9 +58,10 @@ class Judge:
         if self._client is None:
             raise RuntimeError("Judge.start(service) must be called before judging")
         params = types.SamplingParams(max_tokens=self.max_tokens, temperature=self.temperature)
-        prompts = [prompt_tokens(self._tokenizer, c) for c in conversations]
+        prefill = self._tokenizer.encode(self.prefill, add_special_tokens=False) if self.prefill else []
+        prompts = [prompt_tokens(self._tokenizer, c) + prefill for c in conversations]
         replies = []
         for future in sample_prompts(self._client, prompts, 1, params):
             tokens = list(future.result().sequences[0].tokens)
-            replies.append((decode_completion(self._tokenizer, tokens), tokens))
+            replies.append((self.prefill + decode_completion(self._tokenizer, tokens), tokens))
         return replies

@@ -30,8 +30,9 @@ _PATTERNS = [
     # "the correct answer is Answer B", "the right one is (a)."
     re.compile(r"(?i:correct|right|true|best)\s+(?i:answer|option|choice|one)\s+(?i:is)\s+" + _NAMED + _SIDE),
 ]
-# "Debater A", "Answer B", "Debater B's": names of the sides, which say nothing about who won.
-_LABEL = re.compile(r"(?i:debater|answer|option|side)\s+[AB](?!\w)(?:'s)?")
+# "Debater A", "Answer B", "Debater B's", a line opening "A: ...": names of the sides, which say
+# nothing about who won ("A: 20.3" is then read by its answer text).
+_LABEL = re.compile(r"(?i:debater|answer|option|side)\s+[AB](?!\w)(?:'s)?|^[ \t]*[AB]:(?=[ \t]*\S)", re.MULTILINE)
 # The instruction itself, when a judge repeats it: 'Reply with "Winner: A" or "Winner: B"'.
 _ECHO = re.compile(r"[\"']?winner:?\s*a[\"']?\s*or\s*[\"']?(?:winner:?\s*)?b\b[\"']?", re.IGNORECASE)
 
