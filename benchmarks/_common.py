@@ -48,23 +48,24 @@ def verdict(ratio: float, goal: float, higher_is_better: bool) -> str:
     return "[green]met[/green]" if ok else "[red]missed[/red]"
 
 
-def machine_line() -> str:
+def machine_line(with_torch: bool = True) -> str:
     import os
 
     line = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}"
-    try:
+    if hasattr(os, "getloadavg"):  # other jobs on a shared machine make every absolute figure slower
+        line += ", load average {:.1f}".format(os.getloadavg()[0])
+    if with_torch:
         import torch
 
         line += f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
-    except ImportError:
-        pass
     return line
 
 
-def table(title: str, columns: list[str]) -> Table:
+def table(title: str, columns: list[str], text_columns: int = 2) -> Table:
+    """Columns after the first ``text_columns`` hold figures and are right-aligned."""
     t = Table(title=title, title_justify="left")
     for i, c in enumerate(columns):
-        t.add_column(c, justify="left" if i < 2 else "right")
+        t.add_column(c, justify="left" if i < text_columns else "right")
     return t
 
 

@@ -8,7 +8,7 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from tests.conftest import CONF_DIR, ROOT, compose
+from tests.conftest import CONF_DIR, ROOT
 
 GROUPS = ("method", "model", "dataset", "backend", "logger", "reward", "evaluator")
 
@@ -64,15 +64,15 @@ def test_every_option_of_the_other_groups_composes(composer, group):
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_every_experiment_composes_and_its_settings_validate(experiment):
-    cfg = compose([f"experiment={experiment}"])
+def test_every_experiment_composes_and_its_settings_validate(composer, experiment):
+    cfg = composer([f"experiment={experiment}"])
     for key in ("optim", "sampling", "training", "method"):
         instantiate(cfg[key])  # raises ConfigError on any invalid value
     assert OmegaConf.select(cfg, "model.base_model")
 
 
-def test_experiment_overrides_groups():
-    cfg = compose(["experiment=sft_smollm2_gsm8k"])
+def test_experiment_overrides_groups(composer):
+    cfg = composer(["experiment=sft_smollm2_gsm8k"])
     assert cfg.model.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert cfg.dataset._target_.endswith("GSM8K")
 
@@ -85,8 +85,8 @@ def test_every_option_file_maps_to_one_class(composer):
             assert target and target.startswith("tinkerx."), f"{group}/{option}"
 
 
-def test_default_settings_validate():
-    cfg = compose()
+def test_default_settings_validate(composer):
+    cfg = composer([])
     optim, sampling, training = instantiate(cfg.optim), instantiate(cfg.sampling), instantiate(cfg.training)
     assert optim.lr > 0 and sampling.max_tokens >= 1 and training.batch_size >= 1
     assert cfg.backend._target_ == "tinkerx.backends.local.LocalBackend"

@@ -8,6 +8,7 @@ parseable verdict, and the mechanics must be tested on debates that have winners
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -222,11 +223,13 @@ def test_winner_tokens_weigh_one_and_everything_else_zero(tmp_path):
 
 
 def test_loss_on_winning_turns_falls_and_logs_are_complete(tmp_path):
-    summary, run_dir = _run(tmp_path, "training.max_steps=6", "method.num_debates=6", "sampling.temperature=1.0")
+    # Greedy debaters write alike turns step after step, so a falling loss on them shows the winners'
+    # turns being learnt; at temperature 1 a random tiny model's turns are fresh noise every step.
+    summary, run_dir = _run(tmp_path, "training.max_steps=6", "method.num_debates=6", "sampling.temperature=0.0")
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(1, 7))
-    losses = [r["train/loss"] for r in rows]
-    assert losses[-1] < losses[0] and sum(losses[-2:]) < sum(losses[:2]), losses
+    losses = [r["train/loss"] for r in rows]  # measured before each step's update
+    assert losses[-1] < 0.7 * losses[0] and sum(losses[-2:]) < sum(losses[:2]), losses
     for r in rows:
         assert r["debate/count"] == 6 and r["judge/unparsed_with_debate"] == 1  # "no idea..." once per 4
         assert 0.0 <= r["judge/accuracy_with_debate"] <= 1.0 and 0.0 <= r["judge/accuracy_without_debate"] <= 1.0
@@ -328,7 +331,8 @@ def test_cli_debate_on_mmlu_stem(tmp_path):
         f"dataset.path={MMLU}", "method.num_debates=2", "method.rounds=1", "training.max_steps=2",
         "sampling.max_tokens=8", "components.judge.max_tokens=8", f"hydra.run.dir={run_dir}",
     ]  # fmt: skip
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    env = {**os.environ, "COLUMNS": "200"}  # the summary table unwrapped, to read it below
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "judge accuracy" in out.stderr and "without debate" in out.stderr
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]

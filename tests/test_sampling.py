@@ -43,12 +43,15 @@ def test_batched_prompts_match_single_requests(trained):
     client, tok, prompt = trained
     sampler = client.save_weights_and_get_sampling_client()
     other = prompt_tokens(tok, [{"role": "user", "content": "a much longer question: 100+200="}])
-    params = types.SamplingParams(max_tokens=8, temperature=0.0)
-    batched = [f.result().sequences[0] for f in sample_prompts(sampler, [prompt, other], 1, params)]
-    single = [sampler.sample(types.ModelInput.from_ints(p), 1, params).result().sequences[0] for p in (prompt, other)]
-    for b, s in zip(batched, single):
-        assert b.tokens == s.tokens  # greedy: padding must not change the answer
-        assert b.logprobs == pytest.approx(s.logprobs, abs=1e-4)
+    for temperature in (0.0, 1.0):
+        params = types.SamplingParams(max_tokens=8, temperature=temperature, seed=21)
+        batched = [f.result().sequences for f in sample_prompts(sampler, [prompt, other], 3, params)]
+        single = [sampler.sample(types.ModelInput.from_ints(p), 3, params).result().sequences for p in (prompt, other)]
+        for b_seqs, s_seqs in zip(batched, single):
+            for b, s in zip(b_seqs, s_seqs):
+                # Padding and batch neighbours change neither the tokens nor their logprobs.
+                assert b.tokens == s.tokens
+                assert b.logprobs == pytest.approx(s.logprobs, abs=1e-4)
 
 
 def test_stop_token_and_stop_string(trained):

@@ -119,8 +119,7 @@ def test_cassette_replays_in_order_repeats_liveness_and_names_misses(tmp_path):
     poll = Request("POST", "http://h/api/v1/retrieve_future", b'{"request_id": "r1"}', {})
     beat = Request("POST", "http://h/api/v1/session_heartbeat", b'{"session_id": "s"}', {})
     hub = Request("GET", "https://huggingface.co/api/models/x", b"", {})
-    only_h = lambda r: r if r.uri.startswith("http://h/") else None  # noqa: E731
-    cassette = TinkerCassette(str(tmp_path / "c.yaml"), record_mode="none", before_record_request=only_h)
+    cassette = TinkerCassette(str(tmp_path / "c.yaml"), record_mode="none", server="http://h/")
     cassette.append(poll, response({"type": "try_again"}))
     cassette.append(poll, response({"metrics": {}}))
     cassette.rewound = True  # as after loading from a file
@@ -134,3 +133,19 @@ def test_cassette_replays_in_order_repeats_liveness_and_names_misses(tmp_path):
     missed = cassette.play_response(poll)  # all of its answers were used
     assert missed["status"]["code"] == 404 and b"tinkerx replay" in missed["body"]["string"]
     assert cassette.misses == ["POST /api/v1/retrieve_future"]
+
+
+def test_recording_keeps_only_tinker_traffic_and_scrubs_the_key():
+    from vcr.request import Request
+
+    from tinkerx.backends.tinker_traffic import _scrubber
+
+    request_hook, response_hook = _scrubber("tml-k3y", "http://h:1/")
+    hub = Request("GET", "https://huggingface.co/api/models/x/tree/main", b"", {})
+    assert request_hook(hub) is None  # goes to the network as usual, never into the file
+    ours = Request("POST", "http://h:1/api/v1/asample", b'{"echo": "tml-k3y"}', {"X-API-Key": "tml-k3y", "x-stainless-os": "Linux"})
+    ours = request_hook(ours)
+    assert ours.headers["X-API-Key"] == "<redacted>" and "x-stainless-os" not in ours.headers
+    assert b"tml-k3y" not in ours.body
+    response = response_hook({"status": {"code": 200}, "headers": {"set-cookie": ["a=tml-k3y"]}, "body": {"string": b"tml-k3y!"}})
+    assert response["headers"]["set-cookie"] == ["<redacted>"] and response["body"]["string"] == b"<redacted>!"

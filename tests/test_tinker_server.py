@@ -225,16 +225,25 @@ def test_injected_faults_lose_and_repeat_nothing(tiny, tmp_path):
 
 
 def test_latency_is_paid_once_per_submission(tiny, tmp_path):
-    with local_server(tiny, tmp_path / "server", ServerConfig(latency_s=0.3)) as server:
+    latency = 0.5
+    with local_server(tiny, tmp_path / "server") as server:
         service = tinker.ServiceClient(base_url=server.url, api_key=KEY)
         tc = service.create_lora_training_client(BASE, rank=0, seed=0).result()
         sampler = _client(tc.save_weights_and_get_sampling_client())
         params = types.SamplingParams(max_tokens=2, seed=1)
-        start = time.monotonic()
-        futures = [sampler.sample(types.ModelInput.from_ints([5, 6, i]), 1, params) for i in range(8)]
-        [f.result() for f in futures]
-        elapsed = time.monotonic() - start
-    assert 0.3 <= elapsed < 0.3 * 8 / 2, elapsed  # concurrent requests overlap their latency
+
+        def eight_at_once(latency_s: float) -> float:
+            server.context.config.latency_s = latency_s
+            start = time.monotonic()
+            futures = [sampler.sample(types.ModelInput.from_ints([5, 6, i]), 1, params) for i in range(8)]
+            [f.result() for f in futures]
+            return time.monotonic() - start
+
+        eight_at_once(0.0)  # warm up
+        # Neighbouring pairs, the best of two: the machine's load drifts, the latency does not.
+        paid = min(eight_at_once(latency) - eight_at_once(0.0) for _ in range(2))
+    # In flight together, eight requests pay about one latency; one at a time they would pay eight.
+    assert paid < 4 * latency, paid
 
 
 @pytest.mark.slow

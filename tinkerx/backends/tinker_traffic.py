@@ -96,10 +96,13 @@ class TinkerCassette(Cassette):
                 self._index.setdefault(_key(request), []).append(i)
         return self._index
 
+    def __init__(self, *args: Any, server: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.server = server  # the SDK's base URL: requests elsewhere are not ours to answer
+
     def can_play_response_for(self, request: Any) -> bool:
-        # Recording (record_mode "all") never plays back: skip the lookup altogether. Requests to
-        # other servers (filtered out by the request hook) are not ours to answer.
-        return self.write_protected and self.rewound and self._before_record_request(request) is not None
+        # Recording (record_mode "all") never plays back: skip the lookup altogether.
+        return self.write_protected and self.rewound and request.uri.startswith(self.server)
 
     def play_response(self, request: Any) -> dict:
         request = self._before_record_request(request)
@@ -116,8 +119,9 @@ class TinkerCassette(Cassette):
         return _json_response(404, "Not Found", {"detail": f"tinkerx replay: {self._path} has no answer for {miss} with this body"})
 
 
-def _scrubber(secret: str | None, server: str):
-    """Hooks that keep only requests to ``server`` and remove ``secret`` from headers and bodies."""
+def _scrubber(secret: str | None, server: str | None):
+    """Hooks that remove ``secret`` from headers and bodies, and keep only requests to ``server``
+    (when recording: a replayed file holds the recorded run's server, whatever it was)."""
     needle = secret.encode() if secret else None
 
     def scrub_bytes(value: Any) -> Any:
@@ -130,7 +134,7 @@ def _scrubber(secret: str | None, server: str):
         return value
 
     def request_hook(request: Any) -> Any:
-        if not request.uri.startswith(server):
+        if server is not None and not request.uri.startswith(server):
             return None
         for name in [n for n in request.headers if n.lower().startswith("x-stainless-")]:
             del request.headers[name]  # the SDK's platform banner on every request: noise in the file
@@ -158,7 +162,8 @@ def use_cassette(path: Path, *, replay: bool, secret: str | None, server: str):
     to ``server`` (the SDK's base URL)."""
     import vcr
 
-    request_hook, response_hook = _scrubber(secret, server.rstrip("/") + "/")
+    server = server.rstrip("/") + "/"
+    request_hook, response_hook = _scrubber(secret, None if replay else server)
     recorder = vcr.VCR(
         record_mode="none" if replay else "all",
         decode_compressed_response=True,  # gzip'd JSON answers stay readable in the file
@@ -171,4 +176,4 @@ def use_cassette(path: Path, *, replay: bool, secret: str | None, server: str):
         before_record_request=request_hook,
         before_record_response=response_hook,
     )
-    return TinkerCassette.use(**config)
+    return TinkerCassette.use(**config, server=server)

@@ -105,7 +105,7 @@ class SFT:
 
     @staticmethod
     def _evaluate(p: Pipeline, client: Any, name: str) -> dict[str, float]:
-        result = p.evaluator(client.save_weights_and_get_sampling_client())
+        result = p.evaluator(client.save_weights_and_get_sampling_client().result())
         p.recorder.write_jsonl(f"eval/{name}.jsonl", result.records)
         return result.metrics
 

@@ -8,6 +8,7 @@ default) on loopback. Checkpoints and their ``tinker://`` index live in the Hydr
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -18,8 +19,6 @@ from tinkerx.errors import UserError
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="serve")
 def _entry(cfg: DictConfig) -> None:
-    from pathlib import Path
-
     from hydra.core.hydra_config import HydraConfig
 
     try:

@@ -44,6 +44,7 @@ class ServerThread:
 
     def __init__(self, app, host: str = "127.0.0.1", port: int | None = None) -> None:
         self.host, self.port = host, port or free_port(host)
+        self.context: Context | None = None
         self._server = _uvicorn_server(app, self.host, self.port)
         self._thread = threading.Thread(target=self._server.run, name="tinkerx-serve", daemon=True)
 
@@ -75,7 +76,10 @@ class ServerThread:
 def local_server(
     model_loader: Any, state_dir: Path, config: ServerConfig | None = None, seed: int = 0, device: str = "cpu"
 ) -> Iterator[ServerThread]:
-    """The local backend served on a free loopback port for the duration of the block."""
+    """The local backend served on a free loopback port for the duration of the block.
+
+    ``server.context.config`` may be changed while it runs (latency, faults): tests and benchmarks do.
+    """
     from tinkerx.backends.local import LocalBackend
 
     backend = LocalBackend(device=device)
@@ -83,6 +87,7 @@ def local_server(
     app, ctx = make_app(service, model_loader.base_model, Path(state_dir), config or ServerConfig())
     try:
         with ServerThread(app) as server:
+            server.context = ctx
             yield server
     finally:
         ctx.close()

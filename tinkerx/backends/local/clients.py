@@ -205,14 +205,14 @@ class LocalSamplingClient:
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
         token_lists = [p.to_ints() for p in prompts]
-        # Drawn at submission, not execution, so the seed a request gets depends only on call order.
-        seed = sampling_params.seed if sampling_params.seed is not None else self.service.next_seed()
+        # One seed per prompt, drawn at submission in call order: a prompt gets the same samples
+        # whether it is sent alone or in a batch, and a rerun gets the same seeds.
+        seeds = [sampling_params.seed if sampling_params.seed is not None else self.service.next_seed() for _ in token_lists]
         futures: list[Future[types.SampleResponse]] = [Future() for _ in token_lists]
 
         def run() -> None:
             try:
-                generator = torch.Generator(device=self.engine.device).manual_seed(seed)
-                per_prompt = self.engine.sample(self.snapshot, token_lists, num_samples, sampling_params, generator)
+                per_prompt = self.engine.sample(self.snapshot, token_lists, num_samples, sampling_params, seeds)
             except BaseException as e:  # every caller's future must hear about the failure
                 for f in futures:
                     f.set_exception(e)
@@ -243,6 +243,10 @@ class LocalSamplingClient:
 
     def get_tokenizer(self) -> Any:
         return self.engine.tokenizer
+
+    def result(self, timeout: float | None = None) -> "LocalSamplingClient":
+        """The SDK hands out sampling clients as futures; this one is ready at once."""
+        return self
 
     def get_base_model(self) -> str:
         return self.engine.base_model

@@ -213,7 +213,7 @@ class ModelEngine:
             self._load_tensors(snapshot.tensors)
         self._sampling_version = snapshot.version
 
-    def sample(self, snapshot: WeightsSnapshot | None, prompts: list[list[int]], num_samples: int, params: Any, generator: torch.Generator) -> list[list[Generated]]:
+    def sample(self, snapshot: WeightsSnapshot | None, prompts: list[list[int]], num_samples: int, params: Any, seeds: list[int]) -> list[list[Generated]]:
         self._use_snapshot(snapshot)
         stop = params.stop
         stop_strings: list[str] = []
@@ -234,6 +234,6 @@ class ModelEngine:
             stop_token_ids=stop_ids,
             stop_strings=stop_strings,
             decode=lambda toks: self.tokenizer.decode(toks, skip_special_tokens=False),
-            generator=generator,
+            generators=[torch.Generator(device=self.device).manual_seed(s) for s in seeds],
             pad_token_id=self.tokenizer.pad_token_id or 0,
         )

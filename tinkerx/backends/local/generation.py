@@ -49,14 +49,18 @@ def sample_batch(
     stop_token_ids: set[int],
     stop_strings: Sequence[str],
     decode: Callable[[list[int]], str],
-    generator: torch.Generator,
+    generators: Sequence[torch.Generator],
     pad_token_id: int = 0,
 ) -> list[list[Generated]]:
     """``num_samples`` completions of each prompt, all decoded together; one list per prompt.
 
     Prompts of different lengths are left-padded and masked, with positions counted from each
-    row's first real token, so a row's result does not depend on its neighbours' lengths.
+    row's first real token, so a row's result does not depend on its neighbours' lengths. Each
+    prompt draws its samples from its own generator, so a prompt sampled in a batch gets the same
+    tokens as the same prompt sampled alone with the same seed.
     """
+    if len(generators) != len(prompts):
+        raise ValueError(f"{len(prompts)} prompts need as many generators, got {len(generators)}")
     device = next(model.parameters()).device
     n = len(prompts) * num_samples
     # The samples of a prompt share its prefill: run each prompt once, then copy its cache rows
@@ -79,7 +83,9 @@ def sample_batch(
             next_ids = logits.argmax(dim=-1)
         else:
             probs = torch.softmax(_filter_logits(logits, temperature, top_k, top_p), dim=-1)
-            next_ids = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+            next_ids = torch.cat(
+                [torch.multinomial(probs[i * num_samples : (i + 1) * num_samples], 1, generator=gen) for i, gen in enumerate(generators)]
+            ).squeeze(-1)
         chosen = logp.gather(-1, next_ids[:, None]).squeeze(-1)
         for row, (tok, lp) in enumerate(zip(next_ids.tolist(), chosen.tolist())):
             if reasons[row] is not None:
