@@ -109,18 +109,24 @@ class ModelEngine:
         for i, row in enumerate(inputs):
             ids[i, : len(row)] = torch.tensor(row)
             mask[i, : len(row)] = 1
-        logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits.float()
-        logp_all = torch.log_softmax(logits, dim=-1)
-        per_datum, loss_inputs = [], []
+        targets = torch.zeros_like(ids)
+        loss_inputs = []
         for i, d in enumerate(data):
-            fields = {k: v.to_torch().to(self.device) for k, v in d.loss_fn_inputs.items()}
-            targets = fields["target_tokens"].long()
-            if targets.shape[0] != lengths[i]:
+            fields = {k: v.to_torch() for k, v in d.loss_fn_inputs.items()}
+            row_targets = fields.pop("target_tokens").long()
+            if row_targets.shape[0] != lengths[i]:
                 raise ValueError(
-                    f"datum {i}: target_tokens has {targets.shape[0]} entries but model_input has {lengths[i]} tokens"
+                    f"datum {i}: target_tokens has {row_targets.shape[0]} entries but model_input has {lengths[i]} tokens"
                 )
-            per_datum.append(logp_all[i, : lengths[i]].gather(-1, targets[:, None]).squeeze(-1))
-            loss_inputs.append({k: v.float() for k, v in fields.items() if k != "target_tokens"})
+            targets[i, : lengths[i]] = row_targets
+            loss_inputs.append({k: v.float().to(self.device) for k, v in fields.items()})
+        logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+        # Fused log-softmax + gather: never materialises a second [batch, length, vocab] tensor,
+        # which for a 49k vocabulary is most of the memory a training step needs.
+        logp = -torch.nn.functional.cross_entropy(
+            logits.float().flatten(0, 1), targets.to(self.device).flatten(), reduction="none"
+        ).view(ids.shape)
+        per_datum = [logp[i, : lengths[i]] for i in range(len(data))]
         return per_datum, loss_inputs
 
     def forward(self, data: Sequence[Any], loss_fn: str, loss_fn_config: dict | None, backward: bool):
