@@ -1,0 +1,166 @@
+"""method=eval: suites, partial credit, results files, and comparison with a paired bootstrap CI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import instantiate
+
+from tinkerx.errors import ConfigError
+from tinkerx.eval.compare import compare_benchmark, load_results, paired_bootstrap
+from tinkerx.eval.partial_credit import digit_credit, partial_credit, token_f1
+from tinkerx.methods.evaluate import Evaluate
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+
+
+def compose_cfg(overrides: list[str]):
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+            return compose("config", overrides=overrides)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+# --- partial credit ---------------------------------------------------------------------------------
+
+
+def test_digit_credit_counts_place_aligned_digits():
+    assert digit_credit(47, 47) == 1.0
+    assert digit_credit(57, 47) == 0.5
+    assert digit_credit(19, 119) == pytest.approx(2 / 3)  # units and tens right, hundreds missing
+    assert digit_credit(-47, 47) == 0.0
+
+
+def test_partial_credit():
+    assert partial_credit("12+35=47", "47") == 1.0
+    assert partial_credit("The answer is 57.", "47") == 0.5
+    assert partial_credit("no number here", "47") == 0.0
+    assert partial_credit("anything", "\\frac{14}{3}", correct=True) == 1.0  # the reward's verdict wins
+    assert partial_credit("so \\boxed{\\frac{14}{5}}", "\\frac{14}{3}") == pytest.approx(token_f1("\\frac{14}{5}", "\\frac{14}{3}"))
+    assert 0 < partial_credit("so \\boxed{\\frac{14}{5}}", "\\frac{14}{3}") < 1
+    assert partial_credit("I think\nAnswer: B", "B") == pytest.approx(0.5)  # tokens answer : b vs b
+    assert token_f1("B", "b") == 1.0
+
+
+# --- bootstrap and comparison --------------------------------------------------------------------
+
+
+def test_paired_bootstrap_edges_and_determinism():
+    assert paired_bootstrap([1, 0, 1], [1, 0, 1], 500, 0.95, 0) == (0.0, 0.0, 0.0)
+    assert paired_bootstrap([0] * 20, [1] * 20, 500, 0.95, 0) == (1.0, 1.0, 1.0)
+    base, current = [0, 1, 0, 1, 0, 0, 1, 0] * 10, [1, 1, 0, 1, 1, 0, 1, 0] * 10
+    change, low, high = paired_bootstrap(base, current, 2000, 0.95, 0)
+    assert change == pytest.approx(0.25)
+    assert 0 < low < change < high < 0.5
+    assert paired_bootstrap(base, current, 2000, 0.95, 0) == (change, low, high)
+
+
+def test_compare_benchmark_lists_flips_and_metric_changes():
+    base = {"metrics": {"accuracy": 0.5, "partial_credit": 0.6}, "correct": {"a#0": 1, "b#0": 0, "c#0": 0, "d#0": 1}}
+    current = {"metrics": {"accuracy": 0.5, "partial_credit": 0.7, "new_metric": 1.0}, "correct": {"a#0": 0, "b#0": 1, "c#0": 0, "d#0": 1}}
+    c = compare_benchmark(base, current, 200, 0.95, 0)
+    assert c["improvements"] == ["b#0"] and c["regressions"] == ["a#0"]
+    assert c["metrics"]["partial_credit"]["change"] == pytest.approx(0.1)
+    assert "new_metric" not in c["metrics"]
+    assert c["paired_examples"] == 4 and c["accuracy_change"] == 0.0
+    assert not c["significant"]
+
+
+def test_load_results_errors(tmp_path):
+    with pytest.raises(ConfigError, match="no results file"):
+        load_results(str(tmp_path / "nothing"))
+    (tmp_path / "results.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        load_results(str(tmp_path))
+    (tmp_path / "results.json").write_text('{"metrics": {}}')
+    with pytest.raises(ConfigError, match="not a method=eval results file"):
+        load_results(str(tmp_path))
+
+
+def test_evaluate_rejects_bad_options(tmp_path):
+    with pytest.raises(ConfigError, match="confidence"):
+        Evaluate(confidence=1.5)
+    with pytest.raises(ConfigError, match="no checkpoint"):
+        Evaluate(checkpoint=str(tmp_path / "missing"))
+
+
+# --- suites -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suite, sizes", [("quick", {"gsm8k": 50, "math500": 50}), ("standard", {"gsm8k": None}),
+                                          ("comprehensive", {"gsm8k": None, "math500": None}), ("dataset", {})])
+def test_suites_compose(suite, sizes):
+    cfg = compose_cfg(["method=eval", f"suite={suite}"])
+    s = instantiate(cfg.components.suite)
+    assert s.name == suite
+    assert {name: b.max_examples for name, b in s.benchmarks.items()} == sizes
+    assert isinstance(instantiate(cfg.method), Evaluate)
+
+
+def test_quick_suite_loads_local_files():
+    if not (DATA / "gsm8k" / "test.jsonl").is_file():
+        pytest.skip(f"reference data not found at {DATA}")
+    cfg = compose_cfg(["method=eval", "suite=quick", f"suite.data_dir={DATA}"])
+    loaded = instantiate(cfg.components.suite).load()
+    assert len(loaded["gsm8k"].dataset.test) == 1319 and len(loaded["math500"].dataset.test) == 500
+    assert loaded["gsm8k"].max_examples == 50
+
+
+# --- end to end ---------------------------------------------------------------------------------
+
+TINY = ["method=eval", "suite=dataset", "evaluator.max_examples=12", "sampling.max_tokens=4"]
+
+
+def _run(overrides: list[str], run_dir: Path) -> dict:
+    from tinkerx.app import run
+
+    return run(compose_cfg(overrides), run_dir)
+
+
+def test_eval_checkpoint_then_compare_with_base(tmp_path):
+    from tinker import types
+
+    from tinkerx.backends.local import LocalBackend
+    from tinkerx.chat import supervised_datum
+    from tinkerx.models.tiny import TinyModel
+
+    # A checkpoint one optimizer step away from the base model.
+
+    backend = LocalBackend()
+    service = backend.open([TinyModel()], tmp_path / "ckpt", seed=0)
+    client = service.create_lora_training_client("tinkerx/tiny", rank=0, seed=0).result()
+    client.forward_backward([supervised_datum([1, 2, 3], [4, 5])], "cross_entropy").result()
+    client.optim_step(types.AdamParams(learning_rate=1e-2)).result()
+    checkpoint = client.save_state("final").result().path
+    backend.close()
+
+    first = _run([*TINY, f"method.checkpoint={checkpoint}"], tmp_path / "a")
+    results = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert results["checkpoint"] == checkpoint and set(results["benchmarks"]) == {"arithmetic"}
+    assert len(results["benchmarks"]["arithmetic"]["correct"]) == 12
+    records = [json.loads(line) for line in (tmp_path / "a" / "eval" / "arithmetic.jsonl").read_text().splitlines()]
+    assert len(records) == 12 and all(0 <= r["partial_credit"] <= 1 for r in records)
+    for key in ("accuracy", "exact_match", "numeric_match", "partial_credit"):
+        assert key in first["final"]
+
+    second = _run([*TINY, f"compare={tmp_path / 'a'}", "method.bootstrap_samples=300"], tmp_path / "b")
+    comparison = json.loads((tmp_path / "b" / "comparison.json").read_text())
+    bench = comparison["benchmarks"]["arithmetic"]
+    assert bench["paired_examples"] == 12
+    low, high = bench["accuracy_change_ci"]
+    assert low <= bench["accuracy_change"] <= high
+    assert bench["metrics"]["accuracy"]["change"] == pytest.approx(second["final"]["accuracy"] - first["final"]["accuracy"])
+    assert second["baseline"]["accuracy"] == first["final"]["accuracy"]
+
+
+def test_compare_with_unrelated_benchmarks_fails_before_sampling(tmp_path):
+    (tmp_path / "results.json").write_text(json.dumps({"benchmarks": {"gsm8k": {"metrics": {}, "correct": {}}}}))
+    with pytest.raises(ConfigError, match="none of this run's benchmarks"):
+        _run([*TINY, f"compare={tmp_path}"], tmp_path / "run")

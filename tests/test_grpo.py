@@ -1,0 +1,199 @@
+"""GRPO: advantages, no-signal groups, the prompt pool, datums, metrics, config, and learning end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import instantiate
+
+from tinkerx.errors import ConfigError
+from tinkerx.methods.grpo import GRPO
+from tinkerx.methods.rl.advantages import ALL_0, ALL_1, FLAT, SIGNAL, group_advantages, group_kind
+from tinkerx.methods.rl.metrics import rollout_metrics, sampler_trainer_kl
+from tinkerx.methods.rl.pool import PromptPool
+from tinkerx.methods.rl.rollouts import Group, Sample, rl_datum
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def compose_cfg(overrides: list[str]):
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            return compose("config", overrides=overrides)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def run_cfg(overrides: list[str], run_dir: Path) -> dict:
+    from tinkerx.app import run
+
+    return run(compose_cfg(overrides), run_dir)
+
+
+def metrics_rows(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+# --- advantages and no-signal groups ------------------------------------------------------------
+
+
+def test_advantages_are_reward_minus_group_mean():
+    assert group_advantages([1.0, 0.0, 0.0, 1.0]) == [0.5, -0.5, -0.5, 0.5]
+    assert group_advantages([1.0, 0.0, 0.0, 0.0]) == [0.75, -0.25, -0.25, -0.25]
+    assert sum(group_advantages([0.3, 0.9, 0.1])) == pytest.approx(0.0)
+
+
+def test_advantages_divided_by_group_std():
+    assert group_advantages([1.0, 0.0, 0.0, 1.0], normalize_std=True) == pytest.approx([1.0, -1.0, -1.0, 1.0], abs=1e-5)
+    # A flat group stays at zero instead of dividing by zero.
+    assert group_advantages([1.0, 1.0], normalize_std=True) == [0.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    "rewards, kind",
+    [([0.0, 0.0, 0.0], ALL_0), ([1.0, 1.0], ALL_1), ([0.5, 0.5], FLAT), ([0.0, 1.0, 0.0], SIGNAL), ([0.2, 0.3], SIGNAL)],
+)
+def test_group_kinds(rewards, kind):
+    assert group_kind(rewards) == kind
+
+
+# --- prompt pool --------------------------------------------------------------------------------
+
+
+def test_pool_uses_every_prompt_once_before_repeating():
+    pool = PromptPool(list(range(10)), seed=3)
+    first = pool.take(4) + pool.take(4) + pool.take(2)
+    assert sorted(first) == list(range(10))
+    assert pool.passes == 1
+    second = pool.take(5) + pool.take(5)
+    assert sorted(second) == list(range(10)) and second != first  # a new shuffle each pass
+    assert pool.passes == 2
+
+
+def test_pool_never_repeats_within_a_batch_across_a_pass_boundary():
+    pool = PromptPool(list(range(5)), seed=0)
+    for _ in range(50):
+        batch = pool.take(4)
+        assert len(set(batch)) == 4
+
+
+def test_pool_is_seeded():
+    assert PromptPool(list(range(20)), 7).take(12) == PromptPool(list(range(20)), 7).take(12)
+    assert PromptPool(list(range(20)), 7).take(12) != PromptPool(list(range(20)), 8).take(12)
+
+
+# --- datums and metrics -------------------------------------------------------------------------
+
+
+def test_rl_datum_shifts_by_one_and_zeroes_prompt_positions():
+    sample = Sample(tokens_T=[7, 8], logprobs_T=[-0.1, -0.2], stop_reason="stop", text="", advantage=0.5)
+    datum = rl_datum([1, 2, 3], sample)
+    assert datum.model_input.to_ints() == [1, 2, 3, 7]
+    inputs = {k: v.tolist() for k, v in datum.loss_fn_inputs.items()}
+    assert inputs["target_tokens"] == [2, 3, 7, 8]
+    assert inputs["logprobs"] == pytest.approx([0.0, 0.0, -0.1, -0.2])
+    assert inputs["advantages"] == [0.0, 0.0, 0.5, 0.5]
+
+
+def _group(rewards, lengths=None, stops=None) -> Group:
+    lengths = lengths or [2] * len(rewards)
+    stops = stops or ["stop"] * len(rewards)
+    samples = [Sample([5] * n, [-1.0] * n, s, "x", reward=r) for r, n, s in zip(rewards, lengths, stops)]
+    return Group(example=None, prompt_T=[1, 2, 3], samples=samples)
+
+
+def test_rollout_metrics():
+    groups = [_group([1.0, 0.0], lengths=[2, 4], stops=["stop", "length"]), _group([0.0, 0.0]), _group([1.0, 1.0]), _group([0.5, 0.5])]
+    m = rollout_metrics(groups)
+    assert m["reward/mean"] == pytest.approx(4.0 / 8)
+    assert m["reward/accuracy"] == pytest.approx(5 / 8)  # 0.5 counts as correct, like the evaluator
+    assert (m["groups/signal"], m["groups/no_signal"], m["groups/all_0"], m["groups/all_1"]) == (1, 3, 1, 1)
+    assert m["sample/completion_tokens"] == pytest.approx(18 / 8)
+    assert m["sample/truncation_rate"] == pytest.approx(1 / 8)
+    assert m["sample/tokens"] == 8 * 3 + 18
+
+
+def test_sampler_trainer_kl_reads_completion_positions_only():
+    import torch
+
+    g = _group([1.0, 0.0])
+    trained = [(g, s) for s in g.samples]
+    # Trainer logprobs: 2 prompt positions (anything) then the completion's.
+    same = [torch.tensor([-9.0, -9.0, -1.0, -1.0])] * 2
+    assert sampler_trainer_kl(trained, same) == 0.0
+    shifted = [torch.tensor([0.0, 0.0, -1.5, -1.5])] * 2
+    assert sampler_trainer_kl(trained, shifted) == pytest.approx(0.5)
+
+
+# --- config -------------------------------------------------------------------------------------
+
+
+def test_grpo_config_composes_and_builds():
+    cfg = compose_cfg(["method=grpo", "training.batch_size=5", "method.loss_fn=ppo"])
+    method = instantiate(cfg.method)
+    assert isinstance(method, GRPO)
+    assert method.groups_per_batch == 5  # follows the shared training.batch_size
+    assert method.loss_fn == "ppo"
+    assert cfg.optim.schedule == "constant" and cfg.optim.warmup_steps == 0
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"loss_fn": "cross_entropy"}, "not usable for grpo"),
+        ({"loss_fn": "bogus"}, "valid: importance_sampling, ppo"),
+        ({"group_size": 1}, "group_size"),
+        ({"groups_per_batch": 0}, "groups_per_batch"),
+        ({"init_from": "/nonexistent/run"}, "no checkpoint at /nonexistent/run"),
+    ],
+)
+def test_grpo_rejects_bad_options(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        GRPO(**kwargs)
+
+
+# --- end to end ---------------------------------------------------------------------------------
+
+# One-digit addition: 100 problems, small enough that a few seconds of SFT gets the tiny model
+# partway, which leaves GRPO both signal and room to improve.
+EASY = ["dataset.digits=1", "dataset.train_size=70", "dataset.validation_size=0", "dataset.test_size=30", "sampling.max_tokens=4"]
+
+
+def test_grpo_run_writes_metrics_samples_and_is_reproducible(tmp_path):
+    overrides = ["method=grpo", "training.max_steps=3", "training.batch_size=4", "method.group_size=4", "training.eval_every=2",
+                 "evaluator.max_examples=10", "method.samples_per_step=2", "method.checkpoint_threshold=0.0", *EASY]
+    summary = run_cfg(overrides, tmp_path / "a")
+    rows = metrics_rows(tmp_path / "a")
+    assert [r["step"] for r in rows] == [0, 1, 2, 3]  # 0 = the baseline evaluation
+    for key in ("reward/mean", "reward/std", "reward/accuracy", "groups/no_signal", "groups/all_0", "groups/all_1",
+                "sample/completion_tokens", "sample/truncation_rate", "sample/tokens", "reward/errors",
+                "time/sample_s", "time/reward_s", "time/train_s"):
+        assert key in rows[1], key
+    assert "eval/accuracy" in rows[2] and "eval/accuracy" in rows[3]
+    assert summary["auto_checkpoints"] and Path(summary["auto_checkpoints"][0]["path"]).is_dir()
+    samples = [json.loads(line) for line in (tmp_path / "a" / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 3 * 2 and len(samples[0]["samples"]) == 4
+    # Same seed, same numbers: everything but wall-clock time.
+    run_cfg(overrides, tmp_path / "b")
+    strip = lambda rs: [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rs]  # noqa: E731
+    assert strip(metrics_rows(tmp_path / "b")) == strip(rows)
+
+
+@pytest.mark.slow
+def test_grpo_raises_reward_of_a_briefly_trained_tiny_model(tmp_path):
+    sft = run_cfg(["training.max_steps=40", "optim.schedule=constant", "optim.warmup_steps=5", "method.validation_every=0", *EASY], tmp_path / "sft")
+    summary = run_cfg(
+        ["method=grpo", f"method.init_from={tmp_path / 'sft'}", "training.max_steps=30", "training.batch_size=16",
+         "method.group_size=8", "optim.lr=1e-4", "training.eval_every=0", *EASY],
+        tmp_path / "grpo",
+    )
+    assert summary["baseline"]["accuracy"] == pytest.approx(sft["final"]["accuracy"])  # the warm start took
+    rewards = [r["reward/mean"] for r in metrics_rows(tmp_path / "grpo") if "reward/mean" in r]
+    start, end = sum(rewards[:5]) / 5, sum(rewards[-5:]) / 5
+    assert end > start + 0.1, (start, end)
+    assert summary["final"]["accuracy"] > summary["baseline"]["accuracy"]
