@@ -164,3 +164,11 @@ def test_compare_with_unrelated_benchmarks_fails_before_sampling(tmp_path):
     (tmp_path / "results.json").write_text(json.dumps({"benchmarks": {"gsm8k": {"metrics": {}, "correct": {}}}}))
     with pytest.raises(ConfigError, match="none of this run's benchmarks"):
         _run([*TINY, f"compare={tmp_path}"], tmp_path / "run")
+
+
+def test_numeric_match_is_false_for_non_numeric_ground_truths():
+    from tinkerx.eval.evaluator import Evaluator
+
+    evaluator = Evaluator(dataset=None, tokenizer=None, reward=None)
+    assert evaluator._numeric_match("so the answer is p - q", "p - q") is False  # MATH-500 has such answers
+    assert evaluator._numeric_match("#### 1,000", "1000") is True

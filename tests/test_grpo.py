@@ -184,16 +184,49 @@ def test_grpo_run_writes_metrics_samples_and_is_reproducible(tmp_path):
     assert strip(metrics_rows(tmp_path / "b")) == strip(rows)
 
 
+def test_grpo_warm_start_samples_from_the_checkpoint(tmp_path):
+    few = ["evaluator.max_examples=8", *EASY]
+    run_cfg(["training.max_steps=5", "method.validation_every=0", *few], tmp_path / "sft")
+    summary = run_cfg(["method=grpo", f"method.init_from={tmp_path / 'sft'}", "training.max_steps=1", "training.batch_size=2",
+                       "method.group_size=2", *few], tmp_path / "grpo")
+    assert summary["init_from"] == json.loads((tmp_path / "sft" / "summary.json").read_text())["checkpoint"]
+    completions = lambda path: [json.loads(line)["completion"] for line in path.read_text().splitlines()]  # noqa: E731
+    # Greedy answers of the GRPO run before any step are the SFT run's final answers: same weights.
+    assert completions(tmp_path / "grpo" / "eval" / "baseline.jsonl") == completions(tmp_path / "sft" / "eval" / "final.jsonl")
+
+
+def test_grpo_trains_with_ppo_and_its_clip_config(tmp_path):
+    coin = tmp_path / "ascii_first.py"  # about half of a random model's first bytes are ASCII: signal in most groups
+    coin.write_text("def compute_reward(completion, ground_truth):\n    return float(completion.encode()[:1] < b'\\x80')\n")
+    run_cfg(["method=grpo", "method.loss_fn=ppo", "method.loss_fn_config={clip_low_threshold: 0.9, clip_high_threshold: 1.1}",
+             "reward=python", f"reward.path={coin}", "training.max_steps=2", "training.batch_size=4", "method.group_size=4",
+             "method.evaluate_baseline=false", "evaluator.max_examples=4", "sampling.max_tokens=2"], tmp_path / "run")
+    trained = [r for r in metrics_rows(tmp_path / "run") if r.get("train/datums")]
+    assert trained and all(abs(r["train/kl_sampler_trainer"]) < 1e-4 for r in trained)  # on-policy: ratios start at 1
+
+
 @pytest.mark.slow
-def test_grpo_raises_reward_of_a_briefly_trained_tiny_model(tmp_path):
-    sft = run_cfg(["training.max_steps=40", "optim.schedule=constant", "optim.warmup_steps=5", "method.validation_every=0", *EASY], tmp_path / "sft")
-    summary = run_cfg(
-        ["method=grpo", f"method.init_from={tmp_path / 'sft'}", "training.max_steps=30", "training.batch_size=16",
-         "method.group_size=8", "optim.lr=1e-4", "training.eval_every=0", *EASY],
-        tmp_path / "grpo",
-    )
-    assert summary["baseline"]["accuracy"] == pytest.approx(sft["final"]["accuracy"])  # the warm start took
-    rewards = [r["reward/mean"] for r in metrics_rows(tmp_path / "grpo") if "reward/mean" in r]
+def test_grpo_raises_the_reward_of_the_tiny_model(tmp_path):
+    # An easy task a randomly initialised model already solves now and then (its first token is a
+    # digit about 4% of the time), so GRPO has signal from the first step and no SFT is needed.
+    reward = tmp_path / "starts_with_digit.py"
+    reward.write_text("def compute_reward(completion, ground_truth):\n    return float(completion[:1].isdigit())\n")
+    run_cfg(["method=grpo", "reward=python", f"reward.path={reward}", "training.max_steps=20", "training.batch_size=16",
+             "method.group_size=8", "optim.lr=1e-3", "method.evaluate_baseline=false", "training.eval_every=0",
+             "evaluator.max_examples=10", "sampling.max_tokens=2"], tmp_path / "run")
+    rewards = [r["reward/mean"] for r in metrics_rows(tmp_path / "run") if "reward/mean" in r]
     start, end = sum(rewards[:5]) / 5, sum(rewards[-5:]) / 5
-    assert end > start + 0.1, (start, end)
-    assert summary["final"]["accuracy"] > summary["baseline"]["accuracy"]
+    assert end > start + 0.15, (start, end)
+
+
+def test_plots_draw_metrics_and_summary_evaluations(tmp_path):
+    from tinkerx.plots import plot, read_metrics
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "reward/mean": s / 10}) + "\n" for s in (1, 2, 3)))
+    (run / "summary.json").write_text(json.dumps({"steps": 3, "baseline": {"accuracy": 0.1}, "final": {"accuracy": 0.4}}))
+    rows = read_metrics(run)
+    assert [(r["step"], r.get("eval/accuracy")) for r in rows] == [(0, 0.1), (1, None), (2, None), (3, 0.4)]
+    out = plot([run], tmp_path / "docs" / "curve.png", keys=["eval/accuracy", "reward/mean", "absent/key"])
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

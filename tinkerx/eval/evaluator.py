@@ -73,12 +73,18 @@ class Evaluator:
                         "reward": score,
                         "correct": score >= 0.5,
                         "exact_match": self._exact.compute_reward(completion, ex.answer) >= 1.0,
-                        "numeric_match": self._numeric.compute_reward(completion, ex.answer) >= 1.0,
+                        "numeric_match": self._numeric_match(completion, ex.answer),
                         "num_tokens": len(seq.tokens),
                         "truncated": seq.stop_reason == "length",
                     }
                 )
         return EvalResult(summarize(records), records)
+
+    def _numeric_match(self, completion: str, answer: str) -> bool:
+        try:
+            return self._numeric.compute_reward(completion, answer) >= 1.0
+        except ValueError:  # a ground truth with no number (MATH's "p - q"): not a numeric item
+            return False
 
 
 def summarize(records: list[dict[str, Any]]) -> dict[str, float]:

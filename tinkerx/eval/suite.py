@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from tinkerx.errors import DataError
 from tinkerx.rewards.guarded import GuardedReward, validate_reward
 
 
@@ -39,7 +40,13 @@ class Suite:
         loaded = {}
         for name, bench in self.benchmarks.items():
             files = {arg: str(Path(self.data_dir).expanduser() / f) for arg, f in bench.local_files.items()} if self.data_dir else {}
-            dataset = bench.dataset(**files)
+            try:
+                dataset = bench.dataset(**files)
+            except DataError as e:
+                if self.data_dir or not bench.local_files:
+                    raise
+                wanted = ", ".join(bench.local_files.values())
+                raise DataError(f"suite {self.name}, {name}: {e}; for the suite, set suite.data_dir=DIR (a folder with {wanted}) or TINKERX_DATA") from None
             validate_reward(bench.reward, dataset.test[:4])
             loaded[name] = LoadedBenchmark(dataset, GuardedReward(bench.reward, self.reward_timeout_s), bench.max_examples)
         return loaded

@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tinkerx.backends.local.losses import LOSS_INPUTS
 from tinkerx.errors import ConfigError
 from tinkerx.methods.rl.advantages import SIGNAL
 from tinkerx.methods.rl.metrics import rollout_metrics, sampler_trainer_kl
@@ -23,6 +22,7 @@ from tinkerx.runs.checkpoints import checkpoint_base_model, resolve_checkpoint
 from tinkerx.runs.display import StepProgress
 
 RL_LOSSES = ("importance_sampling", "ppo")
+SHOWN = ("reward/mean", "reward/accuracy", "groups/all_0", "groups/all_1", "sample/truncation_rate", "reward/errors", "eval/accuracy")
 
 
 class GRPO:
@@ -43,8 +43,7 @@ class GRPO:
         save_final: bool = True,
     ) -> None:
         if loss_fn not in RL_LOSSES:
-            valid = ", ".join(RL_LOSSES) if loss_fn in LOSS_INPUTS else ", ".join(RL_LOSSES) + " (unknown loss)"
-            raise ConfigError(f"method.loss_fn {loss_fn!r} is not usable for grpo; valid: {valid}")
+            raise ConfigError(f"method.loss_fn {loss_fn!r} is not usable for grpo; valid: {', '.join(RL_LOSSES)}")
         if group_size < 2:
             raise ConfigError(f"method.group_size must be >= 2 (advantages compare samples of a group), got {group_size}")
         if groups_per_batch < 1:
@@ -68,19 +67,11 @@ class GRPO:
             summary["baseline"] = self._evaluate(p, client, "baseline")
             p.recorder.log_metrics(0, {f"eval/{k}": v for k, v in summary["baseline"].items()})
         total = p.training.max_steps
-        best = float("-inf")
-        with StepProgress(total, "grpo", show=("reward/mean", "groups/no_signal", "eval/accuracy")) as bar:
+        with StepProgress(total, "grpo", show=SHOWN) as bar:
             for step in range(total):
                 metrics = self._step(p, client, pool, step, total)
                 if self._holdout_due(p, step, total):
-                    holdout = self._evaluate(p, client, f"step_{step + 1:06d}")
-                    metrics.update({f"eval/{k}": v for k, v in holdout.items()})
-                    summary["final"] = holdout
-                    if self._passes_threshold(holdout["reward_mean"], step, best):
-                        best = holdout["reward_mean"]
-                        path = client.save_state(f"auto_step_{step + 1:06d}").result().path
-                        summary["auto_checkpoints"].append({"step": step + 1, "holdout_reward": best, "path": path})
-                        metrics["checkpoint/saved"] = 1
+                    metrics.update(self._holdout(p, client, step, summary))
                 if p.training.save_every and (step + 1) % p.training.save_every == 0:
                     client.save_state(f"step_{step + 1:06d}").result()
                 p.recorder.log_metrics(step + 1, metrics)
@@ -146,10 +137,18 @@ class GRPO:
         every, last = p.training.eval_every, step == total - 1
         return p.evaluator is not None and (last or bool(every and (step + 1) % every == 0))
 
-    def _passes_threshold(self, holdout_reward: float, step: int, best: float) -> bool:
-        if self.checkpoint_threshold is None or step + 1 < self.checkpoint_min_steps:
-            return False
-        return holdout_reward >= self.checkpoint_threshold and holdout_reward > best
+    def _holdout(self, p: Pipeline, client: Any, step: int, summary: dict[str, Any]) -> dict[str, Any]:
+        """Holdout evaluation; saves a checkpoint when it sets a new best at or above the threshold."""
+        holdout = summary["final"] = self._evaluate(p, client, f"step_{step + 1:06d}")
+        metrics = {f"eval/{k}": v for k, v in holdout.items()}
+        saved = summary["auto_checkpoints"]
+        best = max((c["holdout_reward"] for c in saved), default=float("-inf"))
+        reward = holdout["reward_mean"]
+        if self.checkpoint_threshold is not None and step + 1 >= self.checkpoint_min_steps and reward >= self.checkpoint_threshold and reward > best:
+            path = client.save_state(f"auto_step_{step + 1:06d}").result().path
+            saved.append({"step": step + 1, "holdout_reward": reward, "path": path})
+            metrics["checkpoint/saved"] = 1
+        return metrics
 
     def _write_samples(self, p: Pipeline, step: int, groups: list[Group]) -> None:
         rows = [

@@ -14,6 +14,11 @@ from typing import Callable, Sequence
 import torch
 
 
+# Uniforms are drawn for this many decode steps at a time: one draw per prompt per block, and a
+# bounded buffer however large max_tokens is.
+DRAW_BLOCK = 256
+
+
 @dataclass
 class Generated:
     tokens: list[int]
@@ -77,15 +82,15 @@ def sample_batch(
     tokens: list[list[int]] = [[] for _ in range(n)]
     logprobs: list[list[float]] = [[] for _ in range(n)]
     reasons: list[str | None] = [None] * n
-    for _ in range(max_tokens):
+    for step in range(max_tokens):
         logp = torch.log_softmax(logits, dim=-1)
         if temperature <= 0:
             next_ids = logits.argmax(dim=-1)
         else:
+            if step % DRAW_BLOCK == 0:
+                uniforms = _draw_uniforms(generators, min(DRAW_BLOCK, max_tokens - step), num_samples, device)
             probs = torch.softmax(_filter_logits(logits, temperature, top_k, top_p), dim=-1)
-            next_ids = torch.cat(
-                [torch.multinomial(probs[i * num_samples : (i + 1) * num_samples], 1, generator=gen) for i, gen in enumerate(generators)]
-            ).squeeze(-1)
+            next_ids = _inverse_cdf(probs, uniforms[step % DRAW_BLOCK])
         chosen = logp.gather(-1, next_ids[:, None]).squeeze(-1)
         for row, (tok, lp) in enumerate(zip(next_ids.tolist(), chosen.tolist())):
             if reasons[row] is not None:
@@ -105,6 +110,24 @@ def sample_batch(
         cache, logits = out.past_key_values, out.logits[:, -1, :].float()
     results = [Generated(t, lp, r or "length") for t, lp, r in zip(tokens, logprobs, reasons)]
     return [results[i * num_samples : (i + 1) * num_samples] for i in range(len(prompts))]
+
+
+def _draw_uniforms(generators: Sequence[torch.Generator], steps: int, num_samples: int, device: torch.device) -> torch.Tensor:
+    """[steps, rows] uniforms in [0, 1); each prompt's columns come from its own generator only."""
+    return torch.cat([torch.rand((steps, num_samples), generator=g, dtype=torch.float64, device=device) for g in generators], dim=1)
+
+
+def _inverse_cdf(probs: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    """One token per row: the first whose cumulative probability exceeds the row's uniform draw.
+
+    The same distribution as ``torch.multinomial(probs, 1)``, but one batched op for all prompts
+    instead of a call per prompt generator (which cost up to 15% of a decode step). The sum runs in
+    float64, as multinomial's does on CPU, so tail tokens of a large vocabulary keep their odds;
+    tokens filtered to probability 0 have empty intervals and are never drawn.
+    """
+    cdf = probs.double().cumsum(dim=-1)
+    ids = torch.searchsorted(cdf, (uniforms * cdf[:, -1])[:, None], right=True).squeeze(-1)
+    return ids.clamp_(max=probs.shape[-1] - 1)
 
 
 def _prefill(model: torch.nn.Module, rows: Sequence[Sequence[int]], pad_token_id: int, device: torch.device):
