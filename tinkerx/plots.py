@@ -51,7 +51,7 @@ def plot(run_dirs: Sequence[Path], out: Path, keys: Sequence[str] = DEFAULT_KEYS
     keys = [k for k in keys if any(r.get(k) is not None for rows in runs for r in rows)]
     if not keys:
         raise SystemExit(f"none of the metrics were logged in {', '.join(map(str, run_dirs))}")
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.6), squeeze=False, layout="constrained")
     offsets = _offsets(runs) if chain else [0] * len(runs)
     for ax, key in zip(axes[0], keys):
         for i, (rows, label, offset) in enumerate(zip(runs, labels, offsets)):
@@ -63,10 +63,9 @@ def plot(run_dirs: Sequence[Path], out: Path, keys: Sequence[str] = DEFAULT_KEYS
         ax.grid(alpha=0.3)
     if len(runs) > 1:
         handles = {label: h for ax in axes[0] for h, label in zip(*ax.get_legend_handles_labels())}
-        fig.legend(handles.values(), handles.keys(), loc="upper right")
+        fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=len(handles))
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)

@@ -99,8 +99,8 @@ def sample_batch(
             logprobs[row].append(lp)
             if tok in stop_token_ids or (stop_strings and _ends_with_stop(decode, tokens[row], stop_strings)):
                 reasons[row] = "stop"
-        if all(r is not None for r in reasons):
-            break
+        if step == max_tokens - 1 or all(r is not None for r in reasons):
+            break  # no forward for a token nobody will sample
         step_kwargs = {}
         if padded:
             mask = torch.cat([mask, torch.ones((n, 1), dtype=mask.dtype, device=device)], dim=-1)
