@@ -72,7 +72,7 @@ def plain_loop(loader: Any, rank: int, datums: list[Any]):
         torch.nn.utils.clip_grad_norm_(params, CLIP)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        return float(loss)
+        return float(loss.detach())
 
     return step
 

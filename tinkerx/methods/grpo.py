@@ -66,14 +66,17 @@ class GRPO:
         if self.evaluate_baseline and p.evaluator is not None:
             summary["baseline"] = self._evaluate(p, client, "baseline")
             p.recorder.log_metrics(0, {f"eval/{k}": v for k, v in summary["baseline"].items()})
-        total = p.training.max_steps
+        total, started = p.training.max_steps, time.perf_counter()
         with StepProgress(total, "grpo", show=SHOWN) as bar:
             for step in range(total):
                 metrics = self._step(p, client, pool, step, total)
                 if self._holdout_due(p, step, total):
+                    evaluating = time.perf_counter()
                     metrics.update(self._holdout(p, client, step, summary))
+                    metrics["time/eval_s"] = time.perf_counter() - evaluating
                 if p.training.save_every and (step + 1) % p.training.save_every == 0:
                     client.save_state(f"step_{step + 1:06d}").result()
+                metrics["time/elapsed_s"] = time.perf_counter() - started  # since the first step: "within N minutes"
                 p.recorder.log_metrics(step + 1, metrics)
                 bar.advance(metrics)
         if self.save_final:
