@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=15, help="timed steps per side for model=tiny; medians are reported")
     parser.add_argument("--smollm2-batch", type=int, default=8)
     parser.add_argument("--smollm2-tokens", type=int, default=128, help="tokens per SmolLM2 sequence")
-    parser.add_argument("--smollm2-repeats", type=int, default=3)
+    parser.add_argument("--smollm2-repeats", type=int, default=5)
     args = parser.parse_args(argv)
 
     import torch
