@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["bench_startup.py", "bench_sampling.py", "bench_sft_step.py"]
-TAKES_SMOLLM2 = {"bench_sampling.py", "bench_sft_step.py"}
+BENCHMARKS = ["bench_startup.py", "bench_sampling.py", "bench_sft_step.py", "bench_grpo_step.py"]
+TAKES_SMOLLM2 = {"bench_sampling.py", "bench_sft_step.py", "bench_grpo_step.py"}
 
 
 def main() -> int:

@@ -6,26 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 
+from tests.conftest import compose
 from tinkerx.errors import ConfigError
 from tinkerx.eval.compare import compare_benchmark, load_results, paired_bootstrap
 from tinkerx.eval.partial_credit import digit_credit, partial_credit, token_f1
 from tinkerx.methods.evaluate import Evaluate
-
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-
-
-def compose_cfg(overrides: list[str]):
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-            return compose("config", overrides=overrides)
-    finally:
-        GlobalHydra.instance().clear()
 
 
 # --- partial credit ---------------------------------------------------------------------------------
@@ -97,17 +84,15 @@ def test_evaluate_rejects_bad_options(tmp_path):
 @pytest.mark.parametrize("suite, sizes", [("quick", {"gsm8k": 50, "math500": 50}), ("standard", {"gsm8k": None}),
                                           ("comprehensive", {"gsm8k": None, "math500": None}), ("dataset", {})])
 def test_suites_compose(suite, sizes):
-    cfg = compose_cfg(["method=eval", f"suite={suite}"])
+    cfg = compose(["method=eval", f"suite={suite}"])
     s = instantiate(cfg.components.suite)
     assert s.name == suite
     assert {name: b.max_examples for name, b in s.benchmarks.items()} == sizes
     assert isinstance(instantiate(cfg.method), Evaluate)
 
 
-def test_quick_suite_loads_local_files():
-    if not (DATA / "gsm8k" / "test.jsonl").is_file():
-        pytest.skip(f"reference data not found at {DATA}")
-    cfg = compose_cfg(["method=eval", "suite=quick", f"suite.data_dir={DATA}"])
+def test_quick_suite_loads_local_files(shared_data):
+    cfg = compose(["method=eval", "suite=quick", f"suite.data_dir={shared_data}"])
     loaded = instantiate(cfg.components.suite).load()
     assert len(loaded["gsm8k"].dataset.test) == 1319 and len(loaded["math500"].dataset.test) == 500
     assert loaded["gsm8k"].max_examples == 50
@@ -121,7 +106,7 @@ TINY = ["method=eval", "suite=dataset", "evaluator.max_examples=12", "sampling.m
 def _run(overrides: list[str], run_dir: Path) -> dict:
     from tinkerx.app import run
 
-    return run(compose_cfg(overrides), run_dir)
+    return run(compose(overrides), run_dir)
 
 
 def test_eval_checkpoint_then_compare_with_base(tmp_path):

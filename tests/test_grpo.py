@@ -6,10 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 
+from tests.conftest import compose
 from tinkerx.errors import ConfigError
 from tinkerx.methods.grpo import GRPO
 from tinkerx.methods.rl.advantages import ALL_0, ALL_1, FLAT, SIGNAL, group_advantages, group_kind
@@ -17,22 +16,10 @@ from tinkerx.methods.rl.metrics import rollout_metrics, sampler_trainer_kl
 from tinkerx.methods.rl.pool import PromptPool
 from tinkerx.methods.rl.rollouts import Group, Sample, rl_datum
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
-
-
-def compose_cfg(overrides: list[str]):
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            return compose("config", overrides=overrides)
-    finally:
-        GlobalHydra.instance().clear()
-
-
 def run_cfg(overrides: list[str], run_dir: Path) -> dict:
     from tinkerx.app import run
 
-    return run(compose_cfg(overrides), run_dir)
+    return run(compose(overrides), run_dir)
 
 
 def metrics_rows(run_dir: Path) -> list[dict]:
@@ -134,7 +121,7 @@ def test_sampler_trainer_kl_reads_completion_positions_only():
 
 
 def test_grpo_config_composes_and_builds():
-    cfg = compose_cfg(["method=grpo", "training.batch_size=5", "method.loss_fn=ppo"])
+    cfg = compose(["method=grpo", "training.batch_size=5", "method.loss_fn=ppo"])
     method = instantiate(cfg.method)
     assert isinstance(method, GRPO)
     assert method.groups_per_batch == 5  # follows the shared training.batch_size

@@ -125,6 +125,8 @@ class GRPO:
     def _check(self, p: Pipeline) -> None:
         if p.reward is None:
             raise ConfigError("grpo needs a reward: choose one with reward=NAME")
+        if not p.dataset.train:
+            raise ConfigError(f"dataset {p.dataset.name} has no training examples to draw prompts from (give dataset.path=TRAIN.jsonl)")
         if p.evaluator is not None and p.evaluator.split == "train":
             raise ConfigError("evaluator.split must not be train for grpo: holdout prompts are never trained on")
         trained_from = checkpoint_base_model(self.init_from) if self.init_from else None
