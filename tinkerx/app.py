@@ -33,6 +33,12 @@ def run(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]:
 
     started = time.time()
     run_dir.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        decision = _fresh_or_resume(run_dir)
+        if isinstance(decision, dict):
+            return decision
+        if decision:
+            resume, cfg = True, OmegaConf.load(run_dir / "config.yaml")
     point = None
     if resume:
         point = resume_points.latest_point(run_dir, warn=lambda m: console.print(f"[yellow]warning:[/yellow] {m}"))
@@ -68,6 +74,35 @@ def run(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]:
         console.print(f"resume with: python -m tinkerx.resume {run_dir}")
         sys.exit(EXIT_CODES.get(summary.get("signal"), 130))
     return summary
+
+
+def _fresh_or_resume(run_dir: Path) -> bool | dict[str, Any]:
+    """For a run about to start in ``run_dir``: False to start it, True to resume what is there, or a
+    finished run's summary to skip it (the trials of a resumed sweep). Never overwrites a run."""
+    import os
+
+    from tinkerx.errors import UserError
+    from tinkerx.resume import RESUME_ENV, run_status
+    from tinkerx.runs import resume_points
+    from tinkerx.runs.display import console
+
+    holds_run = any((run_dir / name).exists() for name in ("metrics.jsonl", "summary.json", resume_points.RESUME_DIR))
+    if not os.environ.get(RESUME_ENV):
+        if holds_run:
+            raise UserError(f"{run_dir} already holds a run; continue it with `python -m tinkerx.resume {run_dir}` or choose another hydra.run.dir")
+        (run_dir / FAILED_MARKER).unlink(missing_ok=True)
+        return False
+    status = run_status(run_dir)
+    if status == "finished":
+        console.print(f"{run_dir}: finished earlier, skipped")
+        return json.loads((run_dir / "summary.json").read_text())
+    if resume_points.points(run_dir):
+        return True
+    # Never started, killed before its first resume point, or failed: start it afresh.
+    for name in ("metrics.jsonl", "samples.jsonl", "summary.json", FAILED_MARKER, "checkpoints", "eval"):
+        path = run_dir / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    return False
 
 
 def _show(name: str, summary: dict[str, Any], run_dir: Path) -> None:

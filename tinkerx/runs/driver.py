@@ -12,6 +12,7 @@ from typing import Any
 from tinkerx.pipeline import Pipeline, ResumeState
 from tinkerx.runs import resume_points
 from tinkerx.runs.display import StepProgress, console
+from tinkerx.runs.faults import kill_point
 from tinkerx.runs.interrupts import StopRequests
 from tinkerx.runs.rng import global_rng_state, set_global_rng_state
 
@@ -53,6 +54,7 @@ def drive(method: Any, p: Pipeline, resume: resume_points.ResumePoint | None = N
             bar.advance_to(method.step_index)
             while method.step_index < method.total_steps and not stop.requested:
                 metrics = method.step()
+                kill_point("step", method.step_index)
                 p.recorder.log_metrics(method.step_index, metrics)
                 bar.advance(metrics)
                 if every and method.step_index % every == 0 and method.step_index < method.total_steps:

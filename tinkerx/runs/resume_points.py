@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tinkerx.errors import UserError
+from tinkerx.runs.faults import kill_point
 
 FORMAT = 1  # bump when a resume point's contents change meaning
 RESUME_DIR = "resume"
@@ -68,6 +69,7 @@ def write_point(run_dir: Path, step: int, checkpoints: dict[str, str], method_st
     }
     (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=2))
     _fsync_tree(tmp)
+    kill_point("checkpoint", step)
     if final.exists():  # the same step saved again (a resumed run re-reaching it): replace whole
         shutil.rmtree(final)
     os.replace(tmp, final)

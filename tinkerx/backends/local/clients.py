@@ -21,6 +21,7 @@ import torch
 from tinker import types
 
 from tinkerx.backends.local.engine import ModelEngine, WeightsSnapshot
+from tinkerx.runs.faults import kill_point
 
 T = TypeVar("T")
 
@@ -155,6 +156,7 @@ class LocalTrainingClient:
         # previous checkpoint of that name (if any) whole and no half-written one behind.
         tmp = path.with_name(f".tmp-{path.name}-{uuid.uuid4().hex[:8]}")
         self.engine.save(tmp, with_optimizer=with_optimizer)
+        kill_point("backend_checkpoint", self.engine.steps)
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)

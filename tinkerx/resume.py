@@ -1,0 +1,115 @@
+"""Continue a run that was stopped or killed: ``python -m tinkerx.resume RUN_DIR [key=value ...]``.
+
+The run continues in its own folder from its newest intact resume point, with the exact config it
+started with (``config.yaml``), and appends to ``metrics.jsonl`` from the step after that point. On
+the local backend the result equals an uninterrupted run's, line for line. Only keys that change
+where or how often things are written, not what is computed, may be overridden (``RESUMABLE_KEYS``).
+
+Given a sweep folder (``multirun/...``), the same sweep runs again in that folder: finished trials
+are skipped, interrupted ones resumed, trials that never started are run, and the sweep summary is
+rewritten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+RESUMABLE_KEYS = (
+    "training.save_every",
+    "training.keep_checkpoints",
+    "logger.",
+    "backend.base_url",
+    "backend.api_key_env",
+    "backend.record",
+    "backend.proxy",
+)
+RESUME_ENV = "TINKERX_RESUME"  # set for the trials of a resumed sweep: each continues its own folder
+
+
+def run_status(run_dir: Path) -> str | None:
+    """``finished`` / ``interrupted`` from summary.json, ``failed`` from failed.txt, None if it just stopped."""
+    if (run_dir / "failed.txt").is_file():
+        return "failed"
+    try:
+        return json.loads((run_dir / "summary.json").read_text()).get("status", "finished")
+    except (OSError, ValueError):
+        return None
+
+
+def resume_config(run_dir: Path, overrides: list[str]) -> Any:
+    from omegaconf import OmegaConf
+
+    from tinkerx.errors import UserError
+
+    config_file = run_dir / "config.yaml"
+    if not config_file.is_file():
+        raise UserError(f"{run_dir} is not a tinkerx run folder (no config.yaml)")
+    cfg = OmegaConf.load(config_file)
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if not sep:
+            raise UserError(f"cannot parse override {override!r}: expected key=value")
+        if not key.startswith(RESUMABLE_KEYS) and not any(key == k.rstrip(".") for k in RESUMABLE_KEYS):
+            raise UserError(
+                f"{key} cannot change when resuming (the run would no longer be the run it was); "
+                f"keys that may: {', '.join(k + '*' if k.endswith('.') else k for k in RESUMABLE_KEYS)}"
+            )
+        OmegaConf.update(cfg, key, OmegaConf.create({"v": value}).v if value else None, force_add=True)
+    return cfg
+
+
+def resume_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
+    from tinkerx.app import run
+    from tinkerx.errors import UserError
+
+    cfg = resume_config(run_dir, overrides)  # refuses changed keys before anything else
+    status = run_status(run_dir)
+    if status == "finished":
+        raise UserError(f"{run_dir} is finished (summary.json status: finished); nothing to resume")
+    if status == "failed":
+        raise UserError(f"{run_dir} failed before its first step ({(run_dir / 'failed.txt').read_text().strip()}); start it again instead")
+    return run(cfg, run_dir, resume=True)
+
+
+def resume_sweep(sweep_dir: Path, overrides: list[str]) -> None:
+    """Runs the sweep recorded in ``multirun.yaml`` again in its own folder, each trial continuing itself."""
+    from omegaconf import OmegaConf
+
+    hydra = OmegaConf.load(sweep_dir / "multirun.yaml").hydra
+    args = [str(o) for o in hydra.overrides.task] + [
+        str(o) for o in hydra.overrides.hydra if not str(o).startswith(("hydra.sweep.dir", "hydra.mode"))
+    ]
+    os.environ[RESUME_ENV] = "1"
+    sys.argv = ["tinkerx", "-m", *args, *overrides, f"hydra.sweep.dir={sweep_dir}"]
+    from tinkerx.__main__ import main as tinkerx_main
+
+    print("resuming sweep: python -m tinkerx " + " ".join(sys.argv[1:]), file=sys.stderr)
+    tinkerx_main()
+
+
+def main(argv: list[str] | None = None) -> None:
+    from tinkerx.cli_errors import report_user_error
+    from tinkerx.errors import UserError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__.strip())
+        sys.exit(0 if argv else 2)
+    target = Path(argv[0]).expanduser().resolve()
+    try:
+        if not target.is_dir():
+            raise UserError(f"no run folder at {target}")
+        if (target / "multirun.yaml").is_file():
+            resume_sweep(target, argv[1:])
+        else:
+            resume_run(target, argv[1:])
+    except UserError as e:
+        report_user_error(e)
+
+
+if __name__ == "__main__":
+    main()
