@@ -103,7 +103,7 @@ class TinkerBackend:
 
             from tinkerx.backends.tinker_traffic import use_cassette
 
-            path = replay if replay else run_dir / CASSETTE_NAME
+            path = replay if replay else _new_cassette_path(run_dir)
             server = resolve_base_url(self.base_url)  # what the SDK will use: argument, $TINKER_BASE_URL or prod
             self._cassette = use_cassette(path, replay=replay is not None, secret=key, server=server)
             self._cassette.__enter__()
@@ -154,3 +154,13 @@ class TinkerBackend:
             if self._mitmweb is not None:
                 self._mitmweb.stop()
                 self._mitmweb = None
+
+
+def _new_cassette_path(run_dir: Path) -> Path:
+    """``http_traffic.yaml``, or ``http_traffic.N.yaml`` for the Nth session of a resumed run: no
+    session's recording replaces another's."""
+    path, n = run_dir / CASSETTE_NAME, 1
+    while path.exists():
+        n += 1
+        path = run_dir / f"{Path(CASSETTE_NAME).stem}.{n}.yaml"
+    return path
