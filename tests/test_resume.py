@@ -202,3 +202,23 @@ def test_a_damaged_resume_point_falls_back_to_the_previous_one(tmp_path, referen
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "step_000018 is damaged" in resumed.stderr and "resuming at step 12" in resumed.stderr
     _assert_same_run(reference, killed)
+
+
+def test_a_killed_sweep_resumes_skipping_finished_trials(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["-m", *TINY, *DATA, "method=sft", "training.batch_size=16", "training.save_every=3", "method.validation_every=0", "training.max_steps=3,8", f"hydra.sweep.dir={sweep}"]
+    killed = _cli(args, env={"TINKERX_KILL_AT": "step:6"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    trials = sorted(p for p in sweep.iterdir() if p.is_dir() and (p / "config.yaml").is_file())
+    assert len(trials) == 2 and not (trials[1] / "summary.json").exists()
+    first_summary = (trials[0] / "summary.json").read_text()
+
+    resumed = _cli([str(sweep)], module="tinkerx.resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "finished earlier, skipped" in resumed.stderr and "resuming at step 3" in resumed.stderr
+    assert (trials[0] / "summary.json").read_text() == first_summary  # untouched
+    for trial, steps in zip(trials, (3, 8)):
+        assert [row["step"] for row in _metrics(trial)] == list(range(1, steps + 1))
+        assert json.loads((trial / "summary.json").read_text())["status"] == "finished"
+    summary_csv = (sweep / "sweep_summary.csv").read_text().splitlines()
+    assert len(summary_csv) == 3 and all("finished" in row for row in summary_csv[1:])
