@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,13 @@ class WandbLogger:
     def start(self, run_dir: Path, config: dict[str, Any], name: str) -> None:
         import wandb
 
+        # A resumed run (tinkerx.resume) continues the same W&B run rather than starting a second one.
+        id_file = Path(run_dir) / "wandb_run_id.txt"
+        run_id = id_file.read_text().strip() if id_file.is_file() else uuid.uuid4().hex[:12]
+        id_file.write_text(run_id + "\n")
         self._run = wandb.init(
+            id=run_id,
+            resume="allow",
             project=self.project,
             entity=self.entity,
             mode=self.mode,
