@@ -102,8 +102,8 @@ def check_experiment_names(args: list[str]) -> None:
                 raise UserError(f"unknown experiment {name!r}; valid: {', '.join(closest_first(name, known))}")
 
 
-def main() -> None:
-    install_compact_errors()
+def main(composition_prefix: str = "") -> None:
+    install_compact_errors(composition_prefix)
     try:
         check_experiment_names(sys.argv[1:])
     except UserError as e:
