@@ -106,9 +106,14 @@ def main(composition_prefix: str = "") -> None:
     install_compact_errors(composition_prefix)
     try:
         check_experiment_names(sys.argv[1:])
+        _entry()
     except UserError as e:
         report_user_error(e)
-    _entry()
+    except ValueError as e:
+        # Hydra checks its own flags (--cfg with -m, ...) outside the error reporting patched above.
+        if "can be specified" not in str(e):
+            raise
+        report_user_error(e)
 
 
 if __name__ == "__main__":

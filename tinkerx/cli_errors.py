@@ -15,6 +15,8 @@ from typing import Any, Callable, NoReturn
 EXIT_USER_ERROR = 2
 EXIT_FAILED_TRIALS = 1
 _PACKAGE_DIR = Path(__file__).resolve().parent
+# Sweeper and launcher plugins that conf/hydra/ builds on, and the extra that installs each.
+PLUGIN_EXTRAS = {"optuna": "optuna", "joblib": "parallel", "submitit_slurm": "slurm", "submitit_local": "slurm"}
 
 
 def one_line(error: BaseException | str) -> str:
@@ -45,6 +47,8 @@ def describe_composition_error(error: BaseException) -> str | None:
         options = sorted(error.options or [])
         missing = error.missing_cfg_file or ""
         group, _, option = missing.rpartition("/")
+        if option in PLUGIN_EXTRAS and group.startswith("hydra/"):
+            return f"{group}={option} needs a Hydra plugin that is not installed: pip install 'tinkerx[{PLUGIN_EXTRAS[option]}]'"
         if group:
             return f"unknown {group} option {option!r}; valid: {', '.join(closest_first(option, options))}"
         return f"config {missing!r} not found"

@@ -91,12 +91,23 @@ def write_summary(sweep_dir: Path, rows: list[dict[str, Any]]) -> tuple[Path, Pa
     return csv_path, md_path
 
 
-def varying_overrides(rows: list[dict[str, Any]]) -> list[str]:
-    """Each row's overrides, keeping only the keys whose values differ between trials."""
+def varying_overrides(rows: list[dict[str, Any]], short: bool = False) -> list[str]:
+    """Each row's overrides, keeping only the keys whose values differ between trials.
+
+    ``short`` rounds numbers to 4 significant digits (Optuna proposes values like 0.0035384535909).
+    """
     parsed = [dict(o.split("=", 1) for o in row["overrides"].split() if "=" in o) for row in rows]
     keys = {k for overrides in parsed for k in overrides}
     varying = [k for k in keys if len({overrides.get(k) for overrides in parsed}) > 1]
-    return [" ".join(f"{k}={overrides[k]}" for k in overrides if k in varying) for overrides in parsed]
+    show = _short_number if short else str
+    return [" ".join(f"{k}={show(overrides[k])}" for k in overrides if k in varying) for overrides in parsed]
+
+
+def _short_number(value: str) -> str:
+    try:
+        return f"{float(value):.4g}" if "." in value or "e" in value.lower() else value
+    except ValueError:
+        return value
 
 
 def summary_table(rows: list[dict[str, Any]], title: str):
@@ -104,11 +115,14 @@ def summary_table(rows: list[dict[str, Any]], title: str):
     from rich.table import Table
 
     # The headline figures only (accuracy first); the files keep every metric.
-    metrics = sorted((c for c in columns(rows) if c.startswith("final/")), key=lambda c: c != "final/accuracy")[:3]
+    metrics = sorted((c for c in columns(rows) if c.startswith("final/")), key=lambda c: c != "final/accuracy")[:2]
     table = Table(title=title)
-    for name in ("trial", "overrides", "status", *(m.removeprefix("final/") for m in metrics), "wall s"):
-        table.add_column(name, overflow="fold")
-    for row, overrides in zip(rows, varying_overrides(rows)):
+    table.add_column("trial", no_wrap=True)
+    table.add_column("overrides", overflow="fold")
+    table.add_column("status", overflow="fold")
+    for name in (*(m.removeprefix("final/") for m in metrics), "wall s"):
+        table.add_column(name, justify="right", overflow="fold")
+    for row, overrides in zip(rows, varying_overrides(rows, short=True)):
         status = row["status"] + (f": {row['reason']}" if row["reason"] else "")
         table.add_row(row["trial"], overrides, status, *(_cell(row.get(m)) for m in metrics), _cell(row.get("wall_time_s")))
     return table
