@@ -7,7 +7,7 @@ failing trial is recorded in its folder instead (``failed.json``) and the other 
 
 from __future__ import annotations
 
-import secrets
+import os
 import sys
 from pathlib import Path
 
@@ -23,7 +23,7 @@ EXPERIMENT_DIR = Path(CONFIG_DIR) / "experiment"
 
 def unique_suffix() -> str:
     """A short random tag that keeps two runs started in the same second apart."""
-    return secrets.token_hex(3)
+    return os.urandom(3).hex()
 
 
 # ``${unique:}`` in hydra.run.dir / hydra.sweep.dir. Cached like Hydra's ``${now:}``: one value per

@@ -6,7 +6,6 @@ an unknown option or key the user needs one line naming what was wrong and what 
 
 from __future__ import annotations
 
-import difflib
 import os
 import sys
 from pathlib import Path
@@ -34,6 +33,8 @@ def warn(message: str) -> None:
 
 def closest_first(name: str, candidates: list[str]) -> list[str]:
     """``candidates`` with the ones most like ``name`` first (difflib), then the rest in order."""
+    import difflib
+
     close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.5)
     return close + [c for c in sorted(candidates) if c not in close]
 
