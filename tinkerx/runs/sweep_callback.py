@@ -46,6 +46,8 @@ def _warn_ignored(config: DictConfig) -> None:
     if not ignored:
         return
     keys = override_keys(config.hydra.overrides.task)
+    if "method" in keys:
+        return  # a sweep over methods: what one of them ignores, another reads
     # Sweepers that search (Optuna) take their space from hydra.sweeper.params instead.
     params = config.hydra.sweeper.get("params") or {}
     keys += [str(k) for k in params]
