@@ -164,3 +164,26 @@ def test_unreachable_server_fails_fast_naming_the_url(monkeypatch, tmp_path):
     with pytest.raises(UserError, match=f"cannot reach the Tinker server at {url}.*backend.base_url"):
         TinkerBackend(base_url=url, connect_timeout_s=5).open([], tmp_path)
     assert time.monotonic() - started < 30
+
+
+def test_a_server_that_is_not_tinker_is_named(monkeypatch, tmp_path):
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class NotFound(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("TINKER_API_KEY", "tml-x")
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with pytest.raises(UserError, match=f"{url} answers, but not as a Tinker server"):
+            TinkerBackend(base_url=url, connect_timeout_s=5).open([], tmp_path)
+    finally:
+        server.shutdown()

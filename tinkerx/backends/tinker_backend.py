@@ -44,13 +44,14 @@ def resolve_api_key(env_name: str) -> str:
 
 
 def check_reachable(base_url: str | None, timeout_s: float) -> None:
-    """UserError unless the server answers an HTTP request within ``timeout_s`` (any status will do)."""
+    """UserError unless a Tinker server answers within ``timeout_s`` (any status but 404: auth comes later)."""
     import httpx
     from tinker.lib.base_url import resolve_base_url
 
     server = resolve_base_url(base_url)
+    url = f"{server.rstrip('/')}/api/v1/healthz"
     try:
-        httpx.get(f"{server.rstrip('/')}/api/v1/healthz", timeout=timeout_s)
+        status = httpx.get(url, timeout=timeout_s).status_code
     except httpx.HTTPError as e:
         reason = " ".join(str(e).split()) or type(e).__name__
         raise UserError(
@@ -58,6 +59,8 @@ def check_reachable(base_url: str | None, timeout_s: float) -> None:
             "check backend.base_url (or $TINKER_BASE_URL), that the server is running (python -m tinkerx.serve for "
             "your own) and your network or proxy settings"
         ) from None
+    if status == 404:  # every Tinker server has this endpoint (the SDK's health check)
+        raise UserError(f"{server} answers, but not as a Tinker server ({url} is 404): check backend.base_url (or $TINKER_BASE_URL)")
 
 
 class TinkerBackend:
