@@ -36,7 +36,9 @@ def compose(overrides: list[str] | None = None):
 
 
 def run_cli(args: list[str], module: str = "tinkerx", timeout: float = 600, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "offline", "TINKER_TELEMETRY": "0", "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "WANDB_MODE": "offline", "TINKER_TELEMETRY": "0", "HF_HUB_OFFLINE": "1",
+           # From any cwd, this checkout's tinkerx, not another installed copy.
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
 
 

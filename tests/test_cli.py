@@ -95,21 +95,68 @@ def test_reproduce_restores_group_choices(tmp_path):
 
 
 @pytest.mark.slow
-def test_multirun_sweeps_lr_and_temperature(tmp_path):
-    sweep_dir = tmp_path / "sweep"
-    result = run_cli(["-m", "optim.lr=1e-3,3e-3", "sampling.temperature=0.7,1.0", "training.max_steps=2", "method.evaluate_baseline=false",
-                      "evaluator.max_examples=4", "dataset.train_size=64", f"hydra.sweep.dir={sweep_dir}"])
-    assert result.returncode == 0, result.stderr[-3000:]
-    trials = sorted(p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit())
+def test_readme_sweep_runs_from_any_directory_and_summarises(tmp_path):
+    """The README's sweep as written (no hydra.sweep.dir), from a fresh cwd, with one bad value among the trials."""
+    result = run_cli(["-m", "optim.lr=1e-3,0", "sampling.temperature=0.7,1.0", "training.max_steps=2", "method.evaluate_baseline=false",
+                      "evaluator.max_examples=4", "dataset.train_size=64"], cwd=tmp_path)
+    assert result.returncode == 1, result.stderr[-3000:]  # some trials failed, and the exit status says so
+    assert "Traceback" not in result.stderr
+    assert "tinkerx: warning: method=sft ignores sampling.temperature" in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("tinkerx: error: 2 of 4 trials did not complete")
+    (sweep_dir,) = (tmp_path / "multirun").glob("*/*_sft_*")
+    trials = sorted((p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
     assert len(trials) == 4
-    seen = set()
-    for trial in trials:
-        from omegaconf import OmegaConf
+    from omegaconf import OmegaConf
 
-        cfg = OmegaConf.load(trial / "config.yaml")
-        seen.add((cfg.optim.lr, cfg.sampling.temperature))
-        assert (trial / "summary.json").is_file()
-    assert seen == {(1e-3, 0.7), (1e-3, 1.0), (3e-3, 0.7), (3e-3, 1.0)}
+    seen = {}
+    for trial in trials:
+        cfg = OmegaConf.load(trial / ".hydra" / "config.yaml")
+        seen[(cfg.optim.lr, cfg.sampling.temperature)] = trial
+    assert set(seen) == {(1e-3, 0.7), (1e-3, 1.0), (0, 0.7), (0, 1.0)}
+    for (lr, _), trial in seen.items():
+        if lr == 0:  # failed, with its reason, and the others still ran
+            assert json.loads((trial / "failed.json").read_text())["reason"] == "optim.lr must be > 0, got 0"
+        else:
+            assert (trial / "summary.json").is_file()
+    import csv
+
+    rows = list(csv.DictReader((sweep_dir / "sweep_summary.csv").open()))
+    assert sorted(r["status"] for r in rows) == ["completed", "completed", "failed", "failed"]
+    assert all(r["final/accuracy"] != "" for r in rows if r["status"] == "completed")
+    assert (sweep_dir / "sweep_summary.md").is_file()
+
+
+@pytest.mark.slow
+def test_reproduce_travels_and_refuses_changed_data(tmp_path):
+    """A relative data path, reproduced from another directory; then the data changes under it."""
+    first = tmp_path / "first"
+    first.mkdir()
+    _qa_file(first)
+    args = ["dataset=jsonl", "dataset.path=qa.jsonl", "training.max_steps=2", "method.evaluate_baseline=false", "evaluator.max_examples=4"]
+    run_dir = tmp_path / "runs" / "original"
+    result = run_cli([*args, f"hydra.run.dir={run_dir}"], cwd=first)
+    assert result.returncode == 0, result.stderr[-3000:]
+    from omegaconf import OmegaConf
+
+    assert OmegaConf.load(run_dir / "config.yaml").dataset.path == str(first / "qa.jsonl")
+    recorded = json.loads((run_dir / "data_files.json").read_text())
+    assert recorded["dataset.path"]["path"] == str(first / "qa.jsonl") and len(recorded["dataset.path"]["sha256"]) == 64
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = run_cli([str(run_dir)], module="tinkerx.reproduce", cwd=elsewhere)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "matches the original line for line" in result.stderr
+    (again,) = (tmp_path / "runs").glob("original-reproduced-*")
+    assert (run_dir / "summary.json").is_file() and (again / "summary.json").is_file()
+
+    with (first / "qa.jsonl").open("a") as f:
+        f.write(json.dumps({"question": "1+1=", "answer": "3"}) + "\n")
+    result = run_cli([str(run_dir)], module="tinkerx.reproduce", cwd=elsewhere)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "changed since the run" in lines[0] and str(first / "qa.jsonl") in lines[0]
+    assert len(list((tmp_path / "runs").glob("original-reproduced-*"))) == 1  # nothing was started
 
 
 def _qa_file(tmp_path: Path) -> Path:

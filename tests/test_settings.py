@@ -58,3 +58,32 @@ def test_adam_params_carry_every_setting():
 def test_epochs_bound_steps():
     assert TrainingSettings(batch_size=10, max_steps=1000, epochs=2).total_steps(95) == 19
     assert TrainingSettings(batch_size=10, max_steps=5, epochs=2).total_steps(95) == 5
+
+
+@pytest.mark.parametrize(
+    "factory,kwargs,message",
+    [
+        (TrainingSettings, {"max_steps": 2.5}, "training.max_steps must be an integer, got 2.5"),
+        (TrainingSettings, {"batch_size": True}, "training.batch_size must be an integer"),
+        (TrainingSettings, {"epochs": "two"}, "training.epochs must be a number or null"),
+        (OptimSettings, {"lr": "fast"}, "optim.lr must be a number, got 'fast'"),
+        (SamplingSettings, {"max_tokens": 8.0}, "sampling.max_tokens must be an integer"),
+    ],
+)
+def test_values_of_the_wrong_kind_are_rejected(factory, kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        factory(**kwargs)
+
+
+def test_numbers_of_the_right_kind_pass():
+    assert TrainingSettings(max_steps=3, epochs=1).epochs == 1  # an int is a fine float
+    assert OptimSettings(lr=1, horizon=None).lr == 1
+
+
+def test_seed_must_be_an_integer():
+    from tinkerx.settings import check_seed
+
+    check_seed(7)
+    for bad in ("abc", 1.5, True):
+        with pytest.raises(ConfigError, match="seed must be an integer"):
+            check_seed(bad)

@@ -67,6 +67,7 @@ def test_open_swaps_the_sdk_transport_and_close_restores_it(monkeypatch, tmp_pat
 
     monkeypatch.setenv("TINKER_API_KEY", "tml-x")
     monkeypatch.setenv("TINKER_TELEMETRY", "1")
+    monkeypatch.setattr("tinkerx.backends.tinker_backend.check_reachable", lambda *args: None)  # no server here
     before = (base._default_pyqwest_transport, base.AsyncHttpxClientWrapper)
     backend = TinkerBackend(base_url="http://127.0.0.1:9", record=False)
     backend.open([], tmp_path)
@@ -149,3 +150,40 @@ def test_recording_keeps_only_tinker_traffic_and_scrubs_the_key():
     assert b"tml-k3y" not in ours.body
     response = response_hook({"status": {"code": 200}, "headers": {"set-cookie": ["a=tml-k3y"]}, "body": {"string": b"tml-k3y!"}})
     assert response["headers"]["set-cookie"] == ["<redacted>"] and response["body"]["string"] == b"<redacted>!"
+
+
+def test_unreachable_server_fails_fast_naming_the_url(monkeypatch, tmp_path):
+    import socket
+    import time
+
+    monkeypatch.setenv("TINKER_API_KEY", "tml-x")
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}"
+    started = time.monotonic()
+    with pytest.raises(UserError, match=f"cannot reach the Tinker server at {url}.*backend.base_url"):
+        TinkerBackend(base_url=url, connect_timeout_s=5).open([], tmp_path)
+    assert time.monotonic() - started < 30
+
+
+def test_a_server_that_is_not_tinker_is_named(monkeypatch, tmp_path):
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class NotFound(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("TINKER_API_KEY", "tml-x")
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with pytest.raises(UserError, match=f"{url} answers, but not as a Tinker server"):
+            TinkerBackend(base_url=url, connect_timeout_s=5).open([], tmp_path)
+    finally:
+        server.shutdown()

@@ -61,7 +61,7 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[Any, Pipeline, list[Any]]:
     if reward is not None:
         from tinkerx.rewards.guarded import GuardedReward, validate_reward
 
-        validate_reward(reward, dataset.train[:4] or dataset.test[:4])
+        validate_reward(reward, dataset.train[:4] or dataset.test[:4], timeout_s=cfg.reward_timeout_s)
         reward = GuardedReward(reward, timeout_s=cfg.reward_timeout_s)
     tokenizer = model_loader.load_tokenizer()
     evaluator = None

@@ -8,63 +8,103 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any, Callable, NoReturn
 
 EXIT_USER_ERROR = 2
+EXIT_FAILED_TRIALS = 1
+_PACKAGE_DIR = Path(__file__).resolve().parent
+# Sweeper and launcher plugins that conf/hydra/ builds on, and the extra that installs each.
+PLUGIN_EXTRAS = {"optuna": "optuna", "joblib": "parallel", "submitit_slurm": "slurm", "submitit_local": "slurm"}
 
 
-def report_user_error(error: BaseException) -> NoReturn:
-    message = " ".join(str(error).split())
-    print(f"tinkerx: error: {message}", file=sys.stderr)
-    sys.exit(EXIT_USER_ERROR)
+def one_line(error: BaseException | str) -> str:
+    return " ".join(str(error).split())
+
+
+def report_user_error(error: BaseException | str, exit_code: int = EXIT_USER_ERROR) -> NoReturn:
+    print(f"tinkerx: error: {one_line(error)}", file=sys.stderr)
+    sys.exit(exit_code)
+
+
+def warn(message: str) -> None:
+    print(f"tinkerx: warning: {one_line(message)}", file=sys.stderr)
+
+
+def closest_first(name: str, candidates: list[str]) -> list[str]:
+    """``candidates`` with the ones most like ``name`` first (difflib), then the rest in order."""
+    import difflib
+
+    close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.5)
+    return close + [c for c in sorted(candidates) if c not in close]
 
 
 def describe_composition_error(error: BaseException) -> str | None:
     """A one-line description of a Hydra composition error, or None if it is not one."""
     from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
-    from omegaconf.errors import ConfigKeyError
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
     if isinstance(error, MissingConfigException):
         options = sorted(error.options or [])
         missing = error.missing_cfg_file or ""
         group, _, option = missing.rpartition("/")
+        if option in PLUGIN_EXTRAS and group.startswith("hydra/"):
+            return f"{group}={option} needs a Hydra plugin that is not installed: pip install 'tinkerx[{PLUGIN_EXTRAS[option]}]'"
         if group:
-            return f"unknown {group} option {option!r}; valid: {', '.join(options)}"
+            return f"unknown {group} option {option!r}; valid: {', '.join(closest_first(option, options))}"
         return f"config {missing!r} not found"
     if isinstance(error, OverrideParseException):
         return f"cannot parse override: {error}"
     if isinstance(error, ConfigCompositionException):
         cause = error.__cause__
-        if isinstance(cause, ConfigKeyError):
-            key = getattr(cause, "full_key", None) or getattr(cause, "key", "")
-            parent = key.rpartition(".")[0]
-            valid = _keys_near(cause)
-            hint = f"; valid keys{' under ' + parent if parent else ''}: {valid}" if valid else ""
-            return f"unknown config key {key!r}{hint} (add a new key with +{key}=...)"
-        return " ".join(str(error).split())
+        if isinstance(cause, (ConfigKeyError, ConfigAttributeError)):
+            return _unknown_key(cause)
+        return one_line(error)
     return None
 
 
-def _keys_near(cause: Any) -> str:
-    node = getattr(cause, "object_type", None)
-    parent = getattr(cause, "parent_node", None) or getattr(cause, "node", None)
-    try:
-        from omegaconf import DictConfig
+def _unknown_key(cause: Any) -> str:
+    from omegaconf import DictConfig
 
-        if isinstance(parent, DictConfig):
-            return ", ".join(sorted(str(k) for k in parent.keys()))
-    except Exception:
-        return ""
-    return "" if node is None else ""
+    key = str(getattr(cause, "full_key", None) or getattr(cause, "key", ""))
+    parent, _, name = key.rpartition(".")
+    node = getattr(cause, "parent_node", None)
+    message = f"unknown config key {key!r}"
+    if isinstance(node, DictConfig):
+        valid = closest_first(name, [str(k) for k in node.keys() if not str(k).startswith("_")])
+        where = f" under {parent}" if parent else ""
+        message += f"; valid keys{where}: {', '.join(valid)}"
+    return f"{message} (add a new key with +{key}=...)"
 
 
-def install_compact_errors() -> None:
-    """Route Hydra's error reporting through ``describe_composition_error``."""
+def describe_output_error(error: BaseException) -> str | None:
+    """Hydra creates the run folder before tinkerx runs: a folder it cannot create is the user's to fix."""
+    if not isinstance(error, OSError) or error.filename is None:
+        return None
+    frames = []
+    tb = error.__traceback__
+    while tb is not None:
+        frames.append(Path(tb.tb_frame.f_code.co_filename).resolve())
+        tb = tb.tb_next
+    # Only when no tinkerx code below this wrapper raised it: then it is Hydra's folder set-up.
+    if any(_PACKAGE_DIR in f.parents and f.name != "cli_errors.py" for f in frames):
+        return None
+    reason = error.strerror or type(error).__name__
+    return (f"cannot create the output folder {error.filename}: {reason}; "
+            "choose a writable place with hydra.run.dir=PATH (hydra.sweep.dir=PATH with -m)")
+
+
+def install_compact_errors(composition_prefix: str = "") -> None:
+    """Route Hydra's error reporting through one-line descriptions.
+
+    ``composition_prefix`` is put before composition errors, e.g. to say that a reproduced run's
+    config no longer composes.
+    """
     if os.environ.get("HYDRA_FULL_ERROR") == "1":
         return
     import hydra._internal.utils as hydra_utils
 
-    original: Callable[[Callable[[], Any]], Any] = hydra_utils.run_and_report
+    original: Callable[[Callable[[], Any]], Any] = getattr(hydra_utils, "_tinkerx_original_run_and_report", hydra_utils.run_and_report)
 
     def run_and_report(func: Callable[[], Any]) -> Any:
         try:
@@ -75,10 +115,14 @@ def install_compact_errors() -> None:
             if isinstance(error, UserError):
                 report_user_error(error)
             message = describe_composition_error(error)
-            if message is None:
-                return original(lambda: _reraise(error))
-            report_user_error(Exception(message))
+            if message is not None:
+                report_user_error(composition_prefix + message)
+            message = describe_output_error(error)
+            if message is not None:
+                report_user_error(message)
+            return original(lambda: _reraise(error))
 
+    hydra_utils._tinkerx_original_run_and_report = original
     hydra_utils.run_and_report = run_and_report
 
 

@@ -2,6 +2,10 @@
 
     python -m tinkerx.plots RUN_DIR [RUN_DIR ...] --out docs/curve.png \
         [--keys eval/accuracy reward/mean] [--labels sft grpo] [--chain]
+    python -m tinkerx.plots SWEEP_DIR --keys eval/accuracy --out sweep.png
+
+A sweep folder (``-m``) stands for its trials, one line each, labelled by the overrides that
+differ between them; failed trials have no metrics and are left out.
 
 ``--chain`` draws the runs one after another on the step axis (e.g. an SFT run, then the GRPO run
 warm-started from it). Steps where a metric was not logged are skipped, so holdout metrics logged
@@ -81,16 +85,38 @@ def _offsets(runs: Sequence[Sequence[dict]]) -> list[int]:
     return offsets
 
 
+def expand_sweeps(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
+    """Run folders and their default labels, with each sweep folder replaced by its trials."""
+    from tinkerx.runs.sweep_summary import sweep_rows, varying_overrides
+
+    run_dirs: list[Path] = []
+    labels: list[str] = []
+    for path in map(Path, paths):
+        if (path / "metrics.jsonl").is_file() or not path.is_dir():
+            run_dirs.append(path)
+            labels.append(path.name)
+            continue
+        rows = sweep_rows(path)
+        for row, overrides in zip(rows, varying_overrides(rows)):
+            if (Path(row["run_dir"]) / "metrics.jsonl").is_file():
+                run_dirs.append(Path(row["run_dir"]))
+                labels.append(overrides or f"trial {row['trial']}")
+    if not run_dirs:
+        raise SystemExit(f"no run folders with metrics.jsonl in {', '.join(map(str, paths))}")
+    return run_dirs, labels
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tinkerx.plots", description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="run folders holding metrics.jsonl")
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders holding metrics.jsonl, or sweep folders")
     parser.add_argument("--out", type=Path, required=True, help="PNG file to write")
     parser.add_argument("--keys", nargs="+", default=list(DEFAULT_KEYS), help="metrics to plot, one panel each")
     parser.add_argument("--labels", nargs="+", help="one legend label per run (default: folder names)")
     parser.add_argument("--chain", action="store_true", help="draw the runs one after another on the step axis")
     parser.add_argument("--title")
     args = parser.parse_args(argv)
-    print(plot(args.runs, args.out, args.keys, args.labels, args.chain, args.title))
+    run_dirs, labels = expand_sweeps(args.runs)
+    print(plot(run_dirs, args.out, args.keys, args.labels or labels, args.chain, args.title))
 
 
 if __name__ == "__main__":

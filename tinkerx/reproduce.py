@@ -3,9 +3,11 @@
 The config is re-composed from the run's group choices (method, model, dataset, ...) and its
 command-line overrides, read from ``.hydra/hydra.yaml``, rather than from the saved values: that
 keeps node types intact when a group override is added (``backend=tinker`` replaces a whole node,
-not a string). Hydra settings the user overrode are restored; the output goes to a sibling folder
-so the original is never touched. Afterwards the new ``metrics.jsonl`` is compared with the
-original's, ignoring wall-clock keys (``time/...``).
+not a string). Hydra settings the user overrode are restored; the output goes to a new sibling
+folder (``RUN-reproduced-<time>-<tag>``) so the original is never touched. Data files are read from
+the absolute paths the run recorded, after checking their sha256 (``data_files.json``), so this
+works from any directory and refuses data that changed. Afterwards the new ``metrics.jsonl`` is
+compared with the original's, ignoring wall-clock keys (``time/...``).
 """
 
 from __future__ import annotations
@@ -30,9 +32,18 @@ def reproduction_args(run_dir: Path, extra: list[str], new_dir: Path) -> list[st
     hydra_file = run_dir / ".hydra" / "hydra.yaml"
     if not hydra_file.is_file():
         raise UserError(f"{run_dir} is not a tinkerx run folder (no .hydra/hydra.yaml)")
-    hydra = OmegaConf.load(hydra_file).hydra
+    try:
+        hydra = OmegaConf.load(hydra_file).hydra
+    except Exception as e:  # noqa: BLE001 - any unreadable file is the same news for the user
+        raise UserError(f"cannot reproduce {run_dir}: {hydra_file} is unreadable: {type(e).__name__}: {' '.join(str(e).split())}") from None
     task = [str(o) for o in hydra.overrides.task]
     user_hydra = [str(o) for o in hydra.overrides.hydra if not str(o).startswith(_PER_RUN_HYDRA_KEYS)]
+    from tinkerx.runs.data_files import recorded_data_overrides
+
+    # Relative data paths in the original overrides are replaced by the recorded absolute ones.
+    data = recorded_data_overrides(run_dir, {_key(o) for o in extra})
+    data_keys = {_key(o) for o in data}
+    task = [o for o in task if _key(o) not in data_keys]
     overridden = {_key(o) for o in task + extra}
     choices = [
         f"{group}={choice}"
@@ -40,7 +51,14 @@ def reproduction_args(run_dir: Path, extra: list[str], new_dir: Path) -> list[st
         if not group.startswith("hydra/") and choice is not None and group not in overridden
     ]
     output_subdir = hydra.output_subdir
-    return choices + task + user_hydra + extra + [f"hydra.run.dir={new_dir}", f"hydra.output_subdir={output_subdir}"]
+    return choices + task + data + user_hydra + extra + [f"hydra.run.dir={new_dir}", f"hydra.output_subdir={output_subdir}"]
+
+
+def sibling_dir(run_dir: Path) -> Path:
+    """A new folder beside the original; the random tag keeps two reproductions in one second apart."""
+    from tinkerx.__main__ import unique_suffix
+
+    return run_dir.with_name(f"{run_dir.name}-reproduced-{time.strftime('%Y%m%d-%H%M%S')}-{unique_suffix()}")
 
 
 def _key(override: str) -> str:
@@ -74,7 +92,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(0 if argv else 2)
     run_dir = Path(argv[0]).resolve()
     extra = argv[1:]
-    new_dir = Path(next((o.split("=", 1)[1] for o in extra if o.startswith("hydra.run.dir=")), str(run_dir) + time.strftime("-reproduced-%Y%m%d-%H%M%S")))
+    given = next((o.split("=", 1)[1] for o in extra if o.startswith("hydra.run.dir=")), None)
+    new_dir = Path(given).resolve() if given else sibling_dir(run_dir)
     extra = [o for o in extra if not o.startswith("hydra.run.dir=")]
     try:
         args = reproduction_args(run_dir, extra, new_dir)
@@ -83,9 +102,11 @@ def main(argv: list[str] | None = None) -> None:
 
     from tinkerx.__main__ import main as tinkerx_main
 
-    print("reproducing with: python -m tinkerx " + " ".join(args), file=sys.stderr)
+    if new_dir.exists() and any(new_dir.iterdir()):
+        report_user_error(f"{new_dir} already holds files: reproduce into a new folder (hydra.run.dir=...)")
+    print("reproducing with: python -m tinkerx " + " ".join(args))
     sys.argv = ["tinkerx", *args]
-    tinkerx_main()
+    tinkerx_main(composition_prefix=f"cannot reproduce {run_dir}: its config no longer composes: ")
     if not extra:
         difference = compare_metrics(run_dir, new_dir)
         verdict = "metrics.jsonl matches the original line for line" if difference is None else f"metrics differ from the original: {difference}"

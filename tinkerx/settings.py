@@ -7,7 +7,9 @@ bad value costs the user nothing.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import numbers
+import typing
+from dataclasses import dataclass, fields
 from typing import Any
 
 from tinkerx.errors import ConfigError
@@ -18,6 +20,30 @@ SCHEDULES = ("constant", "linear", "cosine")
 def _require(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)
+
+
+def check_seed(seed: Any) -> None:
+    _require(isinstance(seed, int) and not isinstance(seed, bool), f"seed must be an integer, got {seed!r}")
+
+
+def _check_types(settings: Any, prefix: str) -> None:
+    """Numbers of the declared kind, checked before the range checks compare them.
+
+    A dataclass does not check its annotations, and ``training.max_steps=2.5`` would otherwise
+    fail deep inside a loop with a TypeError.
+    """
+    hints = typing.get_type_hints(type(settings))
+    for field in fields(settings):
+        value, kinds = getattr(settings, field.name), typing.get_args(hints[field.name]) or (hints[field.name],)
+        if value is None and type(None) in kinds:
+            continue
+        if int in kinds and float not in kinds:
+            ok, expected = isinstance(value, int) and not isinstance(value, bool), "an integer"
+        elif float in kinds:
+            ok, expected = isinstance(value, numbers.Real) and not isinstance(value, bool), "a number"
+        else:
+            continue
+        _require(ok, f"{prefix}.{field.name} must be {expected}{' or null' if type(None) in kinds else ''}, got {value!r}")
 
 
 @dataclass
@@ -40,6 +66,7 @@ class OptimSettings:
     min_lr_ratio: float = 0.0
 
     def __post_init__(self) -> None:
+        _check_types(self, "optim")
         _require(self.lr > 0, f"optim.lr must be > 0, got {self.lr}")
         _require(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, f"optim.beta1/beta2 must be in [0, 1), got {self.beta1}, {self.beta2}")
         _require(self.eps > 0, f"optim.eps must be > 0, got {self.eps}")
@@ -86,6 +113,7 @@ class SamplingSettings:
     stop: list[Any] | None = None
 
     def __post_init__(self) -> None:
+        _check_types(self, "sampling")
         _require(self.temperature >= 0, f"sampling.temperature must be >= 0, got {self.temperature}")
         _require(self.max_tokens >= 1, f"sampling.max_tokens must be >= 1, got {self.max_tokens}")
         _require(0 < self.top_p <= 1, f"sampling.top_p must be in (0, 1], got {self.top_p}")
@@ -112,6 +140,7 @@ class TrainingSettings:
     keep_checkpoints: int | None = None
 
     def __post_init__(self) -> None:
+        _check_types(self, "training")
         _require(self.batch_size >= 1, f"training.batch_size must be >= 1, got {self.batch_size}")
         _require(self.max_steps >= 1, f"training.max_steps must be >= 1, got {self.max_steps}")
         _require(self.epochs is None or self.epochs > 0, f"training.epochs must be > 0 or null, got {self.epochs}")

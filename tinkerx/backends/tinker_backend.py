@@ -43,6 +43,26 @@ def resolve_api_key(env_name: str) -> str:
     return key
 
 
+def check_reachable(base_url: str | None, timeout_s: float) -> None:
+    """UserError unless a Tinker server answers within ``timeout_s`` (any status but 404: auth comes later)."""
+    import httpx
+    from tinker.lib.base_url import resolve_base_url
+
+    server = resolve_base_url(base_url)
+    url = f"{server.rstrip('/')}/api/v1/healthz"
+    try:
+        status = httpx.get(url, timeout=timeout_s).status_code
+    except httpx.HTTPError as e:
+        reason = " ".join(str(e).split()) or type(e).__name__
+        raise UserError(
+            f"cannot reach the Tinker server at {server} within {timeout_s:g}s ({type(e).__name__}: {reason}): "
+            "check backend.base_url (or $TINKER_BASE_URL), that the server is running (python -m tinkerx.serve for "
+            "your own) and your network or proxy settings"
+        ) from None
+    if status == 404:  # every Tinker server has this endpoint (the SDK's health check)
+        raise UserError(f"{server} answers, but not as a Tinker server ({url} is 404): check backend.base_url (or $TINKER_BASE_URL)")
+
+
 class TinkerBackend:
     def __init__(
         self,
@@ -54,6 +74,7 @@ class TinkerBackend:
         proxy_port: int = 8080,
         proxy_web_port: int = 8081,
         telemetry: bool = False,
+        connect_timeout_s: float = 15.0,
     ) -> None:
         if base_url is not None and not re.match(r"^https?://", base_url):
             raise ConfigError(f"backend.base_url must start with http:// or https://, got {base_url!r}")
@@ -61,6 +82,7 @@ class TinkerBackend:
         self.record, self.replay = record, replay
         self.proxy, self.proxy_port, self.proxy_web_port = proxy, proxy_port, proxy_web_port
         self.telemetry = telemetry
+        self.connect_timeout_s = connect_timeout_s
         self._service: Any = None
         self._cassette: Any = None
         self._mitmweb: Any = None
@@ -73,6 +95,9 @@ class TinkerBackend:
             raise UserError(f"backend.replay: no recorded traffic at {replay}")
         # Replay talks to no server, so it needs no credentials: any well-formed key will do.
         key = "tml-replay" if replay else resolve_api_key(self.api_key_env)
+        if not replay:
+            # The SDK retries an unreachable server for minutes before it gives up with a traceback.
+            check_reachable(self.base_url, self.connect_timeout_s)
         import tinker
 
         try:

@@ -35,7 +35,7 @@ class _Outcome:
     timed_out: bool = False
 
 
-def _run(fn: Callable[..., Any], args: tuple, timeout_s: float) -> _Outcome:
+def call_with_timeout(fn: Callable[..., Any], args: tuple, timeout_s: float) -> _Outcome:
     outcome = _Outcome()
 
     def target() -> None:
@@ -51,7 +51,7 @@ def _run(fn: Callable[..., Any], args: tuple, timeout_s: float) -> _Outcome:
     return outcome
 
 
-def _one_line(error: BaseException) -> str:
+def describe_error(error: BaseException) -> str:
     message = " ".join(str(error).split())
     return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
@@ -86,12 +86,12 @@ class GuardedReward:
         self._lock = threading.Lock()
 
     def compute_reward(self, completion: str, ground_truth: str) -> float:
-        outcome = _run(self.reward.compute_reward, (completion, ground_truth), self.timeout_s)
+        outcome = call_with_timeout(self.reward.compute_reward, (completion, ground_truth), self.timeout_s)
         if outcome.timed_out:
             self._record("timeouts", f"timed out after {self.timeout_s:g}s")
             return 0.0
         if outcome.error is not None:
-            self._record("errors", _one_line(outcome.error))
+            self._record("errors", describe_error(outcome.error))
             return 0.0
         try:
             return _score(outcome.value)
@@ -127,7 +127,7 @@ def validate_reward(
     """Run ``reward`` on up to ``limit`` examples before any training; UserError if it cannot run.
 
     Without ``completions`` each example's own ``solution`` (or ``answer``) stands in for a model
-    output. Fails when every call raises or times out, or when any call returns a non-number.
+    output. Fails when every call raises, when any call times out or returns a non-number.
     Returns the scores of the calls that succeeded.
     """
     examples = list(examples)[:limit]
@@ -138,11 +138,13 @@ def validate_reward(
     scores: list[float] = []
     failures: list[str] = []
     for example, completion in zip(examples, completions):
-        outcome = _run(reward.compute_reward, (completion, example.answer), timeout_s)
+        outcome = call_with_timeout(reward.compute_reward, (completion, example.answer), timeout_s)
         if outcome.timed_out:
-            failures.append(f"timed out after {timeout_s:g}s")
-        elif outcome.error is not None:
-            failures.append(_one_line(outcome.error))
+            # One hang is enough to know: each further example would cost another ``timeout_s``.
+            raise UserError(f"reward {name!r} timed out after {timeout_s:g}s on a reference solution: does "
+                            "compute_reward wait on something or loop forever? (raise reward_timeout_s if it is only slow)")
+        if outcome.error is not None:
+            failures.append(describe_error(outcome.error))
         else:
             try:
                 scores.append(_score(outcome.value))

@@ -7,16 +7,19 @@ import sys
 from pathlib import Path
 
 from tinkerx.errors import UserError
+from tinkerx.rewards.guarded import call_with_timeout, describe_error
 
 
 class PythonFileReward:
     """Loads ``path`` once at construction, so a missing file or function stops the run at start-up.
 
     A relative ``path`` is relative to the directory the command was run from (Hydra keeps the
-    working directory unchanged).
+    working directory unchanged). The import runs on a daemon thread and may take at most
+    ``import_timeout_s``: a file that waits on input or loops at import stops the run with one line
+    instead of hanging it. Each call's own time limit is the run's ``reward_timeout_s``.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, import_timeout_s: float = 30.0) -> None:
         file = Path(path).expanduser().resolve()
         if not file.is_file():
             raise UserError(f"reward file not found: {file}")
@@ -26,12 +29,14 @@ class PythonFileReward:
         spec = importlib.util.spec_from_file_location(module_name, file)
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
-        try:
-            spec.loader.exec_module(module)
-        except Exception as e:
+        outcome = call_with_timeout(spec.loader.exec_module, (module,), import_timeout_s)
+        if outcome.timed_out or outcome.error is not None:
             del sys.modules[module_name]
-            message = " ".join(str(e).split())
-            raise UserError(f"{file}: importing the reward failed: {type(e).__name__}: {message}") from None
+        if outcome.timed_out:
+            raise UserError(f"{file}: importing the reward did not finish within {import_timeout_s:g}s "
+                            "(reward.import_timeout_s): does it wait on input, the network or a loop at import time?")
+        if outcome.error is not None:
+            raise UserError(f"{file}: importing the reward failed: {describe_error(outcome.error)}")
         fn = getattr(module, "compute_reward", None)
         if not callable(fn):
             raise UserError(f"{file}: no function compute_reward(completion, ground_truth) -> float")

@@ -7,23 +7,37 @@ from typing import Any, Sequence
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 console = Console(stderr=True)
+
+
+class _MetricsBelowProgress(Progress):
+    """The bar on one line and the metrics wrapped beneath it.
+
+    As one more column, the metrics squeeze the bar and get cut off below ~150 columns; as their
+    own text, they wrap at the terminal width and every figure stays readable at 80.
+    """
+
+    def get_renderables(self):
+        yield self.make_tasks_table(self.tasks)
+        for task in self.tasks:
+            if task.fields.get("metrics"):
+                yield Text("  " + task.fields["metrics"], overflow="fold")
 
 
 class StepProgress:
     """``with StepProgress(total, "sft") as bar: bar.advance({"loss": 0.3})``; shows a few key metrics."""
 
-    def __init__(self, total: int, description: str, show: Sequence[str] = ()) -> None:
+    def __init__(self, total: int, description: str, show: Sequence[str] = (), console: Console | None = None) -> None:
         self.show = list(show)
-        self._progress = Progress(
+        self._progress = _MetricsBelowProgress(
             TextColumn("[bold]{task.description}"),
-            BarColumn(),
+            BarColumn(bar_width=24),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
-            TextColumn("{task.fields[metrics]}"),
-            console=console,
+            console=console or globals()["console"],
             transient=False,
         )
         self._task = self._progress.add_task(description, total=total, metrics="")
@@ -42,6 +56,9 @@ class StepProgress:
     def advance(self, metrics: dict[str, Any]) -> None:
         shown = "  ".join(f"{k}={_fmt(metrics[k])}" for k in self.show if metrics.get(k) is not None)
         self._progress.update(self._task, advance=1, metrics=shown)
+
+    def renderable(self):
+        return self._progress.get_renderable()
 
 
 def _fmt(value: Any) -> str:

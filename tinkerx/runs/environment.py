@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 PACKAGES = (
     "tinkerx", "torch", "transformers", "tokenizers", "peft", "datasets", "tinker",
@@ -24,17 +26,35 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
-def git_state(source_dir: Path) -> dict[str, str | bool | None]:
+def git_state(source_dir: Path) -> dict[str, Any]:
+    """The commit and whether tracked files differ from it, as ``git`` itself sees them.
+
+    ``dirty`` counts tracked changes only: run folders, caches and other untracked files in the
+    checkout do not change the code that ran (they are counted apart, in ``untracked``). ``diff_sha256``
+    tells two dirty states apart. All values are None where ``source_dir`` is not a git checkout
+    (an installed wheel) or git is missing.
+    """
     def git(*args: str) -> str | None:
         try:
-            out = subprocess.run(["git", *args], cwd=source_dir, capture_output=True, text=True, timeout=5)
+            out = subprocess.run(["git", *args], cwd=source_dir, capture_output=True, text=True, timeout=10)
         except (OSError, subprocess.TimeoutExpired):
             return None
-        return out.stdout.strip() if out.returncode == 0 else None
+        return out.stdout if out.returncode == 0 else None
 
     commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain")
-    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+    if commit is None:
+        return {"commit": None, "branch": None, "dirty": None, "changed_files": None, "untracked": None, "diff_sha256": None}
+    changed = [line[3:] for line in (git("status", "--porcelain", "--untracked-files=no") or "").splitlines() if line.strip()]
+    untracked = (git("ls-files", "--others", "--exclude-standard") or "").splitlines()
+    diff = git("diff", "HEAD") or ""
+    return {
+        "commit": commit.strip(),
+        "branch": (git("rev-parse", "--abbrev-ref", "HEAD") or "").strip() or None,
+        "dirty": bool(changed),
+        "changed_files": changed,
+        "untracked": len(untracked),
+        "diff_sha256": hashlib.sha256(diff.encode()).hexdigest() if changed else None,
+    }
 
 
 def environment(source_dir: Path) -> dict:

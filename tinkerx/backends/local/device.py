@@ -8,9 +8,22 @@ DTYPES = ("float32", "bfloat16", "float16")
 def resolve_device(name: str):
     import torch
 
+    from tinkerx.errors import ConfigError
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"backend.device {name!r} is not a device; valid: auto, cpu, cuda, cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            build = "this torch has no CUDA support" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise ConfigError(f"backend.device={name} but {build} (torch {torch.__version__}): "
+                              "use backend.device=cpu or auto, or install a CUDA build of torch")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"backend.device={name} but only {torch.cuda.device_count()} CUDA device(s) are visible")
+    return device
 
 
 def resolve_dtype(name: str):
