@@ -109,7 +109,7 @@ def test_sft_killed_and_resumed_equals_uninterrupted(tmp_path, references, kill_
     assert not (killed / "summary.json").exists()
     resumed = _resume(killed)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "resuming at step" in resumed.stderr
+    assert "resumingatstep" in "".join(resumed.stderr.split())
     _assert_same_run(reference, killed)
     assert len((killed / "resumes.jsonl").read_text().splitlines()) == 1
 
@@ -200,7 +200,8 @@ def test_a_damaged_resume_point_falls_back_to_the_previous_one(tmp_path, referen
     (newest / "method_state.json").write_text("{}")  # damaged after the fact: its hash no longer matches
     resumed = _resume(killed)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "step_000018 is damaged" in resumed.stderr and "resuming at step 12" in resumed.stderr
+    said = "".join(resumed.stderr.split())
+    assert "step_000018isdamaged" in said and "resumingatstep12" in said
     _assert_same_run(reference, killed)
 
 
@@ -215,10 +216,11 @@ def test_a_killed_sweep_resumes_skipping_finished_trials(tmp_path):
 
     resumed = _cli([str(sweep)], module="tinkerx.resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "finished earlier, skipped" in resumed.stderr and "resuming at step 3" in resumed.stderr
+    said = "".join(resumed.stderr.split())  # rich wraps long lines when stderr is not a terminal
+    assert "finishedearlier,skipped" in said and "resumingatstep3" in said
     assert (trials[0] / "summary.json").read_text() == first_summary  # untouched
     for trial, steps in zip(trials, (3, 8)):
         assert [row["step"] for row in _metrics(trial)] == list(range(1, steps + 1))
         assert json.loads((trial / "summary.json").read_text())["status"] == "finished"
     summary_csv = (sweep / "sweep_summary.csv").read_text().splitlines()
-    assert len(summary_csv) == 3 and all("finished" in row for row in summary_csv[1:])
+    assert len(summary_csv) == 3 and all(",completed," in row for row in summary_csv[1:])

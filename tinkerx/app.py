@@ -99,7 +99,7 @@ def _fresh_or_resume(run_dir: Path) -> bool | dict[str, Any]:
     if resume_points.points(run_dir):
         return True
     # Never started, killed before its first resume point, or failed: start it afresh.
-    for name in ("metrics.jsonl", "samples.jsonl", "summary.json", FAILED_MARKER, "checkpoints", "eval"):
+    for name in ("metrics.jsonl", "samples.jsonl", "summary.json", FAILED_MARKER, "failed.json", "checkpoints", "eval"):
         path = run_dir / name
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     return False

@@ -44,7 +44,8 @@ def trial_row(trial_dir: Path) -> dict[str, Any]:
     summary_file, failed_file = trial_dir / SUMMARY_FILE, trial_dir / FAILED_FILE
     if summary_file.is_file():
         summary = json.loads(summary_file.read_text())
-        row["status"] = "completed"
+        # An interrupted trial (Ctrl-C, SIGTERM) has a summary too; tinkerx.resume finishes it.
+        row["status"] = "interrupted" if summary.get("status") == "interrupted" else "completed"
         for part in ("baseline", "final"):
             for key, value in (summary.get(part) or {}).items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
