@@ -12,6 +12,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from tests.conftest import CONF_DIR, ROOT
+from tests.test_config import composer  # noqa: F401  (the module-scoped Hydra compose fixture)
 
 MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
 DATASETS = sorted(p.stem for p in (CONF_DIR / "dataset").glob("*.yaml"))
@@ -37,17 +38,6 @@ def combinations():
             for dataset in DATASETS:
                 if method != "debate" or dataset in MULTIPLE_CHOICE:
                     yield method, model, dataset
-
-
-@pytest.fixture(scope="module")
-def composer():
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        yield lambda overrides: compose(config_name="config", overrides=overrides)
-    GlobalHydra.instance().clear()
 
 
 def _value(cfg, key):
