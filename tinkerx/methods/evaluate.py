@@ -17,7 +17,7 @@ from typing import Any
 from rich.table import Table
 
 from tinkerx.errors import ConfigError
-from tinkerx.eval.compare import compare_results, load_results, results_entry
+from tinkerx.eval.compare import compare_results, example_key, load_results, results_entry
 from tinkerx.eval.partial_credit import partial_credit
 from tinkerx.eval.suite import LoadedBenchmark
 from tinkerx.pipeline import Pipeline
@@ -131,7 +131,7 @@ def _describe(p: Pipeline, bench: LoadedBenchmark) -> str:
 
 def _check_pairs(name: str, evaluator: Any, baseline: dict[str, Any]) -> None:
     """ConfigError, before any sampling, when no example of this run pairs with one of the baseline's."""
-    keys = [f"{ex.id}#{s}" for ex in evaluator.examples() for s in range(evaluator.num_samples)]
+    keys = [example_key({"id": ex.id, "sample": s}) for ex in evaluator.examples() for s in range(evaluator.num_samples)]
     theirs = baseline.get("correct") or {}
     if keys and not set(keys) & set(theirs):
         example = next(iter(theirs), "none")
