@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -25,8 +23,9 @@ def test_every_group_has_options():
         assert options(group), group
 
 
-# The groups users switch between runs; their every combination is composed. The remaining
-# groups (logger, reward, evaluator) write only their own node, so each option is composed once.
+# Every method x model x data set x backend combination is composed, with its invariants checked,
+# in test_config_matrix.py. The remaining groups (logger, reward, evaluator) write only their own
+# node, so each option is composed once here.
 AXES = ("model", "dataset", "backend")
 
 
@@ -46,15 +45,6 @@ def _check(cfg, overrides):
     assert cfg.method._target_.startswith("tinkerx.methods."), overrides
     for key in ("seed", "optim", "sampling", "training", "model", "dataset", "backend"):
         assert key in cfg, (key, overrides)
-
-
-@pytest.mark.parametrize("method", options("method"))
-def test_every_combination_composes(composer, method):
-    combos = list(itertools.product(*(options(g) for g in AXES)))
-    for combo in combos:
-        overrides = [f"method={method}"] + [f"{g}={o}" for g, o in zip(AXES, combo)]
-        _check(composer(overrides), overrides)
-    assert len(combos) == len(options("model")) * len(options("dataset")) * len(options("backend"))
 
 
 @pytest.mark.parametrize("group", [g for g in GROUPS if g not in AXES and g != "method"])

@@ -96,6 +96,13 @@ def test_quick_suite_loads_local_files(shared_data):
     loaded = instantiate(cfg.components.suite).load()
     assert len(loaded["gsm8k"].dataset.test) == 1319 and len(loaded["math500"].dataset.test) == 500
     assert loaded["gsm8k"].max_examples == 50
+    # Each benchmark is sampled with its own data set's budget, not the run's (arithmetic's 16).
+    assert (loaded["gsm8k"].max_tokens, loaded["math500"].max_tokens) == (1024, 2048)
+
+
+def test_eval_uses_a_suite_only_when_asked():
+    assert compose(["method=eval"]).components.suite.name == "dataset"
+    assert compose(["method=eval", "suite=quick"]).components.suite.name == "quick"
 
 
 # --- end to end ---------------------------------------------------------------------------------
@@ -157,3 +164,45 @@ def test_numeric_match_is_false_for_non_numeric_ground_truths():
     evaluator = Evaluator(dataset=None, tokenizer=None, reward=None)
     assert evaluator._numeric_match("so the answer is p - q", "p - q") is False  # MATH-500 has such answers
     assert evaluator._numeric_match("#### 1,000", "1000") is True
+
+
+def test_compare_benchmark_refuses_when_no_example_pairs():
+    base = {"metrics": {"accuracy": 1.0}, "correct": {"a#0": 1}}
+    with pytest.raises(ConfigError, match="example ids do not match"):
+        compare_benchmark(base, {"metrics": {"accuracy": 0.0}, "correct": {"b#0": 0}}, 10, 0.95, 0)
+
+
+def test_compare_with_other_example_ids_fails_before_sampling(tmp_path):
+    other = {"benchmarks": {"arithmetic": {"metrics": {"accuracy": 0.5}, "correct": {"7+8=#0": 1, "1+2=#0": 0}}}}
+    (tmp_path / "results.json").write_text(json.dumps(other))
+    with pytest.raises(ConfigError, match=r"none of this run's 12 examples is in the baseline") as error:
+        _run([*TINY, f"compare={tmp_path}"], tmp_path / "run")
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "run" / "eval").exists()  # refused before any sampling
+
+
+# A jsonl file without a test split; two answers a numeric reward cannot grade.
+QA = [{"question": f"{a}+{b}=", "answer": str(a + b)} for a, b in [(1, 2), (3, 4), (5, 6), (7, 8), (9, 1), (2, 2), (4, 4), (6, 1), (8, 8), (3, 3)]]
+QA += [{"question": "name it", "answer": "blue"}, {"question": "and this", "answer": "p - q"}]
+
+
+def test_eval_on_a_file_without_a_test_split_evaluates_all_of_it_and_counts_ungradable(tmp_path, caplog):
+    path = tmp_path / "mine.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in QA))
+    with caplog.at_level("WARNING"):
+        summary = _run(["method=eval", "dataset=jsonl", f"dataset.path={path}", "sampling.max_tokens=4"], tmp_path / "run")
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    entry = results["benchmarks"]["jsonl"]
+    assert len(entry["correct"]) == len(QA)  # the whole file, not its carved quarter
+    assert f"the whole of {path} ({len(QA)} examples; it has no test split of its own)" in entry["evaluated"]
+    assert entry["metrics"]["ungradable"] == summary["final"]["ungradable"] == 2
+    assert "2 of 12 answers cannot be graded by reward numeric" in caplog.text
+    records = [json.loads(line) for line in (tmp_path / "run" / "eval" / "jsonl.jsonl").read_text().splitlines()]
+    assert sorted(r["answer"] for r in records if r["ungradable"]) == ["blue", "p - q"]
+    assert not any(r["correct"] for r in records if r["ungradable"])
+
+
+def test_eval_on_a_test_split_says_how_many_it_takes(tmp_path):
+    _run(TINY, tmp_path / "run")
+    entry = json.loads((tmp_path / "run" / "results.json").read_text())["benchmarks"]["arithmetic"]
+    assert entry["evaluated"] == "the test split (200 examples), the first 12 (evaluator.max_examples=12; null for all), max_tokens 4"

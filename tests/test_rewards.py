@@ -275,3 +275,16 @@ def test_validate_reward_stops_a_broken_reward(reward, message):
 def test_validate_reward_stops_a_hanging_reward():
     with pytest.raises(UserError, match="timed out after 0.1s"):
         validate_reward(_Sleeps(), _EXAMPLES, timeout_s=0.1)
+
+
+def test_rewards_say_which_ground_truths_they_can_grade():
+    from tinkerx.rewards.exact_match import ExactMatchReward
+    from tinkerx.rewards.gradable import can_grade
+    from tinkerx.rewards.guarded import GuardedReward
+    from tinkerx.rewards.multiple_choice import MultipleChoiceReward
+    from tinkerx.rewards.numeric import NumericReward
+
+    assert can_grade(NumericReward(), "1,000") and not can_grade(NumericReward(), "p - q")
+    assert not can_grade(GuardedReward(NumericReward()), "p - q")  # seen through the guard
+    assert can_grade(MultipleChoiceReward(), "B") and not can_grade(MultipleChoiceReward(), "Paris")
+    assert can_grade(ExactMatchReward(), "anything")  # a reward that does not say grades everything

@@ -23,8 +23,9 @@ class Arithmetic(Dataset):
         test_size: int = 200,
         seed: int = 0,
         prompt: PromptFormat | None = None,
+        max_tokens: int = 16,
     ) -> None:
-        super().__init__(prompt)
+        super().__init__(prompt, max_tokens)
         if digits < 1:
             raise ConfigError(f"dataset.digits must be >= 1, got {digits}")
         bad = [op for op in operations if op not in OPERATIONS]
@@ -48,3 +49,4 @@ class Arithmetic(Dataset):
         self.test = problems[:test_size]
         self.validation = problems[test_size : test_size + validation_size]
         self.train = problems[test_size + validation_size :]
+        self.check_prompt("arithmetic problems")

@@ -36,8 +36,9 @@ class GPQADiamond(Dataset):
         max_test: int | None = None,
         seed: int = 0,
         prompt: PromptFormat | None = None,
+        max_tokens: int = 512,
     ) -> None:
-        super().__init__(prompt)
+        super().__init__(prompt, max_tokens)
         from huggingface_hub import get_token  # reads HF_TOKEN and a saved `hf auth login`
 
         if not get_token():
@@ -49,6 +50,8 @@ class GPQADiamond(Dataset):
             validation_size=validation_size, test_size=test_size,
             max_train=max_train, max_test=max_test, seed=seed,
         )
+        self.test_carved_from = "Idavidrein/gpqa:gpqa_diamond"
+        self.check_prompt(self.test_carved_from)
 
 
 def _example(row: dict[str, Any], index: int, seed: int) -> Example:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from tinkerx.data.base import Dataset, PromptFormat
-from tinkerx.data.example import Example
+from tinkerx.data.example import Example, record_fields
 from tinkerx.data.hub import load_hub_rows
 from tinkerx.data.jsonl import read_jsonl
 from tinkerx.data.splits import assign_splits
@@ -44,8 +44,9 @@ class MATH(Dataset):
         max_test: int | None = None,
         seed: int = 0,
         prompt: PromptFormat | None = None,
+        max_tokens: int = 512,
     ) -> None:
-        super().__init__(prompt)
+        super().__init__(prompt, max_tokens)
         if path is None and test_path is None:
             hint = (
                 "math: the Hugging Face hub is unreachable; point at local files with "
@@ -69,6 +70,9 @@ class MATH(Dataset):
             validation_size=validation_size, test_size=test_size,
             max_train=max_train, max_test=max_test, seed=seed,
         )
+        if test is None:
+            self.test_carved_from = sources[0]
+        self.check_prompt(str(path or test_path or sources[0]))
 
 
 def _example(row: dict[str, Any], index: int, split: str, source: str) -> Example:
@@ -81,4 +85,5 @@ def _example(row: dict[str, Any], index: int, split: str, source: str) -> Exampl
         answer=str(answer).strip(),
         id=str(row.get("unique_id") or f"math-{split}-{index}"),
         solution=solution,
+        fields=record_fields(row),
     )

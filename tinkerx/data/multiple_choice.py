@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tinkerx.data.base import Dataset, PromptFormat
-from tinkerx.data.example import Example
+from tinkerx.data.example import Example, record_fields
 from tinkerx.data.jsonl import read_jsonl
 from tinkerx.data.splits import assign_splits
 from tinkerx.errors import DataError
@@ -36,8 +36,9 @@ class MultipleChoice(Dataset):
         max_test: int | None = None,
         seed: int = 0,
         prompt: PromptFormat | None = None,
+        max_tokens: int = 512,
     ) -> None:
-        super().__init__(prompt)
+        super().__init__(prompt, max_tokens)
         rows = read_jsonl(path, (question_field, choices_field, answer_field))
         examples = []
         for i, row in enumerate(rows):
@@ -48,12 +49,15 @@ class MultipleChoice(Dataset):
                 answer=_letter(row[answer_field], answer_is_index, len(choices), where),
                 id=str(row[id_field]) if id_field else f"{self.name}-{i}",
                 choices=choices,
+                fields=record_fields(row),
             ))
         self.train, self.validation, self.test = assign_splits(
             self.name, examples, None,
             validation_size=validation_size, test_size=test_size,
             max_train=max_train, max_test=max_test, seed=seed,
         )
+        self.test_carved_from = str(path)
+        self.check_prompt(str(path))
 
 
 def _choices(value: Any, where: str) -> tuple[str, ...]:

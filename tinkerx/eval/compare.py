@@ -59,6 +59,8 @@ def compare_benchmark(base: dict[str, Any], current: dict[str, Any], samples: in
         if isinstance(base["metrics"].get(m), (int, float))
     }
     keys = sorted(set(base["correct"]) & set(current["correct"]))
+    if not keys:
+        raise ConfigError("compare: no example of this evaluation is in the baseline's; their example ids do not match")
     base_N = [base["correct"][k] for k in keys]
     current_N = [current["correct"][k] for k in keys]
     change, low, high = paired_bootstrap(base_N, current_N, samples, confidence, seed)

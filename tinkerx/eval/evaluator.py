@@ -2,18 +2,25 @@
 
 An evaluator is called with a sampling client, like the cookbook's evaluators, so the same object
 scores the baseline, intermediate checkpoints and the final weights on either backend.
+
+An answer the reward cannot grade (a numeric reward on a ground truth without a number) is not
+sent to it: it counts as incorrect, as ``ungradable`` in the metrics, with a warning.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from tinkerx.chat import decode_completion, prompt_tokens
 from tinkerx.errors import ConfigError
 from tinkerx.rewards.exact_match import ExactMatchReward
+from tinkerx.rewards.gradable import can_grade
 from tinkerx.rewards.numeric import NumericReward
 from tinkerx.sampler import sample_prompts
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -60,9 +67,10 @@ class Evaluator:
         futures = sample_prompts(sampling_client, prompts, self.num_samples, params)
         records: list[dict[str, Any]] = []
         for ex, future in zip(examples, futures):
+            gradable = can_grade(self.reward, ex.answer)
             for sample_index, seq in enumerate(future.result().sequences):
                 completion = decode_completion(self.tokenizer, seq.tokens)
-                score = float(self.reward.compute_reward(completion, ex.answer))
+                score = float(self.reward.compute_reward(completion, ex.answer)) if gradable else 0.0
                 records.append(
                     {
                         "id": ex.id,
@@ -72,19 +80,29 @@ class Evaluator:
                         "completion": completion,
                         "reward": score,
                         "correct": score >= 0.5,
+                        "ungradable": not gradable,
                         "exact_match": self._exact.compute_reward(completion, ex.answer) >= 1.0,
                         "numeric_match": self._numeric_match(completion, ex.answer),
                         "num_tokens": len(seq.tokens),
                         "truncated": seq.stop_reason == "length",
                     }
                 )
+        _warn_ungradable(records, getattr(self.reward, "name", type(self.reward).__name__))
         return EvalResult(summarize(records), records)
 
     def _numeric_match(self, completion: str, answer: str) -> bool:
-        try:
-            return self._numeric.compute_reward(completion, answer) >= 1.0
-        except ValueError:  # a ground truth with no number (MATH's "p - q"): not a numeric item
-            return False
+        # A ground truth with no number (MATH's "p - q") is no numeric item; the run's reward, not
+        # this side metric, decides whether it counts as ungradable.
+        return self._numeric.gradable(answer) and self._numeric.compute_reward(completion, answer) >= 1.0
+
+
+def _warn_ungradable(records: list[dict[str, Any]], reward_name: str) -> None:
+    ungradable = [r for r in records if r.get("ungradable")]
+    if ungradable:
+        log.warning(
+            "%d of %d answers cannot be graded by reward %s (e.g. %r); they count as incorrect (metric 'ungradable')",
+            len(ungradable), len(records), reward_name, ungradable[0]["answer"][:40],
+        )
 
 
 def summarize(records: list[dict[str, Any]]) -> dict[str, float]:
@@ -94,6 +112,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, float]:
         "reward_mean": sum(r["reward"] for r in records) / n,
         "exact_match": sum(r["exact_match"] for r in records) / n,
         "numeric_match": sum(r["numeric_match"] for r in records) / n,
+        "ungradable": float(sum(bool(r.get("ungradable")) for r in records)),
         "mean_completion_tokens": sum(r["num_tokens"] for r in records) / n,
         "truncation_rate": sum(r["truncated"] for r in records) / n,
         "num_examples": float(len(records)),

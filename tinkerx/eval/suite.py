@@ -27,6 +27,8 @@ class LoadedBenchmark:
     dataset: Any
     reward: GuardedReward
     max_examples: int | None
+    max_tokens: int                        # the generation budget its answers need
+    whole_file: str | None = None          # evaluated in full: a file with no test split of its own
 
 
 class Suite:
@@ -48,5 +50,7 @@ class Suite:
                 wanted = ", ".join(bench.local_files.values())
                 raise DataError(f"suite {self.name}, {name}: {e}; for the suite, set suite.data_dir=DIR (a folder with {wanted}) or TINKERX_DATA") from None
             validate_reward(bench.reward, dataset.test[:4])
-            loaded[name] = LoadedBenchmark(dataset, GuardedReward(bench.reward, self.reward_timeout_s), bench.max_examples)
+            reward = GuardedReward(bench.reward, self.reward_timeout_s)
+            # Each benchmark with its own data set's budget (suite.benchmarks.NAME.dataset.max_tokens).
+            loaded[name] = LoadedBenchmark(dataset, reward, bench.max_examples, dataset.max_tokens)
         return loaded

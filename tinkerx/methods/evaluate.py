@@ -4,6 +4,9 @@ Writes per benchmark ``eval/NAME.jsonl`` (one record per example and sample), an
 (metrics plus per-example correctness) that a later run can name with ``compare=PATH``; with it,
 ``comparison.json`` holds each metric's change, the examples that flipped, and a paired bootstrap
 confidence interval for the change in accuracy.
+
+Without a suite it evaluates the run's own data set: its test split, or, when the source has no
+test split of its own (a single JSON-lines file), the whole file; the run says which.
 """
 
 from __future__ import annotations
@@ -14,12 +17,12 @@ from typing import Any
 from rich.table import Table
 
 from tinkerx.errors import ConfigError
-from tinkerx.eval.compare import compare_results, load_results, results_entry
+from tinkerx.eval.compare import compare_results, example_key, load_results, results_entry
 from tinkerx.eval.partial_credit import partial_credit
 from tinkerx.eval.suite import LoadedBenchmark
 from tinkerx.pipeline import Pipeline
 from tinkerx.runs.checkpoints import checkpoint_base_model, resolve_checkpoint
-from tinkerx.runs.display import show
+from tinkerx.runs.display import console, show
 
 
 class Evaluate:
@@ -53,7 +56,7 @@ class Evaluate:
         for name, bench in benchmarks.items():
             records = self._evaluate(p, sampler, bench)
             p.recorder.write_jsonl(f"eval/{name}.jsonl", records)
-            results[name] = results_entry(_metrics(records), records)
+            results[name] = {**results_entry(_metrics(records), records), "evaluated": _describe(p, bench)}
         current = {"model": p.base_model, "checkpoint": self.checkpoint, "suite": getattr(suite, "name", "dataset"), "run_dir": str(p.run_dir), "benchmarks": results}
         summary: dict[str, Any] = {"results": str(p.recorder.write_json("results.json", current)), "final": _headline(results)}
         if self.baseline is not None:
@@ -67,8 +70,13 @@ class Evaluate:
     @staticmethod
     def _run_dataset(p: Pipeline) -> dict[str, LoadedBenchmark]:
         if p.reward is None:
-            raise ConfigError("suite=dataset grades with the run's reward: choose one with reward=NAME")
-        return {p.dataset.name: LoadedBenchmark(p.dataset, p.reward, p.evaluator.max_examples)}
+            raise ConfigError("method=eval on the run's data set grades with the run's reward: choose one with reward=NAME")
+        dataset, whole_file = p.dataset, None
+        if p.evaluator.split == "test" and p.dataset.test_carved_from:
+            # Nothing is trained here, so nothing needs holding out: the test split is the whole file.
+            dataset, whole_file = copy.copy(p.dataset), p.dataset.test_carved_from
+            dataset.test = [*p.dataset.train, *p.dataset.validation, *p.dataset.test]
+        return {p.dataset.name: LoadedBenchmark(dataset, p.reward, p.evaluator.max_examples, p.evaluator.max_tokens, whole_file)}
 
     def _check(self, p: Pipeline, benchmarks: dict[str, LoadedBenchmark]) -> None:
         trained_from = checkpoint_base_model(self.checkpoint) if self.checkpoint else None
@@ -79,6 +87,10 @@ class Evaluate:
                 f"compare: the baseline has none of this run's benchmarks ({', '.join(benchmarks)}); "
                 f"it has {', '.join(self.baseline['benchmarks']) or 'none'}"
             )
+        for name, bench in benchmarks.items():
+            console.print(f"eval {name}: {_describe(p, bench)}")
+            if self.baseline is not None and name in self.baseline["benchmarks"]:
+                _check_pairs(name, _evaluator_for(p, bench), self.baseline["benchmarks"][name])
 
     def _sampling_client(self, p: Pipeline) -> Any:
         if self.checkpoint is None:
@@ -90,13 +102,43 @@ class Evaluate:
 
     @staticmethod
     def _evaluate(p: Pipeline, sampler: Any, bench: LoadedBenchmark) -> list[dict[str, Any]]:
-        # The run's evaluator settings (split, samples, temperature, max_tokens) on this benchmark.
-        evaluator = copy.copy(p.evaluator)
-        evaluator.dataset, evaluator.reward, evaluator.max_examples = bench.dataset, bench.reward, bench.max_examples
-        records = evaluator(sampler).records
+        records = _evaluator_for(p, bench)(sampler).records
         for r in records:
             r["partial_credit"] = partial_credit(r["completion"], r["answer"], r["correct"])
         return records
+
+
+def _evaluator_for(p: Pipeline, bench: LoadedBenchmark) -> Any:
+    """The run's evaluator settings (split, samples, temperature) on this benchmark, with its budget."""
+    evaluator = copy.copy(p.evaluator)
+    evaluator.dataset, evaluator.reward = bench.dataset, bench.reward
+    evaluator.max_examples, evaluator.max_tokens = bench.max_examples, bench.max_tokens
+    return evaluator
+
+
+def _describe(p: Pipeline, bench: LoadedBenchmark) -> str:
+    """What is evaluated, in words: which examples of which source, how many, with what budget."""
+    split = p.evaluator.split
+    available = len(bench.dataset.split(split))
+    if bench.whole_file:
+        what = f"the whole of {bench.whole_file} ({available} examples; it has no test split of its own)"
+    else:
+        what = f"the {split} split ({available} examples)"
+    n = min(available, bench.max_examples or available)
+    cap = f", the first {n} (evaluator.max_examples={bench.max_examples}; null for all)" if n < available else ""
+    return f"{what}{cap}, max_tokens {bench.max_tokens}"
+
+
+def _check_pairs(name: str, evaluator: Any, baseline: dict[str, Any]) -> None:
+    """ConfigError, before any sampling, when no example of this run pairs with one of the baseline's."""
+    keys = [example_key({"id": ex.id, "sample": s}) for ex in evaluator.examples() for s in range(evaluator.num_samples)]
+    theirs = baseline.get("correct") or {}
+    if keys and not set(keys) & set(theirs):
+        example = next(iter(theirs), "none")
+        raise ConfigError(
+            f"compare: {name}: none of this run's {len(keys)} examples is in the baseline (ids like {keys[0]!r} here, "
+            f"{example!r} there); compare evaluations of the same data, split and evaluator settings"
+        )
 
 
 def _metrics(records: list[dict[str, Any]]) -> dict[str, float]:

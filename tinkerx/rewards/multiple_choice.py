@@ -42,6 +42,9 @@ class MultipleChoiceReward:
 
     name = "multiple_choice"
 
+    def gradable(self, ground_truth: str) -> bool:
+        return extract_choice(ground_truth) is not None
+
     def compute_reward(self, completion: str, ground_truth: str) -> float:
         truth = extract_choice(ground_truth)
         if truth is None:

@@ -39,6 +39,9 @@ class NumericReward:
         # distinct GSM8K answers (integers, cents at most) never collide.
         self.rel_tol = rel_tol
 
+    def gradable(self, ground_truth: str) -> bool:
+        return extract_number(ground_truth) is not None
+
     def compute_reward(self, completion: str, ground_truth: str) -> float:
         truth = extract_number(ground_truth)
         if truth is None:
