@@ -9,11 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tinkerx.chat import decode_completion, prompt_tokens
 from tinkerx.errors import ConfigError
 from tinkerx.rewards.exact_match import ExactMatchReward
 from tinkerx.rewards.numeric import NumericReward
-from tinkerx.sampler import sample_prompts
+from tinkerx.sampler import sample_chats
 
 
 @dataclass
@@ -56,26 +55,27 @@ class Evaluator:
         examples = self.examples()
         params = types.SamplingParams(max_tokens=self.max_tokens, temperature=self.temperature, seed=self.seed)
         # Issue every request before waiting on any: the backend keeps them all in flight.
-        prompts = [prompt_tokens(self.tokenizer, self.dataset.messages(ex)) for ex in examples]
-        futures = sample_prompts(sampling_client, prompts, self.num_samples, params)
+        futures = sample_chats(sampling_client, self.tokenizer, [self.dataset.messages(ex) for ex in examples], self.num_samples, params)
         records: list[dict[str, Any]] = []
         for ex, future in zip(examples, futures):
-            for sample_index, seq in enumerate(future.result().sequences):
-                completion = decode_completion(self.tokenizer, seq.tokens)
+            for sample_index, sample in enumerate(future.result()):
+                record = {"id": ex.id, "sample": sample_index, "question": ex.question, "answer": ex.answer}
+                if sample.error is not None:  # a failed request is counted, never graded as a wrong answer
+                    records.append({**record, "completion": "", "error": sample.error, "reward": 0.0, "correct": False,
+                                    "exact_match": False, "numeric_match": False, "num_tokens": 0, "truncated": False})
+                    continue
+                completion = sample.text
                 score = float(self.reward.compute_reward(completion, ex.answer))
                 records.append(
                     {
-                        "id": ex.id,
-                        "sample": sample_index,
-                        "question": ex.question,
-                        "answer": ex.answer,
+                        **record,
                         "completion": completion,
                         "reward": score,
                         "correct": score >= 0.5,
                         "exact_match": self._exact.compute_reward(completion, ex.answer) >= 1.0,
                         "numeric_match": self._numeric_match(completion, ex.answer),
-                        "num_tokens": len(seq.tokens),
-                        "truncated": seq.stop_reason == "length",
+                        "num_tokens": sample.num_tokens,
+                        "truncated": sample.stop_reason == "length",
                     }
                 )
         return EvalResult(summarize(records), records)
@@ -88,6 +88,9 @@ class Evaluator:
 
 
 def summarize(records: list[dict[str, Any]]) -> dict[str, float]:
+    """Metrics over the graded records; records whose request failed are only counted."""
+    errors = sum(1 for r in records if r.get("error"))
+    records = [r for r in records if not r.get("error")]
     n = max(1, len(records))
     return {
         "accuracy": sum(r["correct"] for r in records) / n,
@@ -97,4 +100,5 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, float]:
         "mean_completion_tokens": sum(r["num_tokens"] for r in records) / n,
         "truncation_rate": sum(r["truncated"] for r in records) / n,
         "num_examples": float(len(records)),
+        **({"num_errors": float(errors)} if errors else {}),
     }
