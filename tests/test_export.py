@@ -79,6 +79,41 @@ def test_export_smollm2_lora_merged_to_hf(tmp_path):
     _check_export(GGUFModel(), tmp_path, rank=4)
 
 
+def test_export_tiny_to_gguf(tmp_path):
+    """The GGUF file reads back (transformers' own GGUF reader) with tinkerx's logprobs, for both
+    architectures written: qwen2 as is, llama with llama.cpp's rotary layout of q/k undone on read."""
+    if importlib.util.find_spec("gguf") is None:
+        pytest.skip("needs pip install gguf (the smollm2 extra)")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tinkerx.export.__main__ import export
+    from tinkerx.models.tiny import TinyModel
+
+    for arch in ("qwen2", "llama"):
+        loader = TinyModel(architecture=arch)
+        checkpoint, reference, _ = _train_checkpoint(loader, tmp_path / arch, rank=0, steps=1)
+        out = export(checkpoint, "gguf", str(tmp_path / f"{arch}.gguf"), loader=loader)
+        model = AutoModelForCausalLM.from_pretrained(out.parent, gguf_file=out.name, dtype=torch.float32).eval()
+        with torch.no_grad():
+            ids = torch.tensor([TOKENS])
+            logp = torch.log_softmax(model(input_ids=ids).logits, dim=-1)[0]
+        assert logp[:-1].gather(-1, ids[0, 1:, None]).squeeze(-1).tolist() == pytest.approx(reference[1:], abs=2e-4)
+        tokenizer = AutoTokenizer.from_pretrained(out.parent, gguf_file=out.name)
+        assert tokenizer.encode("12+35=", add_special_tokens=False) == loader.load_tokenizer().encode("12+35=", add_special_tokens=False)
+
+
+def test_gguf_refuses_unsupported_architectures():
+    from tinkerx.export.gguf import check_supported
+
+    class Loader:
+        def config(self):
+            return type("Config", (), {"model_type": "gpt_neox"})()
+
+    with pytest.raises(UserError, match="architecture 'gpt_neox' is not supported \\(supported: llama, qwen2\\)"):
+        check_supported(Loader())
+
+
 def test_export_errors_are_one_line(tmp_path):
     from tinkerx.export.__main__ import export
 

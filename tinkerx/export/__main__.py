@@ -15,13 +15,14 @@ from tinkerx.errors import UserError
 FORMATS = ("hf", "gguf")
 
 
-def export(checkpoint: str, fmt: str, out: str, model: str | None = None) -> Path:
+def export(checkpoint: str, fmt: str, out: str, model: str | None = None, loader: object | None = None) -> Path:
+    """``loader``: a model loader object, for callers that build the base model themselves."""
     from tinkerx.export.weights import checkpoint_meta, merged_model, model_loader
 
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
     meta = checkpoint_meta(checkpoint)
-    loader = model_loader(meta["base_model"], model)
+    loader = loader or model_loader(meta["base_model"], model)
     if fmt == "gguf":
         from tinkerx.export.gguf import check_supported
 
