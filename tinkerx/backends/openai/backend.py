@@ -9,6 +9,7 @@ model it does not serve ends the run with one line. The API key is read from the
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -46,12 +47,17 @@ class OpenAIBackend:
         self.timeout_s, self.max_retries, self.concurrency = timeout_s, max_retries, concurrency
         self._service: Any = None
         self._run_dir: Path | None = None
+        self._quieted: list[tuple[str, int]] = []  # loggers open() turned down, and their levels
 
     def open(self, model_loaders: Any | Sequence[Any], run_dir: Path, seed: int = 0) -> Any:
         """An ``EndpointService``. The model config only matters for ``api=completions``: its chat
         template renders the prompt text, so it must match the served model's."""
         from tinkerx.backends.openai.client import EndpointService, make_client
 
+        # Hydra logs at INFO: httpx would log every request and openai every retry into the run's log.
+        for name in ("httpx", "openai"):
+            self._quieted.append((name, logging.getLogger(name).level))
+            logging.getLogger(name).setLevel(logging.WARNING)
         client, attempts = make_client(self.base_url, os.environ.get(self.api_key_env), self.timeout_s, self.max_retries, self.concurrency)
         model = self._check_model(client)
         tokenizer = None
@@ -83,6 +89,9 @@ class OpenAIBackend:
         return self.model
 
     def close(self) -> None:
+        while self._quieted:
+            name, level = self._quieted.pop()
+            logging.getLogger(name).setLevel(level)
         if self._service is None:
             return
         usage = {"base_url": self.base_url, "model": self._service.model, "api": self.api, "concurrency": self.concurrency, **self._service.usage()}
