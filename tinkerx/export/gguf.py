@@ -114,8 +114,7 @@ def _add_tokenizer(writer: Any, tokenizer: Any, vocab_size: int, pre: str) -> No
     writer.add_token_list(tokens)
     writer.add_token_types(types)
     writer.add_token_scores([0.0] * len(tokens))  # readers that derive merges from scores need them
-    if merges:  # an empty array cannot be written; a byte-level vocabulary with no merges has none
-        writer.add_token_merges(merges)
+    writer.add_token_merges(merges)  # llama.cpp requires the key, even empty (the tiny model has no merges)
     for setter, token_id in ((writer.add_bos_token_id, tokenizer.bos_token_id), (writer.add_eos_token_id, tokenizer.eos_token_id), (writer.add_pad_token_id, tokenizer.pad_token_id)):
         if token_id is not None:
             setter(token_id)

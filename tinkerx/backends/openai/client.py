@@ -51,8 +51,10 @@ def list_models(client: Any, base_url: str, timeout_s: float) -> list[str] | Non
     try:
         page = client.with_options(max_retries=0, timeout=timeout_s).models.list()
         return [m.id for m in page.data]
-    except (openai.APIConnectionError, openai.APITimeoutError) as e:
-        raise UserError(f"backend.base_url: cannot reach {base_url} within {timeout_s:g}s ({type(e).__name__}: {_cause(e)})") from None
+    except openai.APITimeoutError:  # before APIConnectionError: it is one
+        raise UserError(f"backend.base_url: no answer from {base_url} within {timeout_s:g}s (backend.timeout_s)") from None
+    except openai.APIConnectionError as e:
+        raise UserError(f"backend.base_url: cannot reach {base_url} ({_cause(e)})") from None
     except openai.AuthenticationError:
         raise UserError(f"backend.base_url: {base_url} refused the API key (401); set the variable named by backend.api_key_env") from None
     except (openai.NotFoundError, openai.APIResponseValidationError, ValueError, TypeError, AttributeError):
