@@ -224,22 +224,23 @@ class _Choice:
 
 def _choice(tokenizer: Any, index: int, seq: Any, stop: list[str], body: dict, chat: bool) -> _Choice:
     tokens, logprobs = list(seq.tokens), list(seq.logprobs or [])
-    # Cumulative decoding, so multi-byte characters split across tokens come out whole.
-    texts = [tokenizer.decode(tokens[:k], skip_special_tokens=True) for k in range(len(tokens) + 1)]
-    text, finish = texts[-1], "length" if seq.stop_reason == "length" else "stop"
+    text, finish = tokenizer.decode(tokens, skip_special_tokens=True), "length" if seq.stop_reason == "length" else "stop"
     cut = min((text.find(s) for s in stop if s in text), default=-1)
     if cut >= 0:  # OpenAI's stop: the reply ends before the stop string
         text, finish = text[:cut], "stop"
+    want = bool(body.get("logprobs")) if chat else body.get("logprobs") is not None
+    if not (want or body.get("stream")):
+        return _Choice(index, text, [text], [], finish, chat, want)
+    # Per-token pieces by cumulative decoding, so characters split across tokens come out whole.
     pieces, pairs, shown = [], [], 0
     for k in range(1, len(tokens) + 1):
         if shown >= len(text):
             break
-        end = min(len(texts[k]), len(text))
-        piece = texts[k][shown:end]
+        end = min(len(prefix := tokenizer.decode(tokens[:k], skip_special_tokens=True)), len(text))
+        piece = prefix[shown:end]
         shown = max(shown, end)
         pieces.append(piece)
         pairs.append((piece, logprobs[k - 1] if k - 1 < len(logprobs) else 0.0))
-    want = bool(body.get("logprobs")) if chat else body.get("logprobs") is not None
     return _Choice(index, text, pieces, pairs, finish, chat, want)
 
 
