@@ -46,6 +46,8 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[Any, Pipeline, list[Any]]:
     loggers = [instantiate(cfg.logger, "logger")] if cfg.get("logger") else []
     model_loader = instantiate(cfg.model.loader, "model.loader")
     backend = instantiate(cfg.backend, "backend")
+    if getattr(method, "trains", True) and not getattr(backend, "can_train", True):
+        raise ConfigError(f"method={method.name} trains, but this backend ({type(backend).__name__}) only samples: use method=eval")
     # Method-specific parts (a judge, ...) are plain values too; the method wires them to the pipeline.
     components = {name: instantiate(node, f"components.{name}") for name, node in (cfg.get("components") or {}).items()}
     # A component with a model of its own (a judge on another model) exposes its ``model_loader``;
@@ -75,7 +77,8 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[Any, Pipeline, list[Any]]:
         run_dir=run_dir,
         seed=cfg.seed,
         service=service,
-        base_model=cfg.model.base_model,
+        # An endpoint reports the model it serves; every other backend serves model=.
+        base_model=getattr(service, "served_model", None) or cfg.model.base_model,
         lora_rank=cfg.model.lora_rank,
         tokenizer=tokenizer,
         dataset=dataset,

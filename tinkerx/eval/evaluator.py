@@ -13,12 +13,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from tinkerx.chat import decode_completion, prompt_tokens
 from tinkerx.errors import ConfigError
 from tinkerx.rewards.exact_match import ExactMatchReward
 from tinkerx.rewards.gradable import can_grade
 from tinkerx.rewards.numeric import NumericReward
-from tinkerx.sampler import sample_prompts
+from tinkerx.sampler import sample_chats
 
 log = logging.getLogger(__name__)
 
@@ -63,28 +62,29 @@ class Evaluator:
         examples = self.examples()
         params = types.SamplingParams(max_tokens=self.max_tokens, temperature=self.temperature, seed=self.seed)
         # Issue every request before waiting on any: the backend keeps them all in flight.
-        prompts = [prompt_tokens(self.tokenizer, self.dataset.messages(ex)) for ex in examples]
-        futures = sample_prompts(sampling_client, prompts, self.num_samples, params)
+        futures = sample_chats(sampling_client, self.tokenizer, [self.dataset.messages(ex) for ex in examples], self.num_samples, params)
         records: list[dict[str, Any]] = []
         for ex, future in zip(examples, futures):
             gradable = can_grade(self.reward, ex.answer)
-            for sample_index, seq in enumerate(future.result().sequences):
-                completion = decode_completion(self.tokenizer, seq.tokens)
+            for sample_index, sample in enumerate(future.result()):
+                record = {"id": ex.id, "sample": sample_index, "question": ex.question, "answer": ex.answer}
+                if sample.error is not None:  # a failed request is counted, never graded as a wrong answer
+                    records.append({**record, "completion": "", "error": sample.error, "reward": 0.0, "correct": False,
+                                    "exact_match": False, "numeric_match": False, "num_tokens": 0, "truncated": False})
+                    continue
+                completion = sample.text
                 score = float(self.reward.compute_reward(completion, ex.answer)) if gradable else 0.0
                 records.append(
                     {
-                        "id": ex.id,
-                        "sample": sample_index,
-                        "question": ex.question,
-                        "answer": ex.answer,
+                        **record,
                         "completion": completion,
                         "reward": score,
                         "correct": score >= 0.5,
                         "ungradable": not gradable,
                         "exact_match": self._exact.compute_reward(completion, ex.answer) >= 1.0,
                         "numeric_match": self._numeric_match(completion, ex.answer),
-                        "num_tokens": len(seq.tokens),
-                        "truncated": seq.stop_reason == "length",
+                        "num_tokens": sample.num_tokens,
+                        "truncated": sample.stop_reason == "length",
                     }
                 )
         _warn_ungradable(records, getattr(self.reward, "name", type(self.reward).__name__))
@@ -106,6 +106,9 @@ def _warn_ungradable(records: list[dict[str, Any]], reward_name: str) -> None:
 
 
 def summarize(records: list[dict[str, Any]]) -> dict[str, float]:
+    """Metrics over the graded records; records whose request failed are only counted."""
+    errors = sum(1 for r in records if r.get("error"))
+    records = [r for r in records if not r.get("error")]
     n = max(1, len(records))
     return {
         "accuracy": sum(r["correct"] for r in records) / n,
@@ -116,4 +119,5 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, float]:
         "mean_completion_tokens": sum(r["num_tokens"] for r in records) / n,
         "truncation_rate": sum(r["truncated"] for r in records) / n,
         "num_examples": float(len(records)),
+        **({"num_errors": float(errors)} if errors else {}),
     }

@@ -27,6 +27,7 @@ from tinkerx.runs.display import console, show
 
 class Evaluate:
     name = "eval"
+    trains = False  # so it can run on a backend that only samples (an HTTP endpoint)
 
     def __init__(
         self,
@@ -56,7 +57,8 @@ class Evaluate:
         for name, bench in benchmarks.items():
             records = self._evaluate(p, sampler, bench)
             p.recorder.write_jsonl(f"eval/{name}.jsonl", records)
-            results[name] = {**results_entry(_metrics(records), records), "evaluated": _describe(p, bench)}
+            # Failed requests stay in the jsonl but are not paired: they say nothing about the model.
+            results[name] = {**results_entry(_metrics(records), [r for r in records if not r.get("error")]), "evaluated": _describe(p, bench)}
         current = {"model": p.base_model, "checkpoint": self.checkpoint, "suite": getattr(suite, "name", "dataset"), "run_dir": str(p.run_dir), "benchmarks": results}
         summary: dict[str, Any] = {"results": str(p.recorder.write_json("results.json", current)), "final": _headline(results)}
         if self.baseline is not None:
@@ -144,8 +146,8 @@ def _check_pairs(name: str, evaluator: Any, baseline: dict[str, Any]) -> None:
 def _metrics(records: list[dict[str, Any]]) -> dict[str, float]:
     from tinkerx.eval.evaluator import summarize
 
-    n = max(1, len(records))
-    return {**summarize(records), "partial_credit": sum(r["partial_credit"] for r in records) / n}
+    graded = [r for r in records if not r.get("error")]
+    return {**summarize(records), "partial_credit": sum(r["partial_credit"] for r in graded) / max(1, len(graded))}
 
 
 def _headline(results: dict[str, Any]) -> dict[str, float]:

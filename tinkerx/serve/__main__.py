@@ -39,6 +39,7 @@ def serve(cfg: DictConfig, run_dir: Path) -> None:
         poll_hold_s=server.poll_hold_s,
         compress_fwdbwd=server.compress_fwdbwd,
         faults=Faults(**OmegaConf.to_container(server.faults, resolve=True)),
+        checkpoint=server.checkpoint,
     )
     loader = instantiate(cfg.model.loader, "model.loader")
     backend = instantiate(cfg.backend, "backend")

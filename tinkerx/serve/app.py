@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tinkerx.serve import codec, sampling, training
+from tinkerx.serve import codec, openai_api, sampling, training
 from tinkerx.serve.context import Context
 from tinkerx.serve.faults import FaultInjector
 
@@ -67,6 +67,7 @@ def build_app(ctx: Context) -> Starlette:
         Route("/api/v1/asample", endpoint(sampling.asample), methods=["POST"]),
         Route("/api/v1/retrieve_future", endpoint(_retrieve_future), methods=["POST"]),
         Route("/tinkerx/stats", _stats_route(ctx, faults), methods=["GET"]),
+        *openai_api.routes(ctx, ctx.config.checkpoint),  # the OpenAI-compatible /v1 API
     ]
     return Starlette(routes=routes)
 

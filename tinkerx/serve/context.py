@@ -35,6 +35,7 @@ class ServerConfig:
     poll_hold_s: float = 20.0  # how long retrieve_future waits for a result before "try_again"
     compress_fwdbwd: bool = True  # ask clients to zstd-compress forward_backward bodies
     faults: Faults = field(default_factory=Faults)
+    checkpoint: str | None = None  # what the OpenAI-compatible /v1 routes serve by default (None: the base model)
 
 
 class Ready:

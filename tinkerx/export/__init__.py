@@ -1,0 +1,1 @@
+"""Checkpoints as files other tools load: a Hugging Face folder (LoRA merged) or a GGUF file."""
