@@ -76,6 +76,10 @@ def main(argv: list[str] | None = None) -> None:
     extra = argv[1:]
     new_dir = Path(next((o.split("=", 1)[1] for o in extra if o.startswith("hydra.run.dir=")), str(run_dir) + time.strftime("-reproduced-%Y%m%d-%H%M%S")))
     extra = [o for o in extra if not o.startswith("hydra.run.dir=")]
+    if (run_dir / "tool_calls.jsonl").is_file():  # an agent's MCP session: replay its tool calls
+        from tinkerx.mcp.replay import main as replay_session
+
+        return replay_session(run_dir, new_dir)
     try:
         args = reproduction_args(run_dir, extra, new_dir)
     except UserError as e:
