@@ -52,8 +52,14 @@ def compare_runs(original: Path, replayed: Path) -> dict[str, str | None]:
 
 
 def main(session_dir: Path, new_dir: Path) -> None:
+    from tinkerx.cli_errors import report_user_error
+    from tinkerx.errors import UserError
+
     print(f"replaying the agent session {session_dir} into {new_dir}", file=sys.stderr)
-    replay(session_dir, new_dir, log=sys.stderr)
+    try:
+        replay(session_dir, new_dir, log=sys.stderr)
+    except UserError as e:  # e.g. a data file the session used is gone: one line, exit 2
+        report_user_error(e)
     differences = compare_runs(session_dir, new_dir)
     for run, difference in differences.items():
         verdict = "metrics.jsonl matches the original line for line" if difference is None else f"metrics differ from the original: {difference}"
