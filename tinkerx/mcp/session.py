@@ -69,6 +69,15 @@ class TrainingSession:
         max_tokens: int | None = None,
         seed: int | None = None,
     ) -> dict[str, Any]:
+        """Start a supervised fine-tuning run (replaces any run in progress) and measure the baseline.
+
+        examples_path: a .jsonl file, one {"question": ..., "answer": ...} per line (answer = the
+        reply to learn). validation_split: the fraction held out for validation loss. holdout_path:
+        a .jsonl file for evaluate(); without it 100 examples (at most a quarter) are held out.
+        lr / lr_schedule (constant | linear | cosine) / warmup_steps / batch_size / max_steps (the
+        schedule's length) / lora_rank default to the method's and model's config. Returns data
+        sizes, the baseline held-out accuracy, the reward check and the run folder.
+        """
         if not 0 < validation_split < 0.5:
             raise ConfigError(f"validation_split must be in (0, 0.5), got {validation_split}")
         values = {
@@ -99,6 +108,18 @@ class TrainingSession:
         lora_rank: int | None = None,
         seed: int | None = None,
     ) -> dict[str, Any]:
+        """Start a GRPO run on verifiable rewards (replaces any run in progress).
+
+        prompts_path: a .jsonl file of {"question": ..., "answer": ...} (answer = the ground truth
+        the reward checks). reward: a built-in name (numeric, exact_match, math_equivalence,
+        multiple_choice) or the path of a .py file defining compute_reward(completion,
+        ground_truth) -> float; it is tried on a few examples first and a broken one is refused
+        (the run in progress stays). group_size: samples per prompt; groups_per_batch: prompts per
+        iteration. init_from: a checkpoint name from save(), a checkpoint path, or tinker://...
+        (e.g. the SFT weights). eval_every: holdout evaluation every N iterations; with
+        checkpoint_threshold, a checkpoint is saved whenever the holdout reward reaches it (not
+        before checkpoint_min_steps).
+        """
         reward_groups, reward_values = reward_choice(reward)
         values = {
             "dataset.path": _existing(prompts_path, "prompts_path"),
@@ -168,6 +189,11 @@ class TrainingSession:
 
     # ---- training --------------------------------------------------------------------------
     def train_sft_step(self, steps: int | None = None, epochs: float | None = None, progress: Progress | None = None, stop: StopRequested | None = None) -> dict[str, Any]:
+        """Train the SFT run for `steps` optimizer steps, or `epochs` passes over the data.
+
+        Returns first/last train loss, the latest validation loss (and its recent history), the LR
+        and overfitting_warning (non-null: stop, or go back to a checkpoint).
+        """
         run = self._active("sft")
         if (steps is None) == (epochs is None):
             raise ConfigError("give exactly one of steps or epochs")
@@ -177,6 +203,12 @@ class TrainingSession:
         return {**self._position(run, rows, steps), **reports.sft(rows, run.pipeline.recorder.history)}
 
     def train_grpo_step(self, iterations: int = 1, progress: Progress | None = None, stop: StopRequested | None = None) -> dict[str, Any]:
+        """Run `iterations` GRPO iterations (sample groups, grade, update).
+
+        Per iteration: reward_mean / reward_std, accuracy, all_0 / all_1 (groups with no signal),
+        truncation_rate, datums_trained, and holdout figures when one was due; plus update counts
+        and the automatic checkpoints.
+        """
         run = self._active("grpo")
         rows = self._train(run, "train_grpo_step", iterations, progress, stop)
         return {**self._position(run, rows, iterations), **reports.grpo(rows, run.method.summary())}
@@ -221,6 +253,11 @@ class TrainingSession:
         temperature: float | None = None,
         seed: int | None = None,
     ) -> dict[str, Any]:
+        """Sample `n` completions per prompt from the current weights, with the training prompt format.
+
+        Give prompts (a short list of questions) or prompts_path (a .jsonl with "question" and
+        optionally "answer": then each completion's reward is shown too). Look at samples often.
+        """
         from tinkerx.mcp.looking import sample_completions
 
         run = self._active()
@@ -230,6 +267,12 @@ class TrainingSession:
         return {"step": run.method.step_index, "samples": rows}
 
     def evaluate(self, holdout_path: str | None = None, dataset: str | None = None, max_examples: int | None = None) -> dict[str, Any]:
+        """Held-out evaluation of the current weights (greedy, graded by the run's reward).
+
+        No arguments: the run's own holdout. holdout_path: another .jsonl of question/answer.
+        dataset: a configured data set (gsm8k, math, arithmetic, ...). Returns accuracy,
+        reward_mean, truncation_rate and more; per-example records go to the run folder.
+        """
         from tinkerx.mcp.looking import evaluate_elsewhere
 
         run = self._active()
@@ -244,6 +287,7 @@ class TrainingSession:
 
     # ---- checkpoints -----------------------------------------------------------------------
     def save(self, name: str) -> dict[str, Any]:
+        """Save the weights and optimizer state as checkpoint `name`; returns its path."""
         run = self._active()
         if not name or "/" in name or name.startswith("."):
             raise ConfigError(f"checkpoint name must be a plain name (no '/'), got {name!r}")
@@ -254,6 +298,8 @@ class TrainingSession:
         return entry
 
     def load(self, name_or_path: str, with_optimizer: bool = True) -> dict[str, Any]:
+        """Load a checkpoint (a name from list_checkpoints, a local path, or tinker://...) into the
+        current run's model; the step count stays where it is."""
         from tinkerx.runs.checkpoints import checkpoint_base_model
 
         run = self._active()
@@ -299,6 +345,8 @@ class TrainingSession:
         }
 
     def finish(self) -> dict[str, Any]:
+        """End the run: final held-out evaluation, final checkpoint, summary.json (and W&B closed).
+        Returns the summary with baseline and final figures."""
         run = self._active()
         summary = run.method.finish()
         if run.kind == "grpo" and run.pipeline.evaluator is not None:
