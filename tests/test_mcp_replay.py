@@ -8,6 +8,7 @@ import asyncio
 import json
 from typing import Any
 
+import anyio
 import pytest
 
 from tests.conftest import run_cli
@@ -33,6 +34,8 @@ def test_replayed_session_reproduces_metrics_line_for_line(tmp_path):
         job = await call(client, "train_sft_step", wait=False, steps=300)
         await asyncio.sleep(2.0)
         cancelled.update(await call(client, "cancel", job_id=job["job_id"]))
+        with anyio.move_on_after(2.0):  # the client cancels the request itself: the job stops after its step
+            await call(client, "train_sft_step", steps=300)
         await call(client, "save", name="a")
         await call(client, "train_sft_step", steps=2)
         await call(client, "load", name_or_path="a")
@@ -53,5 +56,9 @@ def test_replayed_session_reproduces_metrics_line_for_line(tmp_path):
     for run in ("run01_sft", "run02_grpo"):
         original = _metrics(session_dir / run / "metrics.jsonl")
         assert original and _metrics(replayed / run / "metrics.jsonl") == original
+    calls = [json.loads(line) for line in (session_dir / "tool_calls.jsonl").read_text().splitlines()]
+    sft_calls = [c["result"] for c in calls if c["tool"] == "train_sft_step"]
+    assert [c["stopped_early"] for c in sft_calls] == [False, True, True, False], sft_calls
     sft_rows = _metrics(session_dir / "run01_sft" / "metrics.jsonl")
-    assert max(r["step"] for r in sft_rows) == 5 + steps_taken + 2  # the cancelled call's steps, replayed as taken
+    # Both cancelled calls' steps, replayed as taken.
+    assert max(r["step"] for r in sft_rows) == sum(c["steps_run"] for c in sft_calls) == 5 + steps_taken + sft_calls[2]["steps_run"] + 2
