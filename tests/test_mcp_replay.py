@@ -41,13 +41,18 @@ def test_replayed_session_reproduces_metrics_line_for_line(tmp_path):
         await call(client, "load", name_or_path="a")
         await call(client, "sample", prompts=["2+2="], n=3, temperature=1.0)
         await call(client, "evaluate")
-        await call(client, "init_grpo", prompts_path=str(train), holdout_path=str(holdout), init_from="a", group_size=4, groups_per_batch=4, max_tokens=4, eval_every=2)
+        await call(client, "init_grpo", prompts_path=str(train), holdout_path=str(holdout), init_from="a", group_size=4, groups_per_batch=4, max_tokens=4, eval_every=2,
+                   checkpoint_threshold=0.0, checkpoint_min_steps=2)  # fmt: skip
         await call(client, "train_grpo_step", iterations=3)
+        cancelled["checkpoints"] = (await call(client, "list_checkpoints"))["checkpoints"]
         await call(client, "finish")
 
     run_session(session_dir, agent)
     steps_taken = cancelled["result"]["steps_run"]
     assert cancelled["state"] == "finished" and 0 < steps_taken < 300 and cancelled["result"]["stopped_early"], cancelled
+
+    # GRPO's own threshold checkpoint (holdout reward >= 0.0 at step 2, after checkpoint_min_steps).
+    assert [c["name"] for c in cancelled["checkpoints"]] == ["a", "auto_step_000002"], cancelled["checkpoints"]
 
     replayed = tmp_path / "replayed"
     result = run_cli([str(session_dir), f"hydra.run.dir={replayed}"], module="tinkerx.reproduce")
