@@ -95,6 +95,10 @@ def main(argv: list[str] | None = None) -> None:
     given = next((o.split("=", 1)[1] for o in extra if o.startswith("hydra.run.dir=")), None)
     new_dir = Path(given).resolve() if given else sibling_dir(run_dir)
     extra = [o for o in extra if not o.startswith("hydra.run.dir=")]
+    if (run_dir / "tool_calls.jsonl").is_file():  # an agent's MCP session: replay its tool calls
+        from tinkerx.mcp.replay import main as replay_session
+
+        return replay_session(run_dir, new_dir)
     try:
         args = reproduction_args(run_dir, extra, new_dir)
     except UserError as e:

@@ -1,0 +1,51 @@
+"""Config for the MCP server's runs, composed from the same Hydra groups (conf/) as the CLI's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tinkerx.errors import ConfigError
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+def compose(overrides: list[str], values: dict[str, Any] | None = None):
+    """The CLI's config for ``overrides`` (group choices and ``key=value``s), then ``values`` set by key.
+
+    Values from tool arguments are set on the composed config rather than written as override
+    strings, so a path with ``:`` or quotes in it needs no escaping and keeps its type.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf, open_dict
+
+    from tinkerx.cli_errors import describe_composition_error
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = hydra_compose(config_name="config", overrides=list(overrides))
+    except Exception as error:  # noqa: BLE001 - composition errors become one line, others re-raise
+        message = describe_composition_error(error)
+        if message is None:
+            raise
+        raise ConfigError(message) from None
+    finally:
+        GlobalHydra.instance().clear()
+    with open_dict(cfg):
+        for key, value in (values or {}).items():
+            if value is not None:
+                OmegaConf.update(cfg, key, value, force_add=True)
+    return cfg
+
+
+def reward_choice(reward: str) -> tuple[list[str], dict[str, Any]]:
+    """``reward`` as config: a built-in name (conf/reward/NAME.yaml) or a Python file's path."""
+    builtin = sorted(p.stem for p in (CONF_DIR / "reward").glob("*.yaml") if p.stem != "python")
+    if reward in builtin:
+        return [f"reward={reward}"], {}
+    if reward.endswith(".py"):
+        return ["reward=python"], {"reward.path": str(Path(reward).expanduser().resolve())}
+    raise ConfigError(f"unknown reward {reward!r}; valid: {', '.join(builtin)}, or the path of a .py file defining compute_reward(completion, ground_truth)")
