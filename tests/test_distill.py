@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.test_dpo import ONE_DIGIT, _rows, _run, write_starts_with_digit
+from tests.test_dpo import ONE_DIGIT, _rows, _run, tinker_cli, tinker_server, write_starts_with_digit  # noqa: F401 (a fixture)
 from tinkerx.errors import ConfigError
 from tinkerx.methods.distill import distill
 from tinkerx.methods.distillation.advantages import reverse_kl_advantages, token_advantage_datum
@@ -129,3 +129,14 @@ def test_off_policy_distillation_trains_a_fresh_student_on_cached_teacher_sample
     _run([*args, f"method.samples_path={tmp_path / 'a' / 'teacher_samples.jsonl'}"], tmp_path / "b")
     assert (tmp_path / "b" / "teacher_samples.jsonl").read_text().splitlines() == cached
     assert _rows(tmp_path / "b")[1:] == _rows(tmp_path / "a")[1:]
+
+
+@pytest.mark.slow
+def test_on_policy_distillation_through_the_sdk(tinker_server, tmp_path):
+    # The teacher is a second model of the run served by the same server (here the untrained base):
+    # the student samples through the SDK, the teacher's compute_logprobs scores its tokens.
+    summary = tinker_cli(["method=distill", "+model@components.teacher.model=tiny", "training.max_steps=2", "training.batch_size=2",
+                          "method.group_size=2", "evaluator.max_examples=4", "training.eval_every=0"], tmp_path / "run", tinker_server)  # fmt: skip
+    assert summary["checkpoint"].startswith("tinker://") and summary["steps"] == 2
+    rows = [r for r in _rows(tmp_path / "run") if "distill/reverse_kl" in r]
+    assert len(rows) == 2 and all(abs(r["distill/reverse_kl"]) < 1e-3 for r in rows[:1])  # same weights: no divergence at the start
