@@ -140,3 +140,15 @@ def test_on_policy_distillation_through_the_sdk(tinker_server, tmp_path):
     assert summary["checkpoint"].startswith("tinker://") and summary["steps"] == 2
     rows = [r for r in _rows(tmp_path / "run") if "distill/reverse_kl" in r]
     assert len(rows) == 2 and all(abs(r["distill/reverse_kl"]) < 1e-3 for r in rows[:1])  # same weights: no divergence at the start
+
+
+def test_compare_plot_puts_runs_on_a_cumulative_cost_axis(tmp_path):
+    from tinkerx.plot_compare import against_cost, plot_compare
+
+    rows = [{"step": 0, "eval/accuracy": 0.1}, {"step": 1, "sample/tokens": 100}, {"step": 2, "sample/tokens": 50, "eval/accuracy": 0.5}]
+    assert against_cost(rows, "eval/accuracy", "sample/tokens") == ([0.0, 150.0], [0.1, 0.5])
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [{**rows[0], "teacher/accuracy": 0.9}, *rows[1:]]))
+    out = plot_compare([run], tmp_path / "compare.png", ceiling="teacher/accuracy")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
