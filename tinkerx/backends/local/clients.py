@@ -140,6 +140,31 @@ class LocalTrainingClient:
             metrics={"loss:sum": loss},
         )
 
+    def forward_backward_custom(self, data: Sequence[types.Datum], loss_fn: Callable[..., Any], **_: Any) -> "Future[types.ForwardBackwardOutput]":
+        """The SDK's custom loss: ``loss_fn(data, logprobs_list) -> (loss, metrics)`` on per-datum logprobs.
+
+        The SDK gets the logprobs from a forward pass, differentiates ``loss_fn`` on the client and
+        sends the gradient back as per-token weights; here the logprobs carry the graph, so one
+        backward does both. ``loss:sum`` is the custom loss, as the SDK reports it.
+        """
+        return self._submit(lambda: self._forward_backward_custom(list(data), loss_fn))
+
+    def _forward_backward_custom(self, data: list[types.Datum], loss_fn: Callable[..., Any]) -> types.ForwardBackwardOutput:
+        if not data:
+            raise ValueError("No data provided")
+        if not self.engine.trainable:
+            raise RuntimeError(f"{self.engine.base_model} is loaded for sampling only")
+        self.engine._ensure_live_weights()
+        with torch.enable_grad():
+            logprobs, _ = self.engine._batch_logprobs(data)
+            loss, metrics = loss_fn(data, logprobs)
+            loss.sum().backward()
+        return types.ForwardBackwardOutput(
+            loss_fn_output_type="TorchLossReturn",
+            loss_fn_outputs=[{"logprobs": types.TensorData.from_torch(lp.detach().cpu())} for lp in logprobs],
+            metrics={**metrics, "loss:sum": float(loss.detach().sum())},
+        )
+
     def optim_step(self, adam_params: types.AdamParams) -> "Future[types.OptimStepResponse]":
         p = adam_params
         return self._submit(

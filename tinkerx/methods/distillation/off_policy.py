@@ -1,0 +1,97 @@
+"""Off-policy distillation: the teacher samples completions once, the student is fine-tuned on them.
+
+The teacher's samples (optionally only those the reward marks correct: rejection sampling) are
+cached in ``teacher_samples.jsonl``; training is the project's SFT recipe on them, so the student
+gets the same validation loss, overfitting watch, evaluation and resume as any SFT run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from tinkerx.errors import ConfigError
+from tinkerx.methods.distillation.teacher import teacher_of
+from tinkerx.methods.distillation.samples import CACHE_NAME, TeacherTaught, read_samples, sample_teacher
+from tinkerx.methods.sft import SFT
+from tinkerx.pipeline import Pipeline, ResumeState
+from tinkerx.runs.display import console
+
+
+class OffPolicyDistill:
+    name = "distill"
+    shown = ("train/loss", "val/loss", "optim/lr")
+
+    def __init__(self, teacher_samples: int, filter_correct: bool, max_prompts: int | None, samples_path: str | None,
+                 evaluate_teacher: bool, sft: SFT) -> None:  # fmt: skip
+        self.teacher_samples, self.filter_correct, self.max_prompts = teacher_samples, filter_correct, max_prompts
+        self.samples_path, self.evaluate_teacher, self.sft = samples_path, evaluate_teacher, sft
+
+    @property
+    def step_index(self) -> int:
+        return self.sft.step_index
+
+    @property
+    def total_steps(self) -> int:
+        return self.sft.total_steps
+
+    def setup(self, p: Pipeline, resume: ResumeState | None = None) -> None:
+        if self.filter_correct and p.reward is None:
+            raise ConfigError("method.filter_correct=true needs a reward to tell correct samples: choose one with reward=NAME")
+        self.teacher = teacher_of(p)
+        # Completions are decoded to text and re-tokenized for the student: any tokenizer will do.
+        self.teacher.start(p.service, p.base_model, p.tokenizer, same_tokenizer=False)
+        self.p = p
+        rows = self._samples(p)
+        if not rows:
+            raise ConfigError("the teacher produced no usable samples (none correct?): check its accuracy, or set method.filter_correct=false")
+        self._teacher_summary: dict[str, Any] = {"source": self.teacher.name, "samples": len(rows)}
+        sft_resume = None
+        if resume is not None:
+            self._teacher_summary = dict(resume.method_state["teacher"])
+            sft_resume = dataclasses.replace(resume, method_state=resume.method_state["sft"])
+        self.sft.setup(dataclasses.replace(p, dataset=TeacherTaught(p.dataset, rows)), sft_resume)
+
+    def _samples(self, p: Pipeline) -> list[dict[str, Any]]:
+        cache = p.run_dir / CACHE_NAME
+        source = Path(self.samples_path).expanduser() if self.samples_path else cache
+        if source.is_file() or self.samples_path:
+            rows = read_samples(source)
+            if source != cache:
+                p.recorder.write_jsonl(CACHE_NAME, rows)  # the run folder holds what it trained on
+            console.print(f"teacher samples: {len(rows)} read from {source}")
+            return rows
+        examples = p.dataset.train[: self.max_prompts] if self.max_prompts else p.dataset.train
+        rows = sample_teacher(self.teacher, p.dataset, examples, self.teacher_samples, p.sampling.params(), p.reward, self.filter_correct)
+        p.recorder.write_jsonl(CACHE_NAME, rows)
+        console.print(f"teacher samples: kept {len(rows)} of {len(examples) * self.teacher_samples} -> {cache}")
+        return rows
+
+    def state(self) -> dict[str, Any]:
+        return {"sft": self.sft.state(), "teacher": self._teacher_summary}
+
+    def start(self) -> dict[str, Any] | None:
+        metrics: dict[str, Any] = {"teacher/samples": self._teacher_summary["samples"]}
+        if self.evaluate_teacher and self.p.evaluator is not None and self.teacher.shares_tokenizer:
+            result = self.p.evaluator(self.teacher.client)
+            self.p.recorder.write_jsonl("eval/teacher.jsonl", result.records)
+            self._teacher_summary.update(result.metrics)
+            metrics["teacher/accuracy"] = result.metrics["accuracy"]
+        self.sft.start()
+        return metrics
+
+    def step(self) -> dict[str, Any]:
+        return self.sft.step()
+
+    def evaluate(self, name: str) -> dict[str, Any]:
+        return self.sft.evaluate(name)
+
+    def save(self, name: str) -> dict[str, str]:
+        return self.sft.save(name)
+
+    def summary(self) -> dict[str, Any]:
+        return {**self.sft.summary(), "teacher": self._teacher_summary}
+
+    def finish(self) -> dict[str, Any]:
+        return {**self.sft.finish(), "teacher": self._teacher_summary}

@@ -1,0 +1,177 @@
+"""On-policy distillation: the student samples, the teacher scores every sampled token.
+
+Each step: take ``groups_per_batch`` prompts from a rotating pool, sample ``group_size``
+completions from the student, have the teacher compute the logprob of each of those tokens (one
+forward pass over prompt + completion, no sampling), and train with the ``importance_sampling``
+loss on per-token advantages ``kl_coef * (teacher - student)``: a dense, per-token reverse-KL
+signal. With ``reward_coef > 0`` the task reward's group-relative advantage (as in GRPO) is added
+to every token of a completion.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tinkerx.errors import ConfigError
+from tinkerx.methods.distillation.teacher import teacher_of
+from tinkerx.methods.distillation.advantages import reverse_kl_advantages, token_advantage_datum
+from tinkerx.methods.rl.metrics import rollout_metrics
+from tinkerx.methods.rl.pool import PromptPool
+from tinkerx.methods.rl.rollouts import Group, sample_groups, score_groups
+from tinkerx.pipeline import Pipeline, ResumeState
+from tinkerx.runs.checkpoints import checkpoint_base_model
+
+SHOWN = ("distill/reverse_kl", "reward/accuracy", "eval/accuracy", "eval/of_teacher")
+
+
+class OnPolicyDistill:
+    name = "distill"
+    shown = SHOWN
+
+    def __init__(
+        self,
+        group_size: int,
+        groups_per_batch: int,
+        kl_coef: float,
+        discount: float,
+        reward_coef: float,
+        init_from: str | None,
+        evaluate_teacher: bool,
+        evaluate_baseline: bool,
+        save_final: bool,
+    ) -> None:
+        self.group_size, self.groups_per_batch = group_size, groups_per_batch
+        self.kl_coef, self.discount, self.reward_coef = kl_coef, discount, reward_coef
+        self.init_from = init_from
+        self.evaluate_teacher, self.evaluate_baseline, self.save_final = evaluate_teacher, evaluate_baseline, save_final
+
+    def setup(self, p: Pipeline, resume: ResumeState | None = None) -> None:
+        self.teacher = teacher_of(p)
+        if self.reward_coef and p.reward is None:
+            raise ConfigError("method.reward_coef > 0 needs a reward: choose one with reward=NAME")
+        trained_from = checkpoint_base_model(self.init_from) if self.init_from else None
+        if trained_from and trained_from != p.base_model:
+            raise ConfigError(f"method.init_from was trained from {trained_from}, but model is {p.base_model}; choose the matching model=")
+        self.teacher.start(p.service, p.base_model, p.tokenizer, same_tokenizer=True)
+        self.p = p
+        self.pool = PromptPool(p.dataset.train, seed=p.seed)
+        self.total_steps, self.step_index = p.training.max_steps, 0
+        self._summary: dict[str, Any] = {"teacher": {"source": self.teacher.name}, "init_from": self.init_from}
+        self._sampled_tokens = 0  # cumulative, to compare methods at equal sampling cost
+        if resume is None:
+            if self.init_from:  # weights only: a warm start is a fresh optimizer on top of e.g. an SFT run
+                self.client = p.service.create_training_client_from_state(self.init_from).result()
+            else:
+                self.client = p.service.create_lora_training_client(p.base_model, rank=p.lora_rank, seed=p.seed).result()
+            return
+        self.client = p.service.create_training_client_from_state_with_optimizer(resume.checkpoints["policy"]).result()
+        s = resume.method_state
+        self.step_index, self._summary, self._sampled_tokens = s["step_index"], dict(s["summary"]), s["sampled_tokens"]
+        self.pool.load_state(s["pool"])
+        if p.reward is not None:
+            p.reward.errors, p.reward.timeouts = s["reward_counts"]
+
+    def state(self) -> dict[str, Any]:
+        counts = [self.p.reward.errors, self.p.reward.timeouts] if self.p.reward is not None else None
+        return {"step_index": self.step_index, "summary": self._summary, "sampled_tokens": self._sampled_tokens,
+                "pool": self.pool.state(), "reward_counts": counts}  # fmt: skip
+
+    def start(self) -> dict[str, Any] | None:
+        metrics: dict[str, Any] = {}
+        if self.evaluate_teacher and self.p.evaluator is not None:  # the ceiling, measured once
+            self._summary["teacher"].update(self._evaluate(self.teacher.client, "teacher"))
+            metrics["teacher/accuracy"] = self._summary["teacher"]["accuracy"]
+        if self.evaluate_baseline and self.p.evaluator is not None:
+            self._summary["baseline"] = self.evaluate("baseline")
+            metrics.update(self._eval_metrics(self._summary["baseline"]))
+        return metrics or None
+
+    def step(self) -> dict[str, Any]:
+        p, step = self.p, self.step_index
+        start = time.perf_counter()
+        sampler = self.client.save_weights_and_get_sampling_client()
+        groups = sample_groups(sampler, p.tokenizer, p.dataset, self.pool.take(self.groups_per_batch), self.group_size, p.sampling.params())
+        sampled = time.perf_counter()
+        teacher_T = self._teacher_logprobs(groups)
+        scored = time.perf_counter()
+        if p.reward is not None:
+            score_groups(groups, p.reward)
+        metrics = {**rollout_metrics(groups), "pool/passes": self.pool.passes}
+        self._sampled_tokens += metrics["sample/tokens"]
+        metrics["sample/tokens_total"] = self._sampled_tokens
+        metrics.update(self._train(groups, teacher_T, step))
+        if p.evaluator is not None and (step == self.total_steps - 1 or (p.training.eval_every and (step + 1) % p.training.eval_every == 0)):
+            self._summary["final"] = self.evaluate(f"step_{step + 1:06d}")
+            metrics.update(self._eval_metrics(self._summary["final"]))
+        self.step_index += 1
+        done = time.perf_counter()
+        metrics.update({"time/sample_s": sampled - start, "time/teacher_s": scored - sampled, "time/step_s": done - start})
+        return metrics
+
+    def _teacher_logprobs(self, groups: list[Group]) -> list[list[float]]:
+        """The teacher's logprob of every completion token; all requests in flight before any wait."""
+        from tinker import types
+
+        futures = [
+            self.teacher.client.compute_logprobs(types.ModelInput.from_ints(g.prompt_T + s.tokens_T)) for g in groups for s in g.samples
+        ]
+        lengths = [(len(g.prompt_T), len(s.tokens_T)) for g in groups for s in g.samples]
+        return [list(f.result())[n_prompt : n_prompt + n] for f, (n_prompt, n) in zip(futures, lengths)]
+
+    def _train(self, groups: list[Group], teacher_T: list[list[float]], step: int) -> dict[str, Any]:
+        p = self.p
+        pairs = [(g, s) for g in groups for s in g.samples]
+        data, kl_sum, teacher_sum, tokens = [], 0.0, 0.0, 0
+        for (g, s), t_T in zip(pairs, teacher_T):
+            if not s.tokens_T:
+                continue
+            advantages_T = reverse_kl_advantages(s.logprobs_T, t_T, self.kl_coef, self.discount)
+            if self.reward_coef:
+                advantages_T = [a + self.reward_coef * s.advantage for a in advantages_T]
+            data.append(token_advantage_datum(g.prompt_T, s.tokens_T, s.logprobs_T, advantages_T))
+            kl_sum += sum(s.logprobs_T) - sum(t_T)
+            teacher_sum += sum(t_T)
+            tokens += len(s.tokens_T)
+        adam = p.optim.adam_params(step, self.total_steps)
+        if not data:
+            return {"train/datums": 0, "optim/lr": adam.learning_rate}
+        # Both requests go out before waiting: no idle round trip against the service.
+        fwd = self.client.forward_backward(data, "importance_sampling")
+        opt = self.client.optim_step(adam)
+        out, opt_out = fwd.result(), opt.result()
+        return {
+            "distill/reverse_kl": kl_sum / tokens,  # per token, estimated on the student's own samples
+            "distill/teacher_logprob": teacher_sum / tokens,
+            "train/loss": out.metrics["loss:sum"] / tokens,
+            "train/datums": len(data),
+            "optim/lr": adam.learning_rate,
+            **{f"optim/{k}": v for k, v in (opt_out.metrics or {}).items() if k != "learning_rate"},
+        }
+
+    def _eval_metrics(self, result: dict[str, Any]) -> dict[str, Any]:
+        metrics = {f"eval/{k}": v for k, v in result.items()}
+        teacher = self._summary["teacher"].get("accuracy")
+        if teacher:
+            metrics["eval/of_teacher"] = result["accuracy"] / teacher  # the student's share of the ceiling
+        return metrics
+
+    def save(self, name: str) -> dict[str, str]:
+        return {"policy": self.client.save_state(name).result().path}
+
+    def summary(self) -> dict[str, Any]:
+        return {**self._summary, "steps": self.step_index, "sampled_tokens": self._sampled_tokens}
+
+    def finish(self) -> dict[str, Any]:
+        if self.save_final:
+            self._summary["checkpoint"] = self.save("final")["policy"]
+        return self.summary()
+
+    def evaluate(self, name: str) -> dict[str, Any]:
+        return self._evaluate(self.client.save_weights_and_get_sampling_client(), name)
+
+    def _evaluate(self, sampling_client: Any, name: str) -> dict[str, Any]:
+        result = self.p.evaluator(sampling_client)
+        self.p.recorder.write_jsonl(f"eval/{name}.jsonl", result.records)
+        return result.metrics
+
