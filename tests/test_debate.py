@@ -20,6 +20,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from tinkerx.build import build
+from tinkerx.runs.driver import drive
 from tinkerx.data.example import Example
 from tinkerx.errors import ConfigError
 from tinkerx.methods.debate import Debate, Judge
@@ -172,7 +173,7 @@ def _run(tmp_path: Path, *overrides: str, replies: list[str] = SCRIPT):
     method, pipeline, closers = _pipeline(tmp_path, *overrides)
     _script(pipeline.components["judge"], replies)
     try:
-        summary = method.run(pipeline)
+        summary = drive(method, pipeline)
     finally:
         for c in closers:
             c.close()

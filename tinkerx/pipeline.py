@@ -29,10 +29,55 @@ class Pipeline:
 
 
 class Method(Protocol):
-    """A training or evaluation recipe: configured at build time, run once on a pipeline."""
+    """A training or evaluation recipe driven one step at a time.
+
+    The CLI's loop (``tinkerx.runs.driver``), ``tinkerx.resume`` and the MCP server are all drivers
+    of this one shape, so none of them holds a copy of a training loop. Everything a method needs to
+    continue exactly where it stopped that is not in the backend's checkpoint (data position, pools,
+    counters, the summary so far) comes out of ``state()`` as plain JSON values.
+    """
 
     name: str
+    shown: tuple[str, ...]  # the metrics the progress bar shows
+    total_steps: int  # known after ``setup``
+    step_index: int  # steps completed so far
 
-    def run(self, pipeline: Pipeline) -> dict[str, Any]:
-        """Do the work and return the run's summary (``baseline`` / ``final`` metrics and more)."""
+    def setup(self, pipeline: Pipeline, resume: "ResumeState | None" = None) -> None:
+        """Create clients and read data; with ``resume``, continue from its checkpoints and state."""
         ...
+
+    def start(self) -> dict[str, Any] | None:
+        """Work before the first step of a fresh run (the baseline evaluation); metrics for step 0 or None."""
+        ...
+
+    def step(self) -> dict[str, Any]:
+        """One training step; returns its metrics (the driver records them under ``step_index``)."""
+        ...
+
+    def evaluate(self, name: str) -> dict[str, Any]:
+        """Held-out evaluation of the current weights, recorded under ``eval/<name>.jsonl``."""
+        ...
+
+    def save(self, name: str) -> dict[str, str]:
+        """Save every trained policy's full state (weights and optimizer) under ``name``: policy -> path."""
+        ...
+
+    def state(self) -> dict[str, Any]:
+        ...
+
+    def finish(self) -> dict[str, Any]:
+        """Final evaluation and checkpoint; returns the run's summary (``baseline`` / ``final`` and more)."""
+        ...
+
+    def summary(self) -> dict[str, Any]:
+        """The summary so far, for a run that stops early (interrupted)."""
+        ...
+
+
+@dataclass
+class ResumeState:
+    """What a method continues from: its own ``state()`` and the checkpoint paths ``save()`` returned."""
+
+    step: int
+    method_state: dict[str, Any]
+    checkpoints: dict[str, str]

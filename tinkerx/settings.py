@@ -109,6 +109,7 @@ class TrainingSettings:
     epochs: float | None = None
     eval_every: int = 0
     save_every: int = 0
+    keep_checkpoints: int | None = None
 
     def __post_init__(self) -> None:
         _require(self.batch_size >= 1, f"training.batch_size must be >= 1, got {self.batch_size}")
@@ -116,6 +117,7 @@ class TrainingSettings:
         _require(self.epochs is None or self.epochs > 0, f"training.epochs must be > 0 or null, got {self.epochs}")
         _require(self.eval_every >= 0, f"training.eval_every must be >= 0 (0 disables), got {self.eval_every}")
         _require(self.save_every >= 0, f"training.save_every must be >= 0 (0 disables), got {self.save_every}")
+        _require(self.keep_checkpoints is None or self.keep_checkpoints >= 1, f"training.keep_checkpoints must be >= 1 or null (keep all), got {self.keep_checkpoints}")
 
     def total_steps(self, num_examples: int) -> int:
         if self.epochs is None:

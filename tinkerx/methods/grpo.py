@@ -17,11 +17,16 @@ from tinkerx.methods.rl.advantages import SIGNAL
 from tinkerx.methods.rl.metrics import rollout_metrics, sampler_trainer_kl
 from tinkerx.methods.rl.pool import PromptPool
 from tinkerx.methods.rl.rollouts import Group, rl_datum, sample_groups, score_groups
-from tinkerx.pipeline import Pipeline
+from tinkerx.pipeline import Pipeline, ResumeState
 from tinkerx.runs.checkpoints import checkpoint_base_model, resolve_checkpoint
-from tinkerx.runs.display import StepProgress
+from tinkerx.runs.display import console
 
 RL_LOSSES = ("importance_sampling", "ppo")
+NO_UPDATE_WARNING = (
+    "no GRPO update was made: every group's samples scored alike (ALL-0 or ALL-1 in metrics.jsonl). "
+    "Likely causes: completions truncated (sample/truncation_rate; raise sampling.max_tokens), a reward too "
+    "strict for the model (check samples.jsonl), or data too easy (all correct)"
+)
 SHOWN = ("reward/mean", "reward/accuracy", "groups/all_0", "groups/all_1", "sample/truncation_rate", "reward/errors", "eval/accuracy")
 
 
@@ -58,31 +63,73 @@ class GRPO:
         self.samples_per_step = samples_per_step
         self.evaluate_baseline, self.save_final = evaluate_baseline, save_final
 
-    def run(self, p: Pipeline) -> dict[str, Any]:
+    shown = SHOWN
+
+    def setup(self, p: Pipeline, resume: ResumeState | None = None) -> None:
         self._check(p)
-        pool = PromptPool(p.dataset.train, seed=p.seed)
-        client = self._training_client(p)
-        summary: dict[str, Any] = {"init_from": self.init_from, "auto_checkpoints": []}
-        if self.evaluate_baseline and p.evaluator is not None:
-            summary["baseline"] = self._evaluate(p, client, "baseline")
-            p.recorder.log_metrics(0, {f"eval/{k}": v for k, v in summary["baseline"].items()})
-        total, started = p.training.max_steps, time.perf_counter()
-        with StepProgress(total, "grpo", show=SHOWN) as bar:
-            for step in range(total):
-                metrics = self._step(p, client, pool, step, total)
-                if self._holdout_due(p, step, total):
-                    evaluating = time.perf_counter()
-                    metrics.update(self._holdout(p, client, step, summary))
-                    metrics["time/eval_s"] = time.perf_counter() - evaluating
-                if p.training.save_every and (step + 1) % p.training.save_every == 0:
-                    client.save_state(f"step_{step + 1:06d}").result()
-                metrics["time/elapsed_s"] = time.perf_counter() - started  # since the first step: "within N minutes"
-                p.recorder.log_metrics(step + 1, metrics)
-                bar.advance(metrics)
+        self.p = p
+        self.pool = PromptPool(p.dataset.train, seed=p.seed)
+        self.total_steps, self.step_index = p.training.max_steps, 0
+        self._summary: dict[str, Any] = {"init_from": self.init_from, "auto_checkpoints": []}
+        self._updates = 0  # optimizer steps taken: 0 at the end means no group ever had signal
+        self._elapsed_before = 0.0  # training time of earlier sessions of this run (resume)
+        if resume is None:
+            self.client = self._training_client(p)
+        else:
+            self.client = p.service.create_training_client_from_state_with_optimizer(resume.checkpoints["policy"]).result()
+            s = resume.method_state
+            self.step_index, self._summary, self._updates = s["step_index"], dict(s["summary"]), s["updates"]
+            self._elapsed_before = s["elapsed_s"]
+            self.pool.load_state(s["pool"])
+            p.reward.errors, p.reward.timeouts = s["reward_counts"]
+        self._started = time.perf_counter()
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "step_index": self.step_index,
+            "summary": self._summary,
+            "updates": self._updates,
+            "elapsed_s": self._elapsed(),
+            "pool": self.pool.state(),
+            "reward_counts": [self.p.reward.errors, self.p.reward.timeouts],
+        }
+
+    def start(self) -> dict[str, Any] | None:
+        if self.evaluate_baseline and self.p.evaluator is not None:
+            self._summary["baseline"] = self.evaluate("baseline")
+            return {f"eval/{k}": v for k, v in self._summary["baseline"].items()}
+        return None
+
+    def step(self) -> dict[str, Any]:
+        p, step, total = self.p, self.step_index, self.total_steps
+        metrics = self._step(p, self.client, self.pool, step, total)
+        if self._holdout_due(p, step, total):
+            evaluating = time.perf_counter()
+            metrics.update(self._holdout(p, self.client, step, self._summary))
+            metrics["time/eval_s"] = time.perf_counter() - evaluating
+        self.step_index += 1
+        metrics["time/elapsed_s"] = self._elapsed()  # since the first step: "within N minutes"
+        return metrics
+
+    def _elapsed(self) -> float:
+        return self._elapsed_before + time.perf_counter() - self._started
+
+    def save(self, name: str) -> dict[str, str]:
+        return {"policy": self.client.save_state(name).result().path}
+
+    def summary(self) -> dict[str, Any]:
+        summary = {**self._summary, "steps": self.step_index, "updates": self._updates}
+        summary["reward_failures"] = self.p.reward.errors + self.p.reward.timeouts
+        if self.step_index and not self._updates:
+            summary["warning"] = NO_UPDATE_WARNING
+        return summary
+
+    def finish(self) -> dict[str, Any]:
         if self.save_final:
-            summary["checkpoint"] = client.save_state("final").result().path
-        summary["steps"] = total
-        summary["reward_failures"] = p.reward.errors + p.reward.timeouts
+            self._summary["checkpoint"] = self.save("final")["policy"]
+        summary = self.summary()
+        if "warning" in summary:
+            console.print(f"[yellow]warning:[/yellow] {summary['warning']}")
         return summary
 
     # ---- one step --------------------------------------------------------------------------
@@ -106,6 +153,7 @@ class GRPO:
         adam = p.optim.adam_params(step, total)
         if not trained:  # every group flat: no signal, so no update this step
             return {"train/datums": 0, "optim/lr": adam.learning_rate}
+        self._updates += 1
         data = [rl_datum(g.prompt_T, s) for g, s in trained]
         # Both requests go out before waiting: no idle round trip against the service.
         fwd = client.forward_backward(data, self.loss_fn, self.loss_fn_config)
@@ -144,7 +192,7 @@ class GRPO:
 
     def _holdout(self, p: Pipeline, client: Any, step: int, summary: dict[str, Any]) -> dict[str, Any]:
         """Holdout evaluation; saves a checkpoint when it sets a new best at or above the threshold."""
-        holdout = summary["final"] = self._evaluate(p, client, f"step_{step + 1:06d}")
+        holdout = summary["final"] = self.evaluate(f"step_{step + 1:06d}")
         metrics = {f"eval/{k}": v for k, v in holdout.items()}
         saved = summary["auto_checkpoints"]
         best = max((c["holdout_reward"] for c in saved), default=float("-inf"))
@@ -173,8 +221,7 @@ class GRPO:
         if rows:
             p.recorder.write_jsonl("samples.jsonl", rows, append=True)
 
-    @staticmethod
-    def _evaluate(p: Pipeline, client: Any, name: str) -> dict[str, float]:
-        result = p.evaluator(client.save_weights_and_get_sampling_client())
-        p.recorder.write_jsonl(f"eval/{name}.jsonl", result.records)
+    def evaluate(self, name: str) -> dict[str, Any]:
+        result = self.p.evaluator(self.client.save_weights_and_get_sampling_client())
+        self.p.recorder.write_jsonl(f"eval/{name}.jsonl", result.records)
         return result.metrics

@@ -9,8 +9,9 @@ from typing import Any
 from tinkerx.backends.local.losses import LOSS_INPUTS
 from tinkerx.chat import completion_tokens, prompt_tokens, supervised_datum
 from tinkerx.errors import ConfigError
-from tinkerx.pipeline import Pipeline
-from tinkerx.runs.display import StepProgress, console
+from tinkerx.pipeline import Pipeline, ResumeState
+from tinkerx.runs.display import console
+from tinkerx.runs.rng import restore_random_state
 
 
 class SFT:
@@ -33,69 +34,95 @@ class SFT:
         self.loss_fn, self.validation_every, self.validation_examples = loss_fn, validation_every, validation_examples
         self.overfit_patience, self.evaluate_baseline, self.save_final = overfit_patience, evaluate_baseline, save_final
 
+    shown = ("train/loss", "val/loss", "optim/lr")
+
     def _datums(self, p: Pipeline, examples: list[Any]) -> list[Any]:
         return [
             supervised_datum(prompt_tokens(p.tokenizer, p.dataset.messages(ex)), completion_tokens(p.tokenizer, p.dataset.completion(ex)))
             for ex in examples
         ]
 
-    def run(self, p: Pipeline) -> dict[str, Any]:
-        train = self._datums(p, p.dataset.train)
-        validation = self._datums(p, p.dataset.validation[: self.validation_examples])
-        if not train:
+    def setup(self, p: Pipeline, resume: ResumeState | None = None) -> None:
+        self.p = p
+        self.train = self._datums(p, p.dataset.train)
+        self.validation = self._datums(p, p.dataset.validation[: self.validation_examples])
+        if not self.train:
             raise ConfigError("dataset has no training examples")
-        client = p.service.create_lora_training_client(p.base_model, rank=p.lora_rank, seed=p.seed).result()
-        summary: dict[str, Any] = {}
-        if self.evaluate_baseline and p.evaluator is not None:
-            summary["baseline"] = self._evaluate(p, client, "baseline")
+        self.total_steps = p.training.total_steps(len(self.train))
+        self.step_index = 0
+        self._order_rng = random.Random(p.seed)
+        self._order: list[int] = []
+        self._watch = OverfitWatch(self.overfit_patience)
+        self._summary: dict[str, Any] = {}
+        if resume is None:
+            self.client = p.service.create_lora_training_client(p.base_model, rank=p.lora_rank, seed=p.seed).result()
+            return
+        self.client = p.service.create_training_client_from_state_with_optimizer(resume.checkpoints["policy"]).result()
+        s = resume.method_state
+        self.step_index, self._order, self._summary = s["step_index"], list(s["order"]), dict(s["summary"])
+        self._order_rng.setstate(restore_random_state(s["order_rng"]))
+        self._watch.load_state(s["overfit_watch"])
 
-        total = p.training.total_steps(len(train))
-        order_rng = random.Random(p.seed)
-        order: list[int] = []
-        watch = OverfitWatch(self.overfit_patience)
-        with StepProgress(total, "sft", show=("train/loss", "val/loss", "optim/lr")) as bar:
-            for step in range(total):
-                start = time.perf_counter()
-                if len(order) < p.training.batch_size:  # a new epoch: reshuffle, never repeat within one
-                    epoch = list(range(len(train)))
-                    order_rng.shuffle(epoch)
-                    order += epoch
-                batch = [train[i] for i in order[: p.training.batch_size]]
-                del order[: p.training.batch_size]
-                adam = p.optim.adam_params(step, total)
-                # Both requests go out before waiting, as against the service: no idle round trip.
-                fwd = client.forward_backward(batch, self.loss_fn)
-                opt = client.optim_step(adam)
-                out, opt_out = fwd.result(), opt.result()
-                tokens = sum(sum(d.loss_fn_inputs["weights"].tolist()) for d in batch)
-                metrics: dict[str, Any] = {
-                    "train/loss": out.metrics["loss:sum"] / max(tokens, 1.0),
-                    "train/tokens": tokens,
-                    "optim/lr": adam.learning_rate,
-                    **{f"optim/{k}": v for k, v in (opt_out.metrics or {}).items() if k != "learning_rate"},
-                }
-                last = step == total - 1
-                if validation and self.validation_every and ((step + 1) % self.validation_every == 0 or last):
-                    metrics["val/loss"] = self._mean_loss(client, validation)
-                    warning = watch.update(metrics["train/loss"], metrics["val/loss"])
-                    if warning:
-                        metrics["val/overfitting"] = 1
-                        console.print(f"[yellow]warning:[/yellow] step {step + 1}: {warning}")
-                if p.training.eval_every and (step + 1) % p.training.eval_every == 0 and not last and p.evaluator is not None:
-                    metrics.update({f"eval/{k}": v for k, v in self._evaluate(p, client, f"step_{step + 1:06d}").items()})
-                if p.training.save_every and (step + 1) % p.training.save_every == 0:
-                    client.save_state(f"step_{step + 1:06d}").result()
-                metrics["time/step_s"] = time.perf_counter() - start
-                p.recorder.log_metrics(step + 1, metrics)
-                bar.advance(metrics)
+    def state(self) -> dict[str, Any]:
+        return {
+            "step_index": self.step_index,
+            "order": list(self._order),
+            "order_rng": self._order_rng.getstate(),
+            "overfit_watch": self._watch.state(),
+            "summary": self._summary,
+        }
 
-        if p.evaluator is not None:
-            summary["final"] = self._evaluate(p, client, "final")
+    def start(self) -> dict[str, Any] | None:
+        if self.evaluate_baseline and self.p.evaluator is not None:
+            self._summary["baseline"] = self.evaluate("baseline")
+        return None
+
+    def step(self) -> dict[str, Any]:
+        p, step, total = self.p, self.step_index, self.total_steps
+        start = time.perf_counter()
+        if len(self._order) < p.training.batch_size:  # a new epoch: reshuffle, never repeat within one
+            epoch = list(range(len(self.train)))
+            self._order_rng.shuffle(epoch)
+            self._order += epoch
+        batch = [self.train[i] for i in self._order[: p.training.batch_size]]
+        del self._order[: p.training.batch_size]
+        adam = p.optim.adam_params(step, total)
+        # Both requests go out before waiting, as against the service: no idle round trip.
+        fwd = self.client.forward_backward(batch, self.loss_fn)
+        opt = self.client.optim_step(adam)
+        out, opt_out = fwd.result(), opt.result()
+        tokens = sum(sum(d.loss_fn_inputs["weights"].tolist()) for d in batch)
+        metrics: dict[str, Any] = {
+            "train/loss": out.metrics["loss:sum"] / max(tokens, 1.0),
+            "train/tokens": tokens,
+            "optim/lr": adam.learning_rate,
+            **{f"optim/{k}": v for k, v in (opt_out.metrics or {}).items() if k != "learning_rate"},
+        }
+        last = step == total - 1
+        if self.validation and self.validation_every and ((step + 1) % self.validation_every == 0 or last):
+            metrics["val/loss"] = self._mean_loss(self.client, self.validation)
+            warning = self._watch.update(metrics["train/loss"], metrics["val/loss"])
+            if warning:
+                metrics["val/overfitting"] = 1
+                console.print(f"[yellow]warning:[/yellow] step {step + 1}: {warning}")
+        if p.training.eval_every and (step + 1) % p.training.eval_every == 0 and not last and p.evaluator is not None:
+            metrics.update({f"eval/{k}": v for k, v in self.evaluate(f"step_{step + 1:06d}").items()})
+        self.step_index += 1
+        metrics["time/step_s"] = time.perf_counter() - start
+        return metrics
+
+    def save(self, name: str) -> dict[str, str]:
+        return {"policy": self.client.save_state(name).result().path}
+
+    def summary(self) -> dict[str, Any]:
+        return {**self._summary, "steps": self.step_index, "overfitting_warnings": self._watch.warnings}
+
+    def finish(self) -> dict[str, Any]:
+        if self.p.evaluator is not None:
+            self._summary["final"] = self.evaluate("final")
         if self.save_final:
-            summary["checkpoint"] = client.save_state("final").result().path
-        summary["steps"] = total
-        summary["overfitting_warnings"] = watch.warnings
-        return summary
+            self._summary["checkpoint"] = self.save("final")["policy"]
+        return self.summary()
 
     @staticmethod
     def _mean_loss(client: Any, data: list[Any]) -> float:
@@ -103,10 +130,9 @@ class SFT:
         tokens = sum(sum(d.loss_fn_inputs["weights"].tolist()) for d in data)
         return out.metrics["loss:sum"] / max(tokens, 1.0)
 
-    @staticmethod
-    def _evaluate(p: Pipeline, client: Any, name: str) -> dict[str, float]:
-        result = p.evaluator(client.save_weights_and_get_sampling_client().result())
-        p.recorder.write_jsonl(f"eval/{name}.jsonl", result.records)
+    def evaluate(self, name: str) -> dict[str, Any]:
+        result = self.p.evaluator(self.client.save_weights_and_get_sampling_client().result())
+        self.p.recorder.write_jsonl(f"eval/{name}.jsonl", result.records)
         return result.metrics
 
 
@@ -130,3 +156,9 @@ class OverfitWatch:
             self.warnings += 1
             return f"validation loss rose {k} checks in a row ({self._val[-k - 1]:.4f} -> {self._val[-1]:.4f}) while training loss fell: overfitting"
         return None
+
+    def state(self) -> dict[str, Any]:
+        return {"warnings": self.warnings, "train": self._train, "val": self._val}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.warnings, self._train, self._val = state["warnings"], list(state["train"]), list(state["val"])

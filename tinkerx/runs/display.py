@@ -35,6 +35,10 @@ class StepProgress:
     def __exit__(self, *exc: Any) -> None:
         self._progress.stop()
 
+    def advance_to(self, completed: int) -> None:
+        """Start the bar part-way (a resumed run)."""
+        self._progress.update(self._task, completed=completed)
+
     def advance(self, metrics: dict[str, Any]) -> None:
         shown = "  ".join(f"{k}={_fmt(metrics[k])}" for k in self.show if metrics.get(k) is not None)
         self._progress.update(self._task, advance=1, metrics=shown)

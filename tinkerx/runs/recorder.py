@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 TIME_PREFIX = "time/"
+APPENDED = ("metrics.jsonl", "samples.jsonl")  # files written a line per step
 
 
 def _jsonable(value: Any) -> Any:
@@ -37,6 +38,25 @@ class RunRecorder:
         self.history.append(row)
         for logger in self.loggers:
             logger.log(step, row)
+
+    def truncate_after(self, step: int) -> None:
+        """Drop the lines of steps after ``step`` (and a line cut short by a kill) from the files a run
+        appends to, so a resumed run continues them without duplicates or gaps."""
+        self._metrics.close()
+        for name in APPENDED:
+            path = self.run_dir / name
+            if not path.is_file():
+                continue
+            kept = []
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if row.get("step", 0) <= step:
+                    kept.append(line)
+            path.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
+        self._metrics = (self.run_dir / "metrics.jsonl").open("a", encoding="utf-8")
 
     def write_json(self, relative: str, obj: Any) -> Path:
         path = self.run_dir / relative

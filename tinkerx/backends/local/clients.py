@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import shutil
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -43,6 +45,17 @@ class LocalServiceClient:
 
     def next_seed(self) -> int:
         return int(torch.randint(0, 2**31 - 1, (1,), generator=self._rng))
+
+    def rng_state(self) -> str:
+        """The seed stream's position, saved with a resume point so a resumed run draws the same seeds."""
+        from tinkerx.runs.rng import generator_state
+
+        return generator_state(self._rng)
+
+    def set_rng_state(self, state: str) -> None:
+        from tinkerx.runs.rng import set_generator_state
+
+        set_generator_state(self._rng, state)
 
     def loader(self, base_model: str) -> Any:
         if base_model not in self._loaders:
@@ -137,13 +150,22 @@ class LocalTrainingClient:
     def _checkpoint_path(self, kind: str, name: str) -> Path:
         return self.service.checkpoint_dir / self.model_id / kind / name
 
+    def _save(self, path: Path, with_optimizer: bool) -> None:
+        # Written under a temporary name and renamed into place: a kill mid-write leaves the
+        # previous checkpoint of that name (if any) whole and no half-written one behind.
+        tmp = path.with_name(f".tmp-{path.name}-{uuid.uuid4().hex[:8]}")
+        self.engine.save(tmp, with_optimizer=with_optimizer)
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+
     def save_state(self, name: str, **_: Any) -> "Future[types.SaveWeightsResponse]":
         path = self._checkpoint_path("state", name)
-        return self._submit(lambda: (self.engine.save(path, with_optimizer=True), types.SaveWeightsResponse(path=str(path)))[1])
+        return self._submit(lambda: (self._save(path, with_optimizer=True), types.SaveWeightsResponse(path=str(path)))[1])
 
     def save_weights_for_sampler(self, name: str, **_: Any) -> "Future[types.SaveWeightsForSamplerResponse]":
         path = self._checkpoint_path("sampler_weights", name)
-        return self._submit(lambda: (self.engine.save(path, with_optimizer=False), types.SaveWeightsForSamplerResponse(path=str(path)))[1])
+        return self._submit(lambda: (self._save(path, with_optimizer=False), types.SaveWeightsForSamplerResponse(path=str(path)))[1])
 
     def load_state(self, path: str) -> "Future[types.LoadWeightsResponse]":
         return self._submit(lambda: (self.engine.load(Path(path), with_optimizer=False), types.LoadWeightsResponse(path=path))[1])

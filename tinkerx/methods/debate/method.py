@@ -16,8 +16,9 @@ from tinkerx.errors import ConfigError
 from tinkerx.methods.debate.loop import assign_sides, run_debates
 from tinkerx.methods.debate.metrics import RunTally, step_metrics
 from tinkerx.methods.debate.training import step_record, train_on, winning_turns
-from tinkerx.pipeline import Pipeline
-from tinkerx.runs.display import StepProgress, console, show
+from tinkerx.pipeline import Pipeline, ResumeState
+from tinkerx.runs.display import console, show
+from tinkerx.runs.rng import restore_random_state
 
 SPLITS = ("train", "validation", "test")
 
@@ -45,52 +46,87 @@ class Debate:
         # Which policy argues each side: one shared policy, or one per side, each trained on its own wins.
         self.policy_of = {"A": "policy", "B": "policy"} if self_play else {"A": "debater_a", "B": "debater_b"}
 
-    def run(self, p: Pipeline) -> dict[str, Any]:
-        judge = p.components.get("judge")
-        if judge is None:
+    shown = ("judge/accuracy_with_debate", "judge/accuracy_without_debate", "judge/unparsed_with_debate", "train/loss")
+
+    def setup(self, p: Pipeline, resume: ResumeState | None = None) -> None:
+        self.judge = p.components.get("judge")
+        if self.judge is None:
             raise ConfigError("method=debate needs a judge: components.judge (set in conf/method/debate.yaml)")
-        questions = _multiple_choice(p.dataset.split(self.split), self.split)
-        judge.start(p.service, p.base_model, p.tokenizer)
-        policies = {} if self.dry_run else self._training_clients(p)
-        base = p.service.create_sampling_client(base_model=p.base_model) if self.dry_run else None
-        rng = random.Random(p.seed)
-        order: list[int] = []
-        params = p.sampling.params()
-        tally = RunTally()
-        total = p.training.max_steps
-        show_keys = ("judge/accuracy_with_debate", "judge/accuracy_without_debate", "judge/unparsed_with_debate", "train/loss")
-        with StepProgress(total, "debate" + (" (dry run)" if self.dry_run else ""), show=show_keys) as bar:
-            for step in range(1, total + 1):
-                started = time.perf_counter()
-                if len(order) < self.num_debates:  # a new epoch of questions, reshuffled
-                    epoch = list(range(len(questions)))
-                    rng.shuffle(epoch)
-                    order += epoch
-                batch = [questions[i] for i in order[: self.num_debates]]
-                del order[: self.num_debates]
-                setups = assign_sides(batch, rng, step)
+        self.p = p
+        self.questions = _multiple_choice(p.dataset.split(self.split), self.split)
+        self.judge.start(p.service, p.base_model, p.tokenizer)
+        self.base = p.service.create_sampling_client(base_model=p.base_model) if self.dry_run else None
+        self.rng = random.Random(p.seed)
+        self.order: list[int] = []
+        self.tally = RunTally()
+        self.total_steps, self.step_index = p.training.max_steps, 0
+        if resume is None:
+            self.policies = {} if self.dry_run else self._training_clients(p)
+            return
+        self.policies = {
+            name: p.service.create_training_client_from_state_with_optimizer(path).result() for name, path in resume.checkpoints.items()
+        }
+        s = resume.method_state
+        self.step_index, self.order = s["step_index"], list(s["order"])
+        self.rng.setstate(restore_random_state(s["rng"]))
+        self.tally.with_debate.outcomes = list(s["outcomes_with_debate"])
+        self.tally.without_debate.outcomes = list(s["outcomes_without_debate"])
 
-                clients = {name: c.save_weights_and_get_sampling_client() for name, c in policies.items()}
-                debaters = {side: base if self.dry_run else clients[name] for side, name in self.policy_of.items()}
-                transcripts = run_debates(debaters, p.tokenizer, setups, self.rounds, params)
-                debated = time.perf_counter()
-                judge.judge(transcripts)
-                judged = time.perf_counter()
-                tally.add(transcripts)
-                metrics = step_metrics(transcripts)
-                if not self.dry_run:
-                    metrics.update(self._train(p, policies, transcripts, step, total))
-                for t in transcripts:
-                    p.recorder.write_json(f"debates/debate_{t.setup.id}.json", t.to_json(step, self.policy_of))
-                now = time.perf_counter()
-                metrics.update({"time/debate_s": debated - started, "time/judge_s": judged - debated, "time/train_s": now - judged, "time/step_s": now - started})
-                p.recorder.log_metrics(step, metrics)
-                bar.advance(metrics)
+    def state(self) -> dict[str, Any]:
+        return {
+            "step_index": self.step_index,
+            "order": list(self.order),
+            "rng": self.rng.getstate(),
+            "outcomes_with_debate": self.tally.with_debate.outcomes,
+            "outcomes_without_debate": self.tally.without_debate.outcomes,
+        }
 
-        summary: dict[str, Any] = {"steps": total, "debates": total * self.num_debates, "dry_run": self.dry_run, **tally.summary()}
+    def start(self) -> dict[str, Any] | None:
+        return None  # the judge answering alone, every step, is the baseline
+
+    def step(self) -> dict[str, Any]:
+        p = self.p
+        step = self.step_index + 1
+        started = time.perf_counter()
+        if len(self.order) < self.num_debates:  # a new epoch of questions, reshuffled
+            epoch = list(range(len(self.questions)))
+            self.rng.shuffle(epoch)
+            self.order += epoch
+        batch = [self.questions[i] for i in self.order[: self.num_debates]]
+        del self.order[: self.num_debates]
+        setups = assign_sides(batch, self.rng, step)
+
+        clients = {name: c.save_weights_and_get_sampling_client() for name, c in self.policies.items()}
+        debaters = {side: self.base if self.dry_run else clients[name] for side, name in self.policy_of.items()}
+        transcripts = run_debates(debaters, p.tokenizer, setups, self.rounds, p.sampling.params())
+        debated = time.perf_counter()
+        self.judge.judge(transcripts)
+        judged = time.perf_counter()
+        self.tally.add(transcripts)
+        metrics = step_metrics(transcripts)
+        if not self.dry_run:
+            metrics.update(self._train(p, self.policies, transcripts, step, self.total_steps))
+        for t in transcripts:
+            p.recorder.write_json(f"debates/debate_{t.setup.id}.json", t.to_json(step, self.policy_of))
+        now = time.perf_counter()
+        metrics.update({"time/debate_s": debated - started, "time/judge_s": judged - debated, "time/train_s": now - judged, "time/step_s": now - started})
+        self.step_index = step
+        return metrics
+
+    def evaluate(self, name: str) -> dict[str, Any]:
+        return self.tally.summary()
+
+    def save(self, name: str) -> dict[str, str]:
+        return {policy: c.save_state(name).result().path for policy, c in self.policies.items()}
+
+    def summary(self) -> dict[str, Any]:
+        return {"steps": self.step_index, "debates": self.step_index * self.num_debates, "dry_run": self.dry_run, **self.tally.summary()}
+
+    def finish(self) -> dict[str, Any]:
+        summary = self.summary()
         if self.save_final and not self.dry_run:
-            summary["checkpoints"] = {name: c.save_state("final").result().path for name, c in policies.items()}
-        show(tally.table())
+            summary["checkpoints"] = self.save("final")
+        show(self.tally.table())
         return summary
 
     def _training_clients(self, p: Pipeline) -> dict[str, Any]:

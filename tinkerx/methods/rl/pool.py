@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
-from typing import Generic, Sequence, TypeVar
+from typing import Any, Generic, Sequence, TypeVar
+
+from tinkerx.runs.rng import restore_random_state
 
 T = TypeVar("T")
 
@@ -40,3 +42,11 @@ class PromptPool(Generic[T]):
         self._rng.shuffle(order)
         # Items already in the current batch go last in the new pass: no duplicate within a batch.
         return [i for i in order if i not in exclude] + [i for i in order if i in exclude]
+
+    def state(self) -> dict[str, Any]:
+        """Position in the current pass and the shuffle stream, for an exact resume."""
+        return {"passes": self.passes, "order": list(self._order), "rng": self._rng.getstate()}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.passes, self._order = state["passes"], list(state["order"])
+        self._rng.setstate(restore_random_state(state["rng"]))
