@@ -195,3 +195,26 @@ def test_dynamic_sampling_draws_until_enough_groups_have_signal_with_a_cap():
     assert calls == [3, 2, 1] and rounds == 2 and len(signal_groups(groups, 3)) == 3
     capped, rounds = draw_with_signal(lambda n: [make(False) for _ in range(n)], wanted=2, max_rounds=2)
     assert rounds == 2 and len(capped) == 6 and signal_groups(capped, 2) == []
+
+
+# --- every preset end to end --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_each_variant_trains_end_to_end_on_the_tiny_model(tmp_path, variant):
+    from tinkerx.app import run
+
+    coin = tmp_path / "ascii_first.py"  # about half of a random model's first bytes are ASCII: signal in most groups
+    coin.write_text("def compute_reward(completion, ground_truth):\n    return float(completion.encode()[:1] < b'\\x80')\n")
+    summary = run(compose([
+        "method=grpo", f"method.variant={variant}", "reward=python", f"reward.path={coin}", "training.max_steps=2",
+        "training.batch_size=3", "method.group_size=4", "method.evaluate_baseline=false", "training.eval_every=0",
+        "evaluator.max_examples=2", "sampling.max_tokens=3", "method.save_final=false"]), tmp_path / "run")
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    trained = [r for r in rows if r.get("train/datums")]
+    assert summary["updates"] >= 1 and trained
+    assert all(abs(r["train/kl_sampler_trainer"]) < 1e-4 for r in trained)  # on-policy: the step starts at ratio 1
+    if variant == "grpo":  # KL to the frozen base: zero before the first update, then the policy has moved
+        assert trained[0]["train/kl_reference"] == pytest.approx(0.0, abs=1e-4)
+    if variant == "dapo":
+        assert all("sample/extra_draws" in r for r in rows if "reward/mean" in r)

@@ -57,6 +57,9 @@ def resolve_recipe(variant: str | None, presets: Mapping[str, Mapping[str, Any]]
     names = [n for n in presets if n != "base"]
     if variant is not None and variant not in names:
         raise ConfigError(f"method.variant {variant!r} is unknown; valid: {', '.join(names)} (or null)")
+    unknown = set(explicit) - set(SWITCHES)
+    if unknown:
+        raise ConfigError(f"method.{sorted(unknown)[0]} is not a GRPO option; the recipe's switches: {', '.join(SWITCHES)}")
     merged: dict[str, Any] = {}
     for row_name in ("base", variant):
         row = (presets.get(row_name) or {}) if row_name else {}
@@ -92,3 +95,13 @@ def _checked(r: RLRecipe) -> RLRecipe:
     if not 0.0 < r.overlong_buffer <= 1.0:
         raise bad("overlong_buffer", "a fraction of sampling.max_tokens in (0, 1]")
     return r
+
+
+def yaml_presets() -> dict[str, dict[str, Any]]:
+    """The presets of ``conf/method/grpo.yaml``, for a GRPO built in code without a config."""
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    path = Path(__file__).resolve().parents[3] / "conf" / "method" / "grpo.yaml"
+    return OmegaConf.to_container(OmegaConf.load(path).method.variants)  # type: ignore[return-value]
