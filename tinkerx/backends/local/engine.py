@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import torch
 
-from tinkerx.backends.local.generation import Generated, sample_batch
+from tinkerx.backends.local.generation import Generated, cache_kwarg, sample_batch
 from tinkerx.backends.local.losses import LOSS_INPUTS, LOSSES, check_loss_name
 
 LORA_ALPHA = 32  # Tinker's LoRA scaling; kept fixed so the rank alone sets capacity
@@ -58,14 +58,6 @@ def _shared_prefix_groups(rows: list[_Row]) -> list[tuple[int, list[int]]]:
         first = int(r.grad.nonzero()[0]) if bool(r.grad.any()) else len(r.tokens)
         groups.setdefault(tuple(r.tokens[: min(first, len(r.tokens) - 1)]), []).append(i)
     return [(len(key), members) for key, members in groups.items()]
-
-
-def _cache_kwarg(decoder: Any, cache: Any) -> dict[str, Any]:
-    """transformers renamed ``past_key_values`` to ``cache`` (5.x); pass whichever this version takes."""
-    import inspect
-
-    name = "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
-    return {name: cache, "use_cache": True}
 
 
 def _target_logprobs(head: Any, hidden: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
@@ -231,7 +223,7 @@ class ModelEngine:
         decoder, head = self._parts()
         prefix = torch.tensor([rows[0].tokens[:prefix_len]], device=self.device)
         cache = DynamicCache(config=self.model.config)
-        prefix_hidden = decoder(input_ids=prefix, **_cache_kwarg(decoder, cache)).last_hidden_state[0]
+        prefix_hidden = decoder(input_ids=prefix, **cache_kwarg(decoder, cache)).last_hidden_state[0]
         with torch.no_grad():  # the prompt's own positions carry no loss gradient: projected once, for the outputs
             prefix_logp = torch.log_softmax(head(prefix_hidden.detach()).float(), dim=-1)
         cache.batch_repeat_interleave(len(rows))
@@ -245,7 +237,7 @@ class ModelEngine:
             n = len(r.tokens) - prefix_len
             ids[i, :n], targets[i, :n], valid[i, :n], grad[i, :n] = torch.tensor(r.tokens[prefix_len:]), r.targets[prefix_len:], True, r.grad[prefix_len:]
         # Right padding needs no mask: under causal attention a valid position never sees a later one.
-        hidden = decoder(input_ids=ids.to(self.device), **_cache_kwarg(decoder, cache)).last_hidden_state
+        hidden = decoder(input_ids=ids.to(self.device), **cache_kwarg(decoder, cache)).last_hidden_state
         suffix_logp = _target_logprobs(head, hidden, targets.to(self.device), valid.to(self.device), grad.to(self.device))
         out = []
         for i, r in enumerate(rows):
