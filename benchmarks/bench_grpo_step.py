@@ -1,101 +1,222 @@
-"""Where a GRPO step's time goes on the local backend: sample / reward / train.
+"""A GRPO step on the local backend against the step before prefix sharing, and against TRL.
 
-    flock /tmp/tinkerx-heavy.lock python benchmarks/bench_grpo_step.py [--smollm2]
+    flock /tmp/tinkerx-heavy.lock python benchmarks/bench_grpo_step.py [--smollm2] [--repeats 2] [--steps 2]
 
-One step is what ``method=grpo`` does: snapshot the weights for sampling, sample ``group_size``
-completions of each prompt in one batched request, grade them with the numeric reward (through
-GuardedReward, as in a run), then ``forward_backward(importance_sampling)`` + ``optim_step``.
-Every group is trained on here, signal or not, so the train figure is a step's full cost (a run
-skips groups whose rewards are all equal). Shapes follow experiments/tiny_grpo.yaml and
-experiments/smollm2_grpo_arithmetic.yaml; figures are medians over the timed steps.
+Three implementations do the same work -- the same model, prompts per step, group size, sampling
+length cap, temperature and LoRA rank -- each in its own process, so each one's peak RSS is its own:
+
+* ``tinkerx``: ``method=grpo``'s step as it is (sampling with finished rows dropped, a group's
+  prompt run once in forward/backward, logits only where the loss needs them);
+* ``before``: the same step with those three turned off (every row decodes to the last one's end,
+  every datum runs its whole sequence, full-vocabulary logits at every position) -- the code as it
+  was, kept behind switches;
+* ``trl``: ``trl.GRPOTrainer`` (generation + loss + optimizer step), if ``trl`` is installed
+  (``pip install trl``; not a tinkerx dependency).
+
+A step here is sample -> reward -> forward_backward + optim_step on every group (signal or not).
+The workers run interleaved (``--repeats`` rounds, the order rotating each round); each worker
+times one warm-up step and then ``--steps`` steps. Reported: min and median step seconds over all
+rounds, peak RSS, and the ratios of medians.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
+import time
+from pathlib import Path
 from typing import Any
 
-from _common import base_parser, console, machine_line, model_loaders, open_service, table, timed
+from _common import base_parser, console, machine_line, table, verdict
 
 SHAPES = {  # label -> (LoRA rank, prompts per step, group size, max_tokens)
-    "tiny": (0, 32, 8, 8),
-    "smollm2-135m": (16, 8, 8, 16),
+    "tiny": (4, 2, 4, 16),
+    "smollm2-135m": (16, 2, 8, 32),
 }
+IMPLEMENTATIONS = ("tinkerx", "before", "trl")
+GOALS = {"before": 1.5, "trl": 2.5}  # tinkerx's step is at least this many times faster
 
 
-def grpo_step(client: Any, tokenizer: Any, dataset: Any, examples: list[Any], group_size: int, max_tokens: int, reward: Any) -> dict[str, float]:
+def _loader(label: str) -> Any:
+    from tinkerx.models.tiny import TinyModel
+
+    if label == "tiny":
+        return TinyModel()
+    from tinkerx.models.gguf import GGUFModel
+
+    return GGUFModel()
+
+
+def _peak_rss_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _prompts(count: int) -> list[Any]:
+    from tinkerx.data.arithmetic import Arithmetic
+
+    dataset = Arithmetic(seed=0)
+    return dataset, dataset.train[:count]
+
+
+def worker_tinkerx(label: str, steps: int, before: bool) -> dict[str, Any]:
+    import functools
+
     from tinker import types
 
+    from _common import open_service
+    from tinkerx.backends.local import engine as engine_module
     from tinkerx.methods.rl.rollouts import rl_datum, sample_groups, score_groups
+    from tinkerx.rewards.guarded import GuardedReward
+    from tinkerx.rewards.numeric import NumericReward
 
-    params = types.SamplingParams(max_tokens=max_tokens, temperature=1.0)
-    sample_s, groups = timed(lambda: sample_groups(client.save_weights_and_get_sampling_client(), tokenizer, dataset, examples, group_size, params))
-    reward_s, _ = timed(lambda: score_groups(groups, reward))
-
-    def train() -> None:
+    if before:  # the step as it was: no prefix sharing, full logits, rows decode to the end
+        engine_module.ModelEngine._can_share_prefix = lambda self: False
+        engine_module.sample_batch = functools.partial(engine_module.sample_batch, compact=False)
+    rank, prompts, group_size, max_tokens = SHAPES[label]
+    loader = _loader(label)
+    backend, service = open_service(loader)
+    client = service.create_lora_training_client(loader.base_model, rank=rank, seed=0).result()
+    tokenizer = client.get_tokenizer()
+    dataset, examples = _prompts(prompts * (steps + 1))
+    reward = GuardedReward(NumericReward())
+    params = types.SamplingParams(max_tokens=max_tokens, temperature=1.0, seed=0)
+    times, generated = [], []
+    for i in range(steps + 1):
+        start = time.perf_counter()
+        batch = examples[i * prompts : (i + 1) * prompts]
+        groups = sample_groups(client.save_weights_and_get_sampling_client(), tokenizer, dataset, batch, group_size, params)
+        score_groups(groups, reward)
         data = [rl_datum(g.prompt_T, s) for g in groups for s in g.samples]
         fwd = client.forward_backward(data, "importance_sampling")
         opt = client.optim_step(types.AdamParams(learning_rate=1e-5))
         fwd.result(), opt.result()
-
-    train_s, _ = timed(train)
-    samples = [s for g in groups for s in g.samples]
-    return {
-        "sample": sample_s, "reward": reward_s, "train": train_s,
-        "generated": sum(len(s.tokens_T) for s in samples),
-        "trained": sum(len(g.prompt_T) + len(s.tokens_T) for g in groups for s in g.samples),
-    }
+        times.append(time.perf_counter() - start)
+        generated.append(sum(len(s.tokens_T) for g in groups for s in g.samples))
+    backend.close()
+    return {"step_s": times[1:], "generated": generated[1:], "peak_rss_mib": _peak_rss_mib()}
 
 
-def bench_model(label: str, loader: Any, steps: int) -> tuple:
-    from tinkerx.data.arithmetic import Arithmetic
-    from tinkerx.methods.rl.pool import PromptPool
-    from tinkerx.rewards.guarded import GuardedReward
+def worker_trl(label: str, steps: int) -> dict[str, Any]:
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    from tinkerx.backends.local.engine import ATTN_MODULES, LORA_ALPHA, MLP_MODULES
     from tinkerx.rewards.numeric import NumericReward
 
     rank, prompts, group_size, max_tokens = SHAPES[label]
-    backend, service = open_service(loader)
-    try:
-        client = service.create_lora_training_client(loader.base_model, rank=rank, seed=0).result()
-        tokenizer = client.get_tokenizer()
-        dataset = Arithmetic(seed=0)
-        pool, reward = PromptPool(dataset.train, seed=0), GuardedReward(NumericReward())
-        grpo_step(client, tokenizer, dataset, pool.take(prompts), group_size, max_tokens, reward)  # warm-up
-        runs = [grpo_step(client, tokenizer, dataset, pool.take(prompts), group_size, max_tokens, reward) for _ in range(steps)]
-    finally:
-        backend.close()
-    med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-    total = med["sample"] + med["reward"] + med["train"]
-    console.print(f"  {label}: " + ", ".join(f"{k} {[round(r[k], 3) for r in runs]}" for k in ("sample", "reward", "train")))
-    return (
-        label, f"LoRA r={rank}" if rank else "full", f"{prompts} x {group_size}, <= {max_tokens} new",
-        f"{med['sample']:.2f}", f"{med['reward']:.3f}", f"{med['train']:.2f}", f"{total:.2f}",
-        f"{med['sample'] / total:.0%} / {med['reward'] / total:.0%} / {med['train'] / total:.0%}",
-        f"{med['generated'] / med['sample']:,.0f}", f"{med['trained'] / med['train']:,.0f}",
+    loader = _loader(label)
+    model = loader.load_model(torch.device("cpu"), torch.float32)
+    tokenizer = loader.load_tokenizer()
+    dataset, examples = _prompts(prompts * (steps + 1))
+    rows = [{"prompt": dataset.messages(ex), "answer": ex.answer} for ex in examples]
+    numeric = NumericReward()
+
+    def reward(completions, answer, **_):
+        return [numeric.compute_reward(c[0]["content"] if isinstance(c, list) else c, a) for c, a in zip(completions, answer)]
+
+    times: list[float] = []
+
+    class StepTimer(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            self.start = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            times.append(time.perf_counter() - self.start)
+
+    names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
+    config = GRPOConfig(
+        output_dir=tempfile.mkdtemp(prefix="bench-trl-"), per_device_train_batch_size=prompts * group_size, num_generations=group_size,
+        max_completion_length=max_tokens, temperature=1.0, beta=0.0, learning_rate=1e-5, max_steps=steps + 1,
+        gradient_accumulation_steps=1, logging_steps=10_000, save_strategy="no", report_to=[], use_cpu=True, seed=0,
+        disable_tqdm=True, dataloader_num_workers=0,
     )
+    lora = LoraConfig(r=rank, lora_alpha=LORA_ALPHA, lora_dropout=0.0, target_modules=[m for m in ATTN_MODULES + MLP_MODULES if m in names])
+    trainer = GRPOTrainer(model=model, reward_funcs=reward, args=config, train_dataset=Dataset.from_list(rows),
+                          processing_class=tokenizer, peft_config=lora, callbacks=[StepTimer()])
+    trainer.train()
+    return {"step_s": times[1:], "peak_rss_mib": _peak_rss_mib()}
+
+
+def run_worker(impl: str, label: str, steps: int, threads: int | None) -> dict[str, Any] | None:
+    cmd = [sys.executable, __file__, "--worker", impl, "--label", label, "--steps", str(steps)]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    root = str(Path(__file__).resolve().parents[1])  # this checkout's tinkerx, whatever is installed
+    env = {**os.environ, "TRANSFORMERS_VERBOSITY": "error", "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parent, env=env)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+    if out.returncode != 0 or not lines:
+        console.print(f"[red]{impl} failed[/red]: {out.stderr.strip().splitlines()[-3:]}")
+        return None
+    return json.loads(lines[-1][len("RESULT "):])
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=5, help="timed steps for model=tiny (after one warm-up step)")
-    parser.add_argument("--smollm2-steps", type=int, default=2, help="timed steps for SmolLM2-135M")
+    parser.add_argument("--steps", type=int, default=2, help="timed steps per worker, after one warm-up step")
+    parser.add_argument("--repeats", type=int, default=2, help="interleaved rounds of the three workers")
+    parser.add_argument("--worker", choices=IMPLEMENTATIONS, help=argparse_hidden())
+    parser.add_argument("--label", default="tiny", help=argparse_hidden())
+    parser.set_defaults()
     args = parser.parse_args(argv)
 
-    import torch
+    if args.worker:
+        import torch
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    console.print(f"[bold]bench_grpo_step[/bold]  {machine_line()}")
-    rows = [bench_model(label, loader, args.steps if label == "tiny" else args.smollm2_steps) for label, loader in model_loaders(args.smollm2)]
-    t = table(
-        "GRPO step on the local backend (median seconds per step)",
-        ["model", "training", "prompts x group", "sample s", "reward s", "train s", "step s", "sample / reward / train", "gen tok/s", "train tok/s"],
-        text_columns=3,
-    )
-    for row in rows:
-        t.add_row(*row)
-    console.print(t)
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        result = worker_trl(args.label, args.steps) if args.worker == "trl" else worker_tinkerx(args.label, args.steps, args.worker == "before")
+        print("RESULT " + json.dumps(result))
+        return
+
+    try:
+        import trl  # noqa: F401
+
+        impls = IMPLEMENTATIONS
+    except ImportError:
+        console.print("trl is not installed: comparing against the step before only (pip install trl)")
+        impls = IMPLEMENTATIONS[:2]
+    console.print(f"[bold]bench_grpo_step[/bold]  {machine_line(with_torch=False)}")
+    labels = ["smollm2-135m"] if args.smollm2 else ["tiny"]
+    for label in labels:
+        results: dict[str, list[dict[str, Any]]] = {i: [] for i in impls}
+        for r in range(args.repeats):
+            order = impls[r % len(impls):] + impls[: r % len(impls)]
+            for impl in order:
+                result = run_worker(impl, label, args.steps, args.threads)
+                if result:
+                    results[impl].append(result)
+        rank, prompts, group_size, max_tokens = SHAPES[label]
+        t = table(f"GRPO step, {label}, LoRA r={rank}, {prompts} prompts x {group_size}, <= {max_tokens} new tokens, T=1",
+                  ["implementation", "steps", "min step s", "median step s", "peak RSS GiB", "tinkerx speed-up", "goal"], text_columns=1)
+        medians = {i: statistics.median(s for res in rs for s in res["step_s"]) for i, rs in results.items() if rs}
+        for impl, rs in results.items():
+            if not rs:
+                continue
+            steps = [s for res in rs for s in res["step_s"]]
+            speedup = medians[impl] / medians["tinkerx"] if "tinkerx" in medians else float("nan")
+            goal = f"{GOALS[impl]}x " + verdict(speedup, GOALS[impl], True) if impl in GOALS else ""
+            t.add_row(impl, str(len(steps)), f"{min(steps):.2f}", f"{medians[impl]:.2f}", f"{max(res['peak_rss_mib'] for res in rs) / 1024:.2f}",
+                      f"{speedup:.2f}x", goal)
+        console.print(t)
+        if "trl" in results and results["trl"] and results["tinkerx"]:
+            ours, theirs = (max(res["peak_rss_mib"] for res in results[i]) for i in ("tinkerx", "trl"))
+            console.print(f"peak RSS tinkerx / trl: {ours / theirs:.2f} (goal <= 1: " + verdict(ours / theirs, 1.0, False) + ")")
+
+
+def argparse_hidden() -> str:
+    import argparse
+
+    return argparse.SUPPRESS
 
 
 if __name__ == "__main__":

@@ -12,6 +12,12 @@ Both sides sample at temperature 1 with no top-k / top-p and run exactly ``max_t
 model is loaded with a tokenizer (and generation config) without an end-of-turn token, so nothing
 stops early and the token counts match (checked on our side). Our side also returns per-token logprobs, a stop reason and a future per
 request; ``generate`` returns tokens only.
+
+A third case has completion lengths that vary widely (stop tokens chosen among what the model
+writes, so rows end anywhere between 1 and ``max_tokens``): tokens/s counts the tokens each side
+actually produced, for tinkerx's sampler (finished rows leave the batch), the same sampler keeping
+every row to the end (``compact=False``, the loop as it was), and ``generate`` with the same stop
+tokens as its eos ids.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import Any
 from _common import base_parser, console, interleave, machine_line, median_ratio, model_loaders, open_service, table, verdict
 
 GOAL = 1.0  # ours / generate, tokens per second
+VARIED_GOAL = 2.0  # ours / the loop before rows were dropped, varied lengths
 
 
 class WithoutEos:
@@ -109,6 +116,7 @@ def bench_model(label: str, loader: Any, batch: int, max_tokens: int, repeats: i
         for _, ours, plain, _ in cases:  # warm-up: allocator, kernels, the worker thread
             ours(), plain()
         tokens = batch * max_tokens
+        varied_lengths(label, client, model, prompts, padded, padded_mask, pad, batch, max_tokens, repeats, seeds, rows)
         for name, ours, plain, prompt_len in cases:
             times = interleave(ours, plain, repeats)
             ratio = median_ratio(times["plain"], times["ours"])  # tokens/s ratio = inverse time ratio
@@ -120,6 +128,71 @@ def bench_model(label: str, loader: Any, batch: int, max_tokens: int, repeats: i
             console.print(f"  {label} {name}: ours {[round(t, 3) for t in times['ours']]} s, generate {[round(t, 3) for t in times['plain']]} s")
     finally:
         backend.close()
+
+
+def varied_lengths(label, client, model, prompts, padded, padded_mask, pad, batch, max_tokens, repeats, seeds, rows) -> None:
+    """Rows that stop anywhere: tinkerx's sampler vs the same loop keeping finished rows vs generate."""
+    import functools
+
+    import torch
+    from tinker import types
+    from transformers import GenerationConfig
+
+    from tinkerx.backends.local import engine as engine_module
+
+    free = client.sample_many([types.ModelInput.from_ints(p) for p in prompts], 1, types.SamplingParams(max_tokens=max_tokens, temperature=1.0, seed=0))
+    seqs = [s for f in free for s in f.result().sequences]
+    firsts = {s.tokens[0] for s in seqs}
+    stops = sorted({t for s in seqs for t in s.tokens} - firsts)[::6]  # ~1 in 6 of the tokens it writes end a row
+    compact_loop = engine_module.sample_batch
+    full_loop = functools.partial(compact_loop, compact=False)
+    produced: dict[str, list[int]] = {"ours": [], "before": [], "generate": []}
+
+    def sample(loop):
+        calls = iter(range(10**6))  # the i-th call of either loop uses seed i: the same tokens from both
+
+        def run() -> int:
+            engine_module.sample_batch = loop
+            try:
+                params = types.SamplingParams(max_tokens=max_tokens, temperature=1.0, seed=next(calls), stop=stops)
+                futures = client.sample_many([types.ModelInput.from_ints(p) for p in prompts], 1, params)
+                lengths = [len(s.tokens) for f in futures for s in f.result().sequences]
+            finally:
+                engine_module.sample_batch = compact_loop
+            produced["ours" if loop is compact_loop else "before"].append(sum(lengths))
+            return sum(lengths)
+
+        return run
+
+    config = GenerationConfig(do_sample=True, temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=max_tokens, eos_token_id=stops, pad_token_id=pad)
+
+    def generate() -> int:
+        torch.manual_seed(next(seeds))
+        with torch.no_grad():
+            out = model.generate(input_ids=padded, attention_mask=padded_mask, generation_config=config)[:, padded.shape[1]:]
+        # A row's tokens: up to and including its first stop token (generate pads after it).
+        is_stop = torch.isin(out, torch.tensor(stops, device=out.device))
+        first = torch.where(is_stop.any(1), is_stop.int().argmax(1) + 1, torch.full((out.shape[0],), out.shape[1], device=out.device))
+        produced["generate"].append(int(first.sum()))
+        return int(first.sum())
+
+    sample(compact_loop)(), sample(full_loop)(), generate()  # warm-up
+    for key in produced:
+        produced[key].clear()
+    times = interleave(sample(compact_loop), sample(full_loop), repeats)
+    gen_times = [__import__("_common").timed(generate)[0] for _ in range(repeats)]
+    rate = {
+        "ours": statistics.median(n / t for n, t in zip(produced["ours"], times["ours"])),
+        "before": statistics.median(n / t for n, t in zip(produced["before"], times["plain"])),
+        "generate": statistics.median(n / t for n, t in zip(produced["generate"], gen_times)),
+    }
+    assert produced["ours"] == produced["before"], "same seeds, same tokens: the two loops must agree"
+    lengths = f"{min(produced['ours']) / batch:.0f}-{max(produced['ours']) / batch:.0f} mean/row"
+    console.print(f"  {label} varied lengths: tokens/s ours {rate['ours']:.0f}, before {rate['before']:.0f}, generate {rate['generate']:.0f}")
+    rows.append((label, "varied lengths: vs loop before", f"{batch} x <= {max_tokens} ({lengths})", f"{rate['ours']:,.0f}",
+                 f"{rate['before']:,.0f} (before)", f"{rate['ours'] / rate['before']:.2f}x", verdict(rate["ours"] / rate["before"], VARIED_GOAL, True) + f" (goal {VARIED_GOAL:.0f}x)"))
+    rows.append((label, "varied lengths: vs generate", f"{batch} x <= {max_tokens}", f"{rate['ours']:,.0f}",
+                 f"{rate['generate']:,.0f}", f"{rate['ours'] / rate['generate']:.2f}x", verdict(rate["ours"] / rate["generate"], GOAL, True)))
 
 
 def main(argv: list[str] | None = None) -> None:

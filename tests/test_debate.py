@@ -8,6 +8,7 @@ parseable verdict, and the mechanics must be tested on debates that have winners
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import subprocess
@@ -27,6 +28,10 @@ from tinkerx.methods.debate import Debate, Judge
 from tinkerx.methods.debate.loop import assign_sides, run_debates
 from tinkerx.methods.debate.training import winning_turns
 from tinkerx.methods.debate.verdict import parse_verdict
+from tinkerx.methods.debate.metrics import step_metrics
+from tinkerx.methods.debate.prompts import judge_messages
+from tinkerx.chat import prompt_tokens
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -153,6 +158,7 @@ def _pipeline(tmp_path: Path, *overrides: str):
             "method.rounds=1",
             "sampling.max_tokens=8",
             "components.judge.max_tokens=4",
+            "components.judge.verdict=text",  # scripted replies below: the text path's mechanics
             "training.max_steps=2",
             "optim.lr=3e-3",
             *overrides,
@@ -339,3 +345,73 @@ def test_cli_debate_on_mmlu_stem(tmp_path):
     assert len(debates) == 4 and all(json.loads(p.read_text())["question"] for p in debates)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["method"] == "debate" and summary["judge"]["without_debate"]["questions"] == 4
+
+
+# --- verdicts from the judge's label probabilities ------------------------------------------------
+
+
+def test_label_probabilities_and_order_combination():
+    from tinkerx.methods.debate.verdict import combine_orders, label_probability
+
+    assert label_probability(-1.0, -1.0) == pytest.approx(0.5)
+    assert label_probability(math.log(0.3), math.log(0.1)) == pytest.approx(0.75)
+    assert label_probability(0.0, -1e6) == pytest.approx(1.0)  # no overflow on a huge gap
+    # A judge that always prefers the answer shown first ends exactly undecided from that bias alone ...
+    assert combine_orders(0.9, 0.9) == pytest.approx(0.5)
+    # ... and one that follows the answer, whichever position it is in, keeps its belief.
+    assert combine_orders(0.8, 0.2) == pytest.approx(0.8) and combine_orders(0.3, 0.6) == pytest.approx(0.35)
+
+
+def test_swapped_order_relabels_answers_and_speakers():
+    from tinkerx.methods.debate.transcript import Setup, Turn
+    from tinkerx.methods.debate.verdict import swapped
+
+    setup = Setup("d1", "q1", "2+2?", ("4", "5"), "A", ("C", "D"))
+    turns = [Turn("A", 1, "Answer A is right; Debater B is wrong. A.", [], [], [], "stop"), Turn("B", 1, "answer B holds.", [], [], [], "stop")]
+    s2, t2 = swapped(setup, turns)
+    assert s2.answers == ("5", "4") and s2.correct == "B" and s2.letters == ("D", "C")
+    assert [t.speaker for t in t2] == ["B", "A"]
+    assert t2[0].text == "Answer B is right; Debater A is wrong. A." and t2[1].text == "answer A holds."
+    assert swapped(*swapped(setup, turns)) == (setup, turns)
+
+
+def test_logprob_judge_decides_every_debate_and_keeps_its_reply(tmp_path):
+    from tinkerx.methods.debate.verdict import combine_orders
+
+    method, p, closers = _pipeline(tmp_path, "components.judge.verdict=logprobs", "components.judge.max_tokens=3")
+    try:
+        judge = p.components["judge"]
+        judge.start(p.service, p.base_model, p.tokenizer)
+        client = p.service.create_sampling_client(base_model=p.base_model)
+        setups = assign_sides(p.dataset.train[:4], random.Random(0), step=1)
+        transcripts = run_debates({"A": client, "B": client}, p.tokenizer, setups, 1, p.sampling.params())
+        judge.judge(transcripts)
+        # The judge's own reading, checked against an independent computation on one conversation.
+        conv = judge_messages(transcripts[0].setup, transcripts[0].turns)
+        prompt = prompt_tokens(p.tokenizer, conv) + p.tokenizer.encode("Winner:", add_special_tokens=False)
+        logits = judge._client.engine.model(input_ids=torch.tensor([prompt])).logits[0, -1].float()
+        a, b = (p.tokenizer.encode(x, add_special_tokens=False) for x in (" A", " B"))
+    finally:
+        for c in closers:
+            c.close()
+    for t in transcripts:
+        for v in (t.verdict, t.alone):
+            assert v.winner in ("A", "B") and 0.0 < v.p_a < 1.0
+            assert v.p_a == pytest.approx(combine_orders(v.orders["as_written"], v.orders["swapped"]))
+            assert v.winner == ("A" if v.p_a > 0.5 else "B") and isinstance(v.raw, str) and len(v.tokens) <= 3
+    if len(a) == len(b) == 1:  # single-token labels: P(first) is the softmax of the two next-token logits
+        expected = float(torch.softmax(torch.stack([logits[a[0]], logits[b[0]]]), 0)[0])
+        assert transcripts[0].verdict.orders["as_written"] == pytest.approx(expected, rel=1e-4)
+    m = step_metrics(transcripts)
+    assert m["judge/unparsed_with_debate"] == 0 and m["judge/unparsed_without_debate"] == 0
+    assert 0.0 <= m["judge/position_flip_rate"] <= 1.0 and m["judge/text_parsed_with_debate"] <= 4
+
+
+def test_paired_difference_interval():
+    from tinkerx.methods.debate.metrics import paired_difference
+
+    d = paired_difference([True, True, False, True, None], [False, True, False, False, True])
+    assert d["pairs"] == 4 and d["difference"] == pytest.approx(0.5)
+    diffs = [1.0, 0.0, 0.0, 1.0]
+    sd = math.sqrt(sum((x - 0.5) ** 2 for x in diffs) / 3)
+    assert d["ci95"] == pytest.approx([0.5 - 1.96 * sd / 2, 0.5 + 1.96 * sd / 2])

@@ -107,3 +107,33 @@ def test_top_p_restricts_to_nucleus():
     assert kept.tolist() == [[True, True, False, False]]
     kept = torch.isfinite(_filter_logits(logits, 1.0, -1, 0.81))
     assert kept.tolist() == [[True, True, True, False]]
+
+
+@pytest.mark.parametrize("temperature, top_k", [(1.0, -1), (0.8, 20)])
+def test_dropping_finished_rows_changes_no_row(tiny_service, temperature, top_k):
+    """Rows leave the decode batch as they stop (and the chunked host check of accelerators cuts the
+    tokens sampled after a stop): every row's tokens and logprobs are those of the old full-batch loop."""
+    from tinkerx.backends.local.generation import sample_batch
+
+    client = tiny_service.create_lora_training_client("tinkerx/tiny", rank=0, seed=4).result()
+    tok, model = client.get_tokenizer(), client.engine.model
+    prompts = [prompt_tokens(tok, [{"role": "user", "content": q}]) for q in ("12+35=", "a much longer question: 100+200=", "9+9=", "1+2+3=")]
+    def run(stops=frozenset(), **kw):
+        out = sample_batch(
+            model, prompts, 4, max_tokens=24, temperature=temperature, top_k=top_k, top_p=1.0,
+            stop_token_ids=stops, stop_strings=["sum"], decode=lambda t: tok.decode(t),
+            generators=[torch.Generator().manual_seed(s) for s in (5, 6, 7, 8)], pad_token_id=tok.pad_token_id or 0, **kw,
+        )
+        return [g for per_prompt in out for g in per_prompt]
+
+    # Stop tokens picked among what this model writes (every 4th distinct token of a free run):
+    # lengths then spread widely, and rows finish at many different steps.
+    free_run = run(compact=False)
+    firsts = {g.tokens[0] for g in free_run}
+    stops = set(sorted({t for g in free_run for t in g.tokens} - firsts)[::4])
+    old = run(stops, compact=False)
+    assert len({len(g.tokens) for g in old}) >= 3, "the test needs varied lengths"
+    for new in (run(stops, compact=True), run(stops, compact=True, check_every=5)):
+        for a, b in zip(old, new):
+            assert a.tokens == b.tokens and a.stop_reason == b.stop_reason
+            assert a.logprobs == pytest.approx(b.logprobs, abs=1e-5)

@@ -4,7 +4,8 @@ Each step: take ``groups_per_batch`` prompts from a rotating pool, sample ``grou
 completions of each (all requests in flight at once), grade them with the reward, and push every
 completion's tokens up or down by its advantage, ``reward - mean(group reward)``. A group whose
 rewards are all equal has zero advantage everywhere: it is skipped and counted (ALL-0 / ALL-1).
-The loss is Tinker's ``importance_sampling`` (or ``ppo``) with the sampler's own logprobs.
+The loss is one of Tinker's RL losses with the sampler's own logprobs; ``method.variant`` picks a
+paper's recipe (GRPO, Dr. GRPO, DAPO, GSPO, CISPO) as a preset of switches (methods/rl/variants.py).
 """
 
 from __future__ import annotations
@@ -13,15 +14,17 @@ import time
 from typing import Any
 
 from tinkerx.errors import ConfigError
-from tinkerx.methods.rl.advantages import SIGNAL
+from tinkerx.methods.rl.advantages import overlong_penalty
+from tinkerx.methods.rl.dynamic_sampling import draw_with_signal, signal_groups
 from tinkerx.methods.rl.metrics import rollout_metrics, sampler_trainer_kl
+from tinkerx.methods.rl.objective import kl_to_reference, policy_datums, reference_logprobs, trainable
 from tinkerx.methods.rl.pool import PromptPool
-from tinkerx.methods.rl.rollouts import Group, rl_datum, sample_groups, score_groups
+from tinkerx.methods.rl.rollouts import Group, Sample, sample_groups, score_groups
+from tinkerx.methods.rl.variants import resolve_recipe, yaml_presets
 from tinkerx.pipeline import Pipeline, ResumeState
 from tinkerx.runs.checkpoints import checkpoint_base_model, resolve_checkpoint
 from tinkerx.runs.display import console
 
-RL_LOSSES = ("importance_sampling", "ppo")
 NO_UPDATE_WARNING = (
     "no GRPO update was made: every group's samples scored alike (ALL-0 or ALL-1 in metrics.jsonl). "
     "Likely causes: completions truncated (sample/truncation_rate; raise sampling.max_tokens), a reward too "
@@ -37,18 +40,22 @@ class GRPO:
         self,
         group_size: int = 8,
         groups_per_batch: int = 16,
-        loss_fn: str = "importance_sampling",
+        loss_fn: str | None = None,
         loss_fn_config: dict[str, float] | None = None,
-        normalize_std: bool = False,
+        normalize_std: bool | None = None,
         init_from: str | None = None,
         checkpoint_threshold: float | None = None,
         checkpoint_min_steps: int = 0,
         samples_per_step: int = 4,
         evaluate_baseline: bool = True,
         save_final: bool = True,
+        variant: str | None = None,
+        variants: dict[str, dict[str, Any]] | None = None,
+        **switches: Any,  # the recipe's other switches (clip_low, aggregation, kl_coef, ...): see variants.py
     ) -> None:
-        if loss_fn not in RL_LOSSES:
-            raise ConfigError(f"method.loss_fn {loss_fn!r} is not usable for grpo; valid: {', '.join(RL_LOSSES)}")
+        explicit = {"loss_fn": loss_fn, "normalize_std": normalize_std, **switches}
+        self.recipe = resolve_recipe(variant, {k: dict(v) for k, v in variants.items()} if variants is not None else yaml_presets(), explicit)
+        self.variant = variant
         if group_size < 2:
             raise ConfigError(f"method.group_size must be >= 2 (advantages compare samples of a group), got {group_size}")
         if groups_per_batch < 1:
@@ -56,8 +63,9 @@ class GRPO:
         if checkpoint_min_steps < 0 or samples_per_step < 0:
             raise ConfigError("method.checkpoint_min_steps and method.samples_per_step must be >= 0")
         self.group_size, self.groups_per_batch = group_size, groups_per_batch
-        self.loss_fn, self.loss_fn_config = loss_fn, dict(loss_fn_config) if loss_fn_config else None
-        self.normalize_std = normalize_std
+        self.loss_fn, self.normalize_std = self.recipe.loss_fn, self.recipe.normalize_std
+        # An explicit loss_fn_config is passed as is, over the thresholds the recipe derives.
+        self.loss_fn_config = {**(self.recipe.loss_fn_config() or {}), **(dict(loss_fn_config) if loss_fn_config else {})} or None
         self.init_from = resolve_checkpoint(init_from, "method.init_from") if init_from else None
         self.checkpoint_threshold, self.checkpoint_min_steps = checkpoint_threshold, checkpoint_min_steps
         self.samples_per_step = samples_per_step
@@ -82,6 +90,8 @@ class GRPO:
             self._elapsed_before = s["elapsed_s"]
             self.pool.load_state(s["pool"])
             p.reward.errors, p.reward.timeouts = s["reward_counts"]
+        # The KL penalty's reference: the frozen base model, through logprobs of the sampled tokens.
+        self.reference = p.service.create_sampling_client(base_model=p.base_model) if self.recipe.kl_coef > 0 else None
         self._started = time.perf_counter()
 
     def state(self) -> dict[str, Any]:
@@ -136,32 +146,55 @@ class GRPO:
     def _step(self, p: Pipeline, client: Any, pool: PromptPool, step: int, total: int) -> dict[str, Any]:
         start = time.perf_counter()
         sampler = client.save_weights_and_get_sampling_client()
-        groups = sample_groups(sampler, p.tokenizer, p.dataset, pool.take(self.groups_per_batch), self.group_size, p.sampling.params())
-        sampled = time.perf_counter()
         failures = p.reward.errors + p.reward.timeouts
-        score_groups(groups, p.reward, self.normalize_std)
+        seconds = {"sample": 0.0, "reward": 0.0}
+        r = self.recipe
+        penalty = (lambda s: overlong_penalty(len(s.tokens_T), p.sampling.max_tokens, r.overlong_buffer)) if r.overlong == "soft" else None
+
+        def draw(n: int) -> list[Group]:
+            began = time.perf_counter()
+            drawn = sample_groups(sampler, p.tokenizer, p.dataset, pool.take(n), self.group_size, p.sampling.params())
+            sampled = time.perf_counter()
+            score_groups(drawn, p.reward, r.normalize_std, penalty)
+            seconds["sample"] += sampled - began
+            seconds["reward"] += time.perf_counter() - sampled
+            return drawn
+
+        if r.dynamic_sampling:
+            groups, rounds = draw_with_signal(draw, self.groups_per_batch, r.dynamic_sampling_max_rounds)
+            batch = signal_groups(groups, self.groups_per_batch)
+        else:
+            groups, rounds = draw(self.groups_per_batch), 0
+            batch = groups
         scored = time.perf_counter()
         metrics = {**rollout_metrics(groups), "reward/errors": p.reward.errors + p.reward.timeouts - failures, "pool/passes": pool.passes}
-        metrics.update(self._train(p, client, groups, step, total))
+        if r.dynamic_sampling:
+            metrics.update({"sample/extra_draws": rounds, "groups/drawn": len(groups)})
+        metrics.update(self._train(p, client, batch, step, total))
         self._write_samples(p, step, groups[: self.samples_per_step])
         done = time.perf_counter()
-        metrics.update({"time/sample_s": sampled - start, "time/reward_s": scored - sampled, "time/train_s": done - scored, "time/step_s": done - start})
+        metrics.update({"time/sample_s": seconds["sample"], "time/reward_s": seconds["reward"], "time/train_s": done - scored, "time/step_s": done - start})
         return metrics
 
     def _train(self, p: Pipeline, client: Any, groups: list[Group], step: int, total: int) -> dict[str, Any]:
-        trained = [(g, s) for g in groups if g.kind == SIGNAL for s in g.samples]
+        trained: list[tuple[Group, Sample]] = trainable(groups, self.recipe)
         adam = p.optim.adam_params(step, total)
         if not trained:  # every group flat: no signal, so no update this step
             return {"train/datums": 0, "optim/lr": adam.learning_rate}
         self._updates += 1
-        data = [rl_datum(g.prompt_T, s) for g, s in trained]
+        reference_T = reference_logprobs(self.reference, trained) if self.reference is not None else None
+        data = policy_datums(trained, self.recipe, p.sampling.max_tokens, reference_T)
         # Both requests go out before waiting: no idle round trip against the service.
         fwd = client.forward_backward(data, self.loss_fn, self.loss_fn_config)
         opt = client.optim_step(adam)
         out, opt_out = fwd.result(), opt.result()
         completion_tokens = sum(len(s.tokens_T) for _, s in trained)
+        extra = {"train/kl_reference": kl_to_reference(trained, reference_T)} if reference_T is not None else {}
+        # With sum aggregation the loss is per token after dividing; the others are normalised already.
+        per_token = completion_tokens if self.recipe.aggregation == "sum" else 1
         return {
-            "train/loss": out.metrics["loss:sum"] / completion_tokens,
+            **extra,
+            "train/loss": out.metrics["loss:sum"] / per_token,
             "train/datums": len(data),
             "train/tokens": sum(d.model_input.length for d in data),
             "train/kl_sampler_trainer": sampler_trainer_kl(trained, [o["logprobs"] for o in out.loss_fn_outputs]),

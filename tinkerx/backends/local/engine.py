@@ -13,13 +13,67 @@ from typing import Any, Sequence
 
 import torch
 
-from tinkerx.backends.local.generation import Generated, sample_batch
+from tinkerx.backends.local.generation import Generated, cache_kwarg, sample_batch
 from tinkerx.backends.local.losses import LOSS_INPUTS, LOSSES, check_loss_name
 
 LORA_ALPHA = 32  # Tinker's LoRA scaling; kept fixed so the rank alone sets capacity
 
 ATTN_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj"]
 MLP_MODULES = ["gate_proj", "up_proj", "down_proj"]
+
+
+class _Row:
+    """One datum, parsed: its tokens, targets, loss inputs and the positions whose logprob needs a gradient."""
+
+    def __init__(self, tokens: list[int], targets: torch.Tensor, inputs: dict[str, torch.Tensor], grad: torch.Tensor) -> None:
+        self.tokens, self.targets, self.inputs, self.grad = tokens, targets, inputs, grad
+
+
+# Losses whose every term vanishes, with its gradient, where all float inputs are zero (the prompt
+# of an RL datum, the unweighted tokens of an SFT one). dro's quadratic term does not: it trains everywhere.
+_SPARSE_LOSSES = {"cross_entropy", "importance_sampling", "ppo", "cispo", "gspo"}
+_THRESHOLDS = {"clip_low_threshold", "clip_high_threshold"}
+
+
+def _grad_positions(loss_fn: str, inputs: dict[str, torch.Tensor], length: int, backward: bool) -> torch.Tensor:
+    if not backward:
+        return torch.zeros(length, dtype=torch.bool)
+    if loss_fn not in _SPARSE_LOSSES:
+        return torch.ones(length, dtype=torch.bool)
+    active = torch.zeros(length, dtype=torch.bool)
+    for name, values in inputs.items():
+        if name not in _THRESHOLDS:
+            active |= (values != 0).cpu()
+    return active
+
+
+def _shared_prefix_groups(rows: list[_Row]) -> list[tuple[int, list[int]]]:
+    """Datums grouped by their tokens before the first position with a gradient.
+
+    Returns (prefix length, member indices); a datum with nothing to share is its own group with
+    prefix length 0. Only the gradient-free prefix is shared, so sharing never changes a gradient.
+    """
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, r in enumerate(rows):
+        first = int(r.grad.nonzero()[0]) if bool(r.grad.any()) else len(r.tokens)
+        groups.setdefault(tuple(r.tokens[: min(first, len(r.tokens) - 1)]), []).append(i)
+    return [(len(key), members) for key, members in groups.items()]
+
+
+def _target_logprobs(head: Any, hidden: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """log p(target) at every valid position; the vocabulary projection is differentiated only where ``grad``.
+
+    Fused log-softmax + gather (cross_entropy) never materialises a second [positions, vocab] tensor.
+    """
+    out = torch.zeros(targets.shape, dtype=torch.float32, device=hidden.device)
+    plain = valid & ~grad
+    if bool(plain.any()):
+        with torch.no_grad():
+            out[plain] = -torch.nn.functional.cross_entropy(head(hidden[plain].detach()).float(), targets[plain], reduction="none")
+    if bool(grad.any()):
+        lp = -torch.nn.functional.cross_entropy(head(hidden[grad]).float(), targets[grad], reduction="none")
+        out = out.index_put(tuple(grad.nonzero().T), lp)
+    return out
 
 
 class WeightsSnapshot:
@@ -99,35 +153,97 @@ class ModelEngine:
                 params[name].copy_(value)
 
     # ---- forward / backward ----------------------------------------------------------------
-    def _batch_logprobs(self, data: Sequence[Any]) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
-        inputs = [d.model_input.to_ints() for d in data]
-        lengths = [len(x) for x in inputs]
-        width = max(lengths)
-        pad = self.tokenizer.pad_token_id or 0
-        ids = torch.full((len(inputs), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(inputs), width), dtype=torch.long)
-        for i, row in enumerate(inputs):
-            ids[i, : len(row)] = torch.tensor(row)
-            mask[i, : len(row)] = 1
-        targets = torch.zeros_like(ids)
-        loss_inputs = []
+    def _parse(self, data: Sequence[Any], loss_fn: str, backward: bool) -> list[_Row]:
+        rows = []
         for i, d in enumerate(data):
+            tokens = d.model_input.to_ints()
             fields = {k: v.to_torch() for k, v in d.loss_fn_inputs.items()}
-            row_targets = fields.pop("target_tokens").long()
-            if row_targets.shape[0] != lengths[i]:
-                raise ValueError(
-                    f"datum {i}: target_tokens has {row_targets.shape[0]} entries but model_input has {lengths[i]} tokens"
-                )
-            targets[i, : lengths[i]] = row_targets
-            loss_inputs.append({k: v.float().to(self.device) for k, v in fields.items()})
-        logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
-        # Fused log-softmax + gather: never materialises a second [batch, length, vocab] tensor,
-        # which for a 49k vocabulary is most of the memory a training step needs.
-        logp = -torch.nn.functional.cross_entropy(
-            logits.float().flatten(0, 1), targets.to(self.device).flatten(), reduction="none"
-        ).view(ids.shape)
-        per_datum = [logp[i, : lengths[i]] for i in range(len(data))]
-        return per_datum, loss_inputs
+            targets = fields.pop("target_tokens").long()
+            if targets.shape[0] != len(tokens):
+                raise ValueError(f"datum {i}: target_tokens has {targets.shape[0]} entries but model_input has {len(tokens)} tokens")
+            inputs = {k: v.float().to(self.device) for k, v in fields.items()}
+            rows.append(_Row(tokens, targets, inputs, _grad_positions(loss_fn, inputs, len(tokens), backward)))
+        return rows
+
+    def _batch_logprobs(self, rows: list["_Row"]) -> list[torch.Tensor]:
+        """Every datum's per-position logprobs of its targets, in one pass per shared prompt.
+
+        Datums that start with the same tokens up to their first trained position (the samples of
+        one GRPO group) run that prompt once; its KV cache is repeated across their completions,
+        and the gradient of every completion flows back into the one prompt pass. The vocabulary
+        projection runs with autograd only where the loss has a gradient; elsewhere (the prompt,
+        once per group) without, so the outputs are the same as the per-sample computation.
+        """
+        out: list[torch.Tensor | None] = [None] * len(rows)
+        singles = []
+        for prefix_len, members in _shared_prefix_groups(rows):
+            if prefix_len and len(members) > 1 and self._can_share_prefix():
+                for i, lp in zip(members, self._prefix_shared_logprobs([rows[i] for i in members], prefix_len)):
+                    out[i] = lp
+            else:
+                singles += members
+        if singles:
+            for i, lp in zip(singles, self._plain_logprobs([rows[i] for i in singles])):
+                out[i] = lp
+        return out  # type: ignore[return-value]
+
+    def _parts(self) -> tuple[Any, Any]:
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        return base.get_decoder(), base.get_output_embeddings()
+
+    def _can_share_prefix(self) -> bool:
+        # Models whose logits are more than head(hidden) (soft-capping, scaling) take the plain path.
+        config = self.model.config
+        return not getattr(config, "final_logit_softcapping", None) and getattr(config, "logits_scaling", 1.0) in (None, 1.0)
+
+    def _plain_logprobs(self, rows: list["_Row"]) -> list[torch.Tensor]:
+        width = max(len(r.tokens) for r in rows)
+        pad = self.tokenizer.pad_token_id or 0
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        targets = torch.zeros_like(ids)
+        grad = torch.zeros((len(rows), width), dtype=torch.bool)
+        for i, r in enumerate(rows):
+            n = len(r.tokens)
+            ids[i, :n], mask[i, :n], targets[i, :n], grad[i, :n] = torch.tensor(r.tokens), 1, r.targets, r.grad
+        if self._can_share_prefix():
+            decoder, head = self._parts()
+            hidden = decoder(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).last_hidden_state
+            logp = _target_logprobs(head, hidden, targets.to(self.device), mask.bool().to(self.device), grad.to(self.device))
+        else:
+            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+            logp = -torch.nn.functional.cross_entropy(
+                logits.float().flatten(0, 1), targets.to(self.device).flatten(), reduction="none"
+            ).view(ids.shape)
+        return [logp[i, : len(r.tokens)] for i, r in enumerate(rows)]
+
+    def _prefix_shared_logprobs(self, rows: list["_Row"], prefix_len: int) -> list[torch.Tensor]:
+        from transformers import DynamicCache
+
+        decoder, head = self._parts()
+        prefix = torch.tensor([rows[0].tokens[:prefix_len]], device=self.device)
+        cache = DynamicCache(config=self.model.config)
+        prefix_hidden = decoder(input_ids=prefix, **cache_kwarg(decoder, cache)).last_hidden_state[0]
+        with torch.no_grad():  # the prompt's own positions carry no loss gradient: projected once, for the outputs
+            prefix_logp = torch.log_softmax(head(prefix_hidden.detach()).float(), dim=-1)
+        cache.batch_repeat_interleave(len(rows))
+        width = max(len(r.tokens) for r in rows) - prefix_len
+        pad = self.tokenizer.pad_token_id or 0
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        targets = torch.zeros_like(ids)
+        valid = torch.zeros((len(rows), width), dtype=torch.bool)
+        grad = torch.zeros_like(valid)
+        for i, r in enumerate(rows):
+            n = len(r.tokens) - prefix_len
+            ids[i, :n], targets[i, :n], valid[i, :n], grad[i, :n] = torch.tensor(r.tokens[prefix_len:]), r.targets[prefix_len:], True, r.grad[prefix_len:]
+        # Right padding needs no mask: under causal attention a valid position never sees a later one.
+        hidden = decoder(input_ids=ids.to(self.device), **cache_kwarg(decoder, cache)).last_hidden_state
+        suffix_logp = _target_logprobs(head, hidden, targets.to(self.device), valid.to(self.device), grad.to(self.device))
+        out = []
+        for i, r in enumerate(rows):
+            head_part = prefix_logp.gather(-1, r.targets[:prefix_len, None].to(self.device)).squeeze(-1)
+            out.append(torch.cat([head_part, suffix_logp[i, : len(r.tokens) - prefix_len]]))
+        return out
 
     def forward(self, data: Sequence[Any], loss_fn: str, loss_fn_config: dict | None, backward: bool):
         check_loss_name(loss_fn)
@@ -138,16 +254,17 @@ class ModelEngine:
             missing = [k for k in ("target_tokens",) + needed if k not in d.loss_fn_inputs]
             if missing:
                 raise ValueError(f"datum {i}: loss_fn {loss_fn!r} needs loss_fn_inputs {', '.join(missing)}")
+        if backward and not self.trainable:
+            raise RuntimeError(f"{self.base_model} is loaded for sampling only")
         self._ensure_live_weights()
         config = loss_fn_config or {}
+        rows = self._parse(data, loss_fn, backward)
         grad = torch.enable_grad() if backward else torch.no_grad()
         with grad:
-            logprobs, inputs = self._batch_logprobs(data)
-            losses = [LOSSES[loss_fn](lp, inp, config) for lp, inp in zip(logprobs, inputs)]
+            logprobs = self._batch_logprobs(rows)
+            losses = [LOSSES[loss_fn](lp, r.inputs, config) for lp, r in zip(logprobs, rows)]
             total = torch.stack(losses).sum()
-            if backward:
-                if not self.trainable:
-                    raise RuntimeError(f"{self.base_model} is loaded for sampling only")
+            if backward and total.requires_grad:
                 total.backward()
         return [lp.detach().cpu() for lp in logprobs], float(total.detach())
 

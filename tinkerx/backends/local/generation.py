@@ -17,6 +17,8 @@ import torch
 # Uniforms are drawn for this many decode steps at a time: one draw per prompt per block, and a
 # bounded buffer however large max_tokens is.
 DRAW_BLOCK = 256
+# On an accelerator the host checks for finished rows every this many steps, not every token.
+CHECK_EVERY_ON_ACCELERATOR = 16
 
 
 @dataclass
@@ -56,6 +58,8 @@ def sample_batch(
     decode: Callable[[list[int]], str],
     generators: Sequence[torch.Generator],
     pad_token_id: int = 0,
+    compact: bool = True,
+    check_every: int | None = None,
 ) -> list[list[Generated]]:
     """``num_samples`` completions of each prompt, all decoded together; one list per prompt.
 
@@ -63,10 +67,18 @@ def sample_batch(
     row's first real token, so a row's result does not depend on its neighbours' lengths. Each
     prompt draws its samples from its own generator, so a prompt sampled in a batch gets the same
     tokens as the same prompt sampled alone with the same seed.
+
+    Finished rows leave the decode batch (``compact``): with varied lengths most row-steps would
+    otherwise go to rows that already stopped. Tokens and logprobs are written into device buffers
+    and stops are detected on the device; the host looks at them only every ``check_every`` steps
+    (every step on CPU, where it costs nothing; in chunks on an accelerator, so the loop does not
+    wait for the device once per token). Tokens a row samples after its stop, before the next
+    check, are cut off: the results are those of checking every step.
     """
     if len(generators) != len(prompts):
         raise ValueError(f"{len(prompts)} prompts need as many generators, got {len(generators)}")
     device = next(model.parameters()).device
+    check_every = check_every or (1 if device.type == "cpu" else CHECK_EVERY_ON_ACCELERATOR)
     n = len(prompts) * num_samples
     # The samples of a prompt share its prefill: run each prompt once, then copy its cache rows
     # (a prefill of B copies of a prompt costs up to a sixth of a whole sample(num_samples=B) call).
@@ -77,39 +89,83 @@ def sample_batch(
     elif num_samples > 1:  # a cache type that cannot be copied row-wise: prefill every row
         rows = [p for p in prompts for _ in range(num_samples)]
         cache, logits, mask, positions, padded = _prefill(model, rows, pad_token_id, device)
+    compact = compact and hasattr(cache, "batch_select_indices")
     next_position = positions[:, -1:] + 1
 
-    tokens: list[list[int]] = [[] for _ in range(n)]
-    logprobs: list[list[float]] = [[] for _ in range(n)]
-    reasons: list[str | None] = [None] * n
+    tokens_N_T = torch.zeros((n, max_tokens), dtype=torch.long, device=device)
+    logprobs_N_T = torch.zeros((n, max_tokens), dtype=torch.float32, device=device)
+    stop_step_N = torch.full((n,), -1, dtype=torch.long, device=device)  # first step a stop token came out
+    stop_ids = torch.tensor(sorted(stop_token_ids), dtype=torch.long, device=device)
+    active = torch.arange(n, device=device)  # the original rows still in the decode batch
+    checked = [0] * n  # stop strings: steps of each row already searched
+    last_step = 0
     for step in range(max_tokens):
+        last_step = step
         logp = torch.log_softmax(logits, dim=-1)
         if temperature <= 0:
             next_ids = logits.argmax(dim=-1)
         else:
-            if step % DRAW_BLOCK == 0:
+            if step % DRAW_BLOCK == 0:  # every row's uniforms are drawn, finished or not: the same streams as ever
                 uniforms = _draw_uniforms(generators, min(DRAW_BLOCK, max_tokens - step), num_samples, device)
             probs = torch.softmax(_filter_logits(logits, temperature, top_k, top_p), dim=-1)
-            next_ids = _inverse_cdf(probs, uniforms[step % DRAW_BLOCK])
-        chosen = logp.gather(-1, next_ids[:, None]).squeeze(-1)
-        for row, (tok, lp) in enumerate(zip(next_ids.tolist(), chosen.tolist())):
-            if reasons[row] is not None:
-                continue
-            tokens[row].append(tok)
-            logprobs[row].append(lp)
-            if tok in stop_token_ids or (stop_strings and _ends_with_stop(decode, tokens[row], stop_strings)):
-                reasons[row] = "stop"
-        if step == max_tokens - 1 or all(r is not None for r in reasons):
-            break  # no forward for a token nobody will sample
+            next_ids = _inverse_cdf(probs, uniforms[step % DRAW_BLOCK][active])
+        tokens_N_T[active, step] = next_ids
+        logprobs_N_T[active, step] = logp.gather(-1, next_ids[:, None]).squeeze(-1)
+        hit = torch.isin(next_ids, stop_ids) & (stop_step_N[active] < 0)
+        stop_step_N[active] = torch.where(hit, step, stop_step_N[active])
+        final = step == max_tokens - 1
+        if not final and (step + 1) % check_every:
+            keep = None  # between checks: finished rows stay in, their extra tokens are cut later
+        else:
+            if stop_strings:
+                _find_stop_strings(decode, stop_strings, tokens_N_T, stop_step_N, active, checked, step)
+            running = stop_step_N[active] < 0
+            if final or not bool(running.any()):
+                break  # no forward for a token nobody will sample
+            keep = running.nonzero().squeeze(-1) if compact and not bool(running.all()) else None
+        if keep is not None:
+            active, next_ids, next_position = active[keep], next_ids[keep], next_position[keep]
+            cache.batch_select_indices(keep)
+            if padded:
+                mask = mask[keep]
         step_kwargs = {}
         if padded:
-            mask = torch.cat([mask, torch.ones((n, 1), dtype=mask.dtype, device=device)], dim=-1)
+            mask = torch.cat([mask, torch.ones((mask.shape[0], 1), dtype=mask.dtype, device=device)], dim=-1)
             step_kwargs["attention_mask"] = mask
-        out = model(input_ids=next_ids[:, None], past_key_values=cache, use_cache=True, position_ids=next_position, **step_kwargs)
+        out = model(input_ids=next_ids[:, None], position_ids=next_position, **cache_kwarg(model, cache), **step_kwargs)
         next_position = next_position + 1
-        cache, logits = out.past_key_values, out.logits[:, -1, :].float()
-    results = [Generated(t, lp, r or "length") for t, lp, r in zip(tokens, logprobs, reasons)]
+        logits = out.logits[:, -1, :].float()
+    stops, tokens, logprobs = stop_step_N.tolist(), tokens_N_T.tolist(), logprobs_N_T.tolist()
+    results = []
+    for row in range(n):
+        end = stops[row] + 1 if stops[row] >= 0 else last_step + 1
+        results.append(Generated(tokens[row][:end], logprobs[row][:end], "stop" if stops[row] >= 0 else "length"))
     return [results[i * num_samples : (i + 1) * num_samples] for i in range(len(prompts))]
+
+
+def cache_kwarg(model: torch.nn.Module, cache: object) -> dict[str, object]:
+    """transformers renamed ``past_key_values`` to ``cache`` (5.x); pass whichever this model takes."""
+    import inspect
+
+    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    return {name: cache, "use_cache": True}
+
+
+def _find_stop_strings(
+    decode: Callable[[list[int]], str], stop_strings: Sequence[str], tokens_N_T: torch.Tensor, stop_step_N: torch.Tensor,
+    active: torch.Tensor, checked: list[int], step: int,
+) -> None:
+    """Marks the first step at which each active row's text ends with a stop string (host side)."""
+    rows = active.tolist()
+    stops = stop_step_N[active].tolist()
+    for row, stop in zip(rows, stops):
+        upto = stop if stop >= 0 else step  # a stop token earlier in the chunk bounds the search
+        row_tokens = tokens_N_T[row, : upto + 1].tolist()
+        for t in range(checked[row], upto + 1):
+            if _ends_with_stop(decode, row_tokens[: t + 1], stop_strings):
+                stop_step_N[row] = t
+                break
+        checked[row] = upto + 1
 
 
 def _draw_uniforms(generators: Sequence[torch.Generator], steps: int, num_samples: int, device: torch.device) -> torch.Tensor:

@@ -2,9 +2,16 @@
 
 It is a component (``components.judge`` in ``conf/method/debate.yaml``). With ``model: null`` it is
 the debaters' base model; given a model config of its own, ``build`` loads its ``model_loader``
-into the backend beside the policy's. Either way it samples from
+into the backend beside the policy's. Either way it reads through
 ``service.create_sampling_client(base_model=...)`` like any other client, so the method never asks
 which backend or model it has. Its weights are the base model's for the whole run: never trained.
+
+Verdicts (``verdict: logprobs``, the default) are read from the judge's next-token probabilities
+of the two labels after ``verdict_prefix`` ("Winner:"), through ``compute_logprobs``: the judge
+always decides, and nothing is parsed. Position bias is removed by judging each debate twice, as
+written and with the sides' labels swapped, and averaging the two orders (verdict.py). Its free-text
+reply is still sampled and kept in the transcript, for reading. ``verdict: text`` parses that reply
+instead (a reply naming neither side is then no verdict).
 """
 
 from __future__ import annotations
@@ -13,25 +20,39 @@ from typing import Any, Mapping, Sequence
 
 from tinkerx.chat import decode_completion, prompt_tokens
 from tinkerx.errors import ConfigError
-from tinkerx.methods.debate.prompts import judge_messages
-from tinkerx.methods.debate.transcript import Transcript, Verdict
-from tinkerx.methods.debate.verdict import parse_verdict
+from tinkerx.methods.debate.prompts import SIDES, judge_messages
+from tinkerx.methods.debate.transcript import Setup, Transcript, Turn, Verdict
+from tinkerx.methods.debate.verdict import combine_orders, label_probability, parse_verdict, swapped
 from tinkerx.sampler import sample_prompts
+
+VERDICTS = ("logprobs", "text")
 
 
 class Judge:
-    def __init__(self, model: Mapping[str, Any] | None = None, max_tokens: int = 32, temperature: float = 0.0, prefill: str = "") -> None:
+    def __init__(
+        self,
+        model: Mapping[str, Any] | None = None,
+        max_tokens: int = 32,
+        temperature: float = 0.0,
+        prefill: str = "",
+        verdict: str = "logprobs",
+        verdict_prefix: str = "Winner:",
+        both_orders: bool = True,
+    ) -> None:
         if model is not None and ("loader" not in model or "base_model" not in model):
             raise ConfigError("components.judge.model must be null or a model config (base_model, loader): +model@components.judge.model=NAME")
         if max_tokens < 1:
             raise ConfigError(f"components.judge.max_tokens must be >= 1, got {max_tokens}")
         if temperature < 0:
             raise ConfigError(f"components.judge.temperature must be >= 0, got {temperature}")
+        if verdict not in VERDICTS:
+            raise ConfigError(f"components.judge.verdict {verdict!r} is not valid; valid: {', '.join(VERDICTS)}")
         self.model_loader = model["loader"] if model is not None else None
         self.base_model = str(model["base_model"]) if model is not None else None
         # Text the judge's reply starts with, e.g. "Winner:": a small model then names a side instead
         # of continuing the transcript. It is part of the reply that is parsed and logged.
         self.max_tokens, self.temperature, self.prefill = max_tokens, temperature, prefill
+        self.verdict, self.verdict_prefix, self.both_orders = verdict, verdict_prefix, both_orders
         self._client: Any = None
         self._tokenizer: Any = None
 
@@ -43,13 +64,48 @@ class Judge:
 
     def judge(self, transcripts: Sequence[Transcript]) -> None:
         """Sets each transcript's ``verdict`` (after the debate) and ``alone`` (same answers, no debate)."""
-        conversations = [judge_messages(t.setup, t.turns) for t in transcripts]
-        conversations += [judge_messages(t.setup, None) for t in transcripts]
-        replies = self.complete(conversations)
+        views: list[tuple[Setup, Sequence[Turn] | None]] = [(t.setup, t.turns) for t in transcripts]
+        views += [(t.setup, None) for t in transcripts]
+        replies = self.complete([judge_messages(setup, turns) for setup, turns in views])
+        if self.verdict == "logprobs":
+            verdicts = self._logprob_verdicts(views, replies)
+        else:
+            verdicts = [Verdict(parse_verdict(text, setup.answers), text, tokens) for (setup, _), (text, tokens) in zip(views, replies)]
         n = len(transcripts)
-        for t, (text, tokens), (alone_text, alone_tokens) in zip(transcripts, replies[:n], replies[n:]):
-            t.verdict = Verdict(parse_verdict(text, t.setup.answers), text, tokens)
-            t.alone = Verdict(parse_verdict(alone_text, t.setup.answers), alone_text, alone_tokens)
+        for t, with_debate, alone in zip(transcripts, verdicts[:n], verdicts[n:]):
+            t.verdict, t.alone = with_debate, alone
+
+    def _logprob_verdicts(self, views: list[tuple[Setup, Sequence[Turn] | None]], replies: list[tuple[str, list[int]]]) -> list[Verdict]:
+        """P(A) from the labels' probabilities, as written and (if ``both_orders``) with the sides swapped."""
+        orders = [views] + ([[swapped(setup, turns) for setup, turns in views]] if self.both_orders else [])
+        first_label_p = [self.label_probabilities([judge_messages(s, t) for s, t in order]) for order in orders]
+        verdicts = []
+        for i, ((setup, _), (text, tokens)) in enumerate(zip(views, replies)):
+            as_written = first_label_p[0][i]
+            p_a = combine_orders(as_written, first_label_p[1][i]) if self.both_orders else as_written
+            winner = "A" if p_a > 0.5 else "B" if p_a < 0.5 else None  # an exact tie names no side
+            orders_json = {"as_written": as_written, **({"swapped": first_label_p[1][i]} if self.both_orders else {})}
+            verdicts.append(Verdict(winner, text, tokens, p_a=p_a, text_winner=parse_verdict(text, setup.answers), orders=orders_json))
+        return verdicts
+
+    def label_probabilities(self, conversations: Sequence[Sequence[dict[str, str]]]) -> list[float]:
+        """P(first label) of each conversation, normalised over the two labels; all requests in flight at once."""
+        from tinker import types
+
+        if self._client is None:
+            raise RuntimeError("Judge.start(service) must be called before judging")
+        prefix = self._tokenizer.encode(self.verdict_prefix, add_special_tokens=False) if self.verdict_prefix else []
+        labels = [self._tokenizer.encode(f" {side}" if self.verdict_prefix else side, add_special_tokens=False) for side in SIDES]
+        futures = []
+        for c in conversations:
+            prompt = prompt_tokens(self._tokenizer, c) + prefix
+            futures.append([self._client.compute_logprobs(types.ModelInput.from_ints(prompt + label)) for label in labels])
+        probabilities = []
+        for pair in futures:
+            # A label may span tokens: its logprob is the sum of its tokens' logprobs after the prompt.
+            totals = [sum(float(x) for x in f.result()[-len(label):]) for f, label in zip(pair, labels)]
+            probabilities.append(label_probability(*totals))
+        return probabilities
 
     def complete(self, conversations: Sequence[Sequence[dict[str, str]]]) -> list[tuple[str, list[int]]]:
         """The judge's reply to each conversation, as (text, tokens); all requests in flight at once."""

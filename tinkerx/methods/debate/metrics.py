@@ -32,6 +32,7 @@ def step_metrics(transcripts: Sequence[Transcript]) -> dict[str, Any]:
         "judge/unparsed_with_debate": len(transcripts) - len(parsed),
         "judge/unparsed_without_debate": len(transcripts) - len(alone),
         "judge/tokens_mean": _rate([len(t.verdict.tokens) for t in transcripts if t.verdict]),
+        **_probability_metrics(transcripts),
         "debate/count": len(transcripts),
         "debate/win_rate_correct": _rate(correct_wins),
         "debate/win_rate_incorrect": _rate([not c for c in correct_wins]),
@@ -41,6 +42,37 @@ def step_metrics(transcripts: Sequence[Transcript]) -> dict[str, Any]:
         "debate/turn_tokens_mean": _rate([len(turn.tokens) for turn in turns]),
         "debate/truncated_turn_rate": _rate([turn.stop_reason == "length" for turn in turns]),
     }
+
+
+def _probability_metrics(transcripts: Sequence[Transcript]) -> dict[str, Any]:
+    """For label-probability verdicts: how often the free text alone would have decided, and position bias."""
+    read = [t.verdict for t in transcripts if t.verdict is not None and t.verdict.p_a is not None]
+    if not read:
+        return {}
+    orders = [v.orders for v in read if v.orders and "swapped" in v.orders]
+    return {
+        "judge/text_parsed_with_debate": sum(v.text_winner is not None for v in read),
+        "judge/p_a_mean": _rate([v.p_a for v in read]),
+        # The side shown first wins in both orders (or loses in both): the verdict moved with position.
+        "judge/position_flip_rate": _rate([(o["as_written"] > 0.5) == (o["swapped"] > 0.5) for o in orders]),
+        "judge/first_label_rate": _rate([p > 0.5 for o in orders for p in o.values()]),
+    }
+
+
+def paired_difference(with_: Sequence[bool | None], without: Sequence[bool | None]) -> dict[str, Any]:
+    """Accuracy with debate minus without, on the questions both judged, with a 95% interval.
+
+    Paired (the same questions): the interval is the normal one on the per-question differences,
+    whose spread is smaller than that of two independent accuracies when the conditions agree often.
+    """
+    pairs = [(float(a), float(b)) for a, b in zip(with_, without) if a is not None and b is not None]
+    if not pairs:
+        return {"pairs": 0, "difference": None, "ci95": None}
+    diffs = [a - b for a, b in pairs]
+    mean = sum(diffs) / len(diffs)
+    var = sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1) if len(diffs) > 1 else 0.0
+    half = 1.96 * math.sqrt(var / len(diffs))
+    return {"pairs": len(pairs), "difference": mean, "ci95": [mean - half, mean + half]}
 
 
 @dataclass
@@ -77,6 +109,7 @@ class RunTally:
             "judge_accuracy_with_debate": with_["accuracy"],
             "judge_accuracy_without_debate": without["accuracy"],
             "judge": {"with_debate": with_, "without_debate": without},
+            "debate_minus_alone": paired_difference(self.with_debate.outcomes, self.without_debate.outcomes),
         }
 
     def table(self) -> Table:
@@ -86,6 +119,10 @@ class RunTally:
         for name, tally in (("with debate", self.with_debate), ("without debate", self.without_debate)):
             s = tally.summary()
             table.add_row(name, str(s["questions"]), str(s["parsed"]), _fmt(s["accuracy"]), _fmt(s["stderr"]), _fmt(s["accuracy_unparsed_as_wrong"]))
+        diff = paired_difference(self.with_debate.outcomes, self.without_debate.outcomes)
+        if diff["pairs"]:
+            lo, hi = diff["ci95"]
+            table.caption = f"with - without debate, paired on {diff['pairs']} questions: {diff['difference']:+.3f} (95% CI {lo:+.3f} to {hi:+.3f})"
         return table
 
 

@@ -31,15 +31,21 @@ class Turn:
 
 @dataclass
 class Verdict:
-    winner: str | None  # "A", "B", or None when the judge's reply names neither clearly
-    raw: str
+    winner: str | None  # "A", "B", or None when the judge names neither (a text reply naming no side)
+    raw: str  # the judge's free-text reply, kept for reading
     tokens: list[int]
+    p_a: float | None = None  # label-probability verdicts: P(answer A is correct), both orders combined
+    text_winner: str | None = None  # ... and the side its free-text reply names, if any (for comparison)
+    orders: dict[str, float] | None = None  # ... P(first label) as written and with the sides swapped
 
     def correct(self, setup: Setup) -> bool | None:
         return None if self.winner is None else self.winner == setup.correct
 
     def to_json(self, setup: Setup) -> dict[str, Any]:
-        return {"winner": self.winner, "correct": self.correct(setup), "raw": self.raw, "num_tokens": len(self.tokens), "tokens": self.tokens}
+        out = {"winner": self.winner, "correct": self.correct(setup), "raw": self.raw, "num_tokens": len(self.tokens), "tokens": self.tokens}
+        if self.p_a is not None:
+            out.update({"p_a": self.p_a, "text_winner": self.text_winner, "p_first_label": self.orders})
+        return out
 
 
 @dataclass

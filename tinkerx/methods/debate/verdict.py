@@ -1,4 +1,4 @@
-"""Reading which side a judge's free-text reply picks, or admitting that it picks none.
+"""Reading which side a judge picks: from its free-text reply, or from its label probabilities.
 
 Judges ramble, hedge, add markdown, echo the instructions and quote the answers. The patterns go
 from the most explicit ("Winner: B") to the weakest (a lone letter, or the text of exactly one
@@ -8,10 +8,14 @@ naming C or D, or nothing at all, is ``None``: the debate is discarded, never gu
 
 from __future__ import annotations
 
+import math
 import re
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from tinkerx.rewards.multiple_choice import extract_choice
+
+if TYPE_CHECKING:
+    from tinkerx.methods.debate.transcript import Setup, Turn
 
 # An upper-case side needs only a word boundary; a lower-case one must stand alone before
 # punctuation or the end, so "the winner is a debater who..." does not read as A.
@@ -67,3 +71,43 @@ def _quoted_answer(text: str, answers: Sequence[str]) -> str | None:
 
 def _fold(s: str) -> str:
     return " ".join(s.lower().split())
+
+
+# ---- verdicts from the judge's label probabilities ---------------------------------------------
+
+
+def label_probability(logprob_first: float, logprob_second: float) -> float:
+    """P(first label) with the probability renormalised over the two labels (a softmax of two)."""
+    return 1.0 / (1.0 + math.exp(min(700.0, logprob_second - logprob_first)))
+
+
+def combine_orders(p_a_as_written: float, p_first_swapped: float) -> float:
+    """P(answer A is correct), position bias removed: the mean of both orders' beliefs in answer A.
+
+    In the swapped order answer A is shown second, so the judge's belief in it is 1 - P(first label).
+    A judge that always prefers whichever answer comes first ends at exactly 0.5 from that bias alone.
+    """
+    return 0.5 * (p_a_as_written + (1.0 - p_first_swapped))
+
+
+_LABELLED = re.compile(r"\b(Answer|Debater|Option|Side|answer|debater|option|side)\s+([AB])\b")
+
+
+def swap_labels(text: str) -> str:
+    """'Answer A' <-> 'Answer B' (and Debater/Option/Side) in a debater's text, for the swapped order."""
+    return _LABELLED.sub(lambda m: f"{m.group(1)} {'B' if m.group(2) == 'A' else 'A'}", text)
+
+
+def swapped(setup: "Setup", turns: "Sequence[Turn] | None") -> tuple["Setup", "list[Turn] | None"]:
+    """The same debate with the sides' labels exchanged: answer B shown first, as A, and so on."""
+    from dataclasses import replace
+
+    flipped = replace(
+        setup,
+        answers=(setup.answers[1], setup.answers[0]),
+        correct="B" if setup.correct == "A" else "A",
+        letters=(setup.letters[1], setup.letters[0]),
+    )
+    if turns is None:
+        return flipped, None
+    return flipped, [replace(t, speaker="B" if t.speaker == "A" else "A", text=swap_labels(t.text)) for t in turns]

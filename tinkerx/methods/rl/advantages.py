@@ -26,3 +26,16 @@ def group_advantages(rewards_G: Sequence[float], normalize_std: bool = False, ep
         std = math.sqrt(sum(a * a for a in advantages_G) / len(advantages_G))
         advantages_G = [a / (std + eps) for a in advantages_G]
     return advantages_G
+
+
+def overlong_penalty(length: int, max_tokens: int, buffer_fraction: float) -> float:
+    """DAPO's soft overlong punishment: 0 up to the buffer, then a linear ramp to -1 at max_tokens.
+
+    The buffer is the last ``buffer_fraction`` of ``max_tokens``: a completion that had to be cut
+    is penalised fully, one that came close is penalised a little, so length is learned gradually.
+    """
+    buffer = max(1, round(buffer_fraction * max_tokens))
+    free = max_tokens - buffer
+    if length <= free:
+        return 0.0
+    return max(-1.0, (free - length) / buffer)

@@ -6,7 +6,7 @@ Shapes in names: ``_G`` is one value per sample of a group, ``_T`` one per token
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from tinkerx.chat import decode_completion, prompt_tokens
 from tinkerx.methods.rl.advantages import group_advantages, group_kind
@@ -21,6 +21,7 @@ class Sample:
     text: str
     reward: float = 0.0
     advantage: float = 0.0
+    penalty: float = 0.0  # shaping added to the reward for the advantage only (e.g. overlong)
 
 
 @dataclass
@@ -52,32 +53,43 @@ def sample_groups(sampling_client: Any, tokenizer: Any, dataset: Any, examples: 
     return groups
 
 
-def score_groups(groups: Sequence[Group], reward: Any, normalize_std: bool = False) -> None:
-    """Sets every sample's reward (one concurrent batch through the guarded reward) and advantage."""
+def score_groups(
+    groups: Sequence[Group], reward: Any, normalize_std: bool = False, penalty: Callable[[Sample], float] | None = None
+) -> None:
+    """Sets every sample's reward (one concurrent batch through the guarded reward) and advantage.
+
+    ``penalty`` (e.g. DAPO's overlong penalty) shapes the advantage but not the reward reported
+    or the group's kind: a group is still ALL-1 when every answer is right, however long.
+    """
     samples = [s for g in groups for s in g.samples]
     truths = [g.example.answer for g in groups for _ in g.samples]
     for sample, score in zip(samples, reward.score_batch([s.text for s in samples], truths)):
         sample.reward = float(score)
+        sample.penalty = penalty(sample) if penalty is not None else 0.0
     for g in groups:
-        for sample, advantage in zip(g.samples, group_advantages(g.rewards_G, normalize_std)):
+        shaped_G = [s.reward + s.penalty for s in g.samples]
+        for sample, advantage in zip(g.samples, group_advantages(shaped_G, normalize_std)):
             sample.advantage = advantage
 
 
-def rl_datum(prompt_T: Sequence[int], sample: Sample):
-    """A Datum for importance_sampling / ppo: prompt + completion, shifted by one.
+def rl_datum(prompt_T: Sequence[int], sample: Sample, advantages_T: Sequence[float] | None = None, ratio_mask: bool = False):
+    """A Datum for Tinker's RL losses: prompt + completion, shifted by one.
 
     Position i predicts ``target_tokens[i]``; prompt positions carry logprob 0 and advantage 0, so
-    only the completion's tokens are pushed up or down.
+    only the completion's tokens are pushed up or down. ``advantages_T`` (one per completion token)
+    replaces the sample's single advantage; ``ratio_mask`` adds GSPO's ``sequence_ratio_mask``
+    marking the completion, the tokens its sequence-level ratio is taken over.
     """
     from tinker import types
 
     tokens_T = list(prompt_T) + sample.tokens_T
     n_prompt = len(prompt_T) - 1  # target positions that are still prompt tokens
-    return types.Datum(
-        model_input=types.ModelInput.from_ints(tokens_T[:-1]),
-        loss_fn_inputs={
-            "target_tokens": tokens_T[1:],
-            "logprobs": [0.0] * n_prompt + sample.logprobs_T,
-            "advantages": [0.0] * n_prompt + [sample.advantage] * len(sample.tokens_T),
-        },
-    )
+    completion_T = list(advantages_T) if advantages_T is not None else [sample.advantage] * len(sample.tokens_T)
+    inputs = {
+        "target_tokens": tokens_T[1:],
+        "logprobs": [0.0] * n_prompt + sample.logprobs_T,
+        "advantages": [0.0] * n_prompt + completion_T,
+    }
+    if ratio_mask:
+        inputs["sequence_ratio_mask"] = [0.0] * n_prompt + [1.0] * len(sample.tokens_T)
+    return types.Datum(model_input=types.ModelInput.from_ints(tokens_T[:-1]), loss_fn_inputs=inputs)
