@@ -1,7 +1,7 @@
 """The MCP server end to end: started over stdio by the MCP SDK's own client, as an agent would.
 
 One session on the tiny model: SFT on one-digit addition until held-out accuracy rises, then GRPO
-from that checkpoint until the reward rises; along the way progress notifications, a "busy"
+from that checkpoint until the held-out reward rises; along the way progress notifications, a "busy"
 answer to a concurrent call, and a broken reward refused while the server keeps serving.
 """
 
@@ -19,6 +19,13 @@ import pytest
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
+
+# GRPO raises the held-out reward reliably from a 100-step SFT start (held-out accuracy 0.36) at
+# the tiny model's RL learning rate, 1e-4: +0.32..+0.38 over GRPO seeds 0-3. From 60 SFT steps
+# (0.20) the same 20 iterations moved it -0.02..+0.12 (lr 1e-4..1e-3); from 100 steps, lr 3e-4 and
+# 1e-3 gained only +0.20 and +0.06. Figures and commands: docs/mcp.md.
+GRPO_ITERATIONS = 20
+GRPO_MIN_GAIN = 0.15  # held-out reward_mean, absolute: under half the smallest gain measured
 
 SERVER_ENV = {"OMP_NUM_THREADS": "1", "TINKER_TELEMETRY": "0", "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "TINKERX_DEBUG": "1"}
 
@@ -87,11 +94,11 @@ def test_agent_session_sft_then_grpo_over_stdio(tmp_path):
         assert "playbook" in {p.name for p in (await client.list_prompts()).prompts}
 
         sft = await call(client, "init_sft", examples_path=str(train), holdout_path=str(holdout), lr=3e-3, batch_size=32,
-                         max_steps=60, warmup_steps=5, validation_every=20, max_tokens=4)  # fmt: skip
+                         max_steps=100, warmup_steps=5, validation_every=20, max_tokens=4)  # fmt: skip
         seen["sft_baseline"] = sft["baseline"]["accuracy"]
         progress: list = []
-        trained = await call(client, "train_sft_step", progress, steps=50)
-        assert trained["steps_run"] == 50 and trained["val_loss"] is not None
+        trained = await call(client, "train_sft_step", progress, steps=90)
+        assert trained["steps_run"] == 90 and trained["val_loss"] is not None
         assert trained["train_loss_last"] < trained["train_loss_first"]
         seen["progress"] = progress
 
@@ -99,7 +106,7 @@ def test_agent_session_sft_then_grpo_over_stdio(tmp_path):
         job = await call(client, "train_sft_step", wait=False, steps=10)
         seen["busy"] = await call_error(client, "sample", prompts=["3+4="])
         waited = await call(client, "wait", job_id=job["job_id"], timeout_s=120)
-        assert waited["state"] == "finished" and waited["result"]["step"] == 60
+        assert waited["state"] == "finished" and waited["result"]["step"] == 100
 
         samples = await call(client, "sample", prompts=["3+4=", "8+1="], n=2)
         assert len(samples["samples"]) == 2 and len(samples["samples"][0]["completions"]) == 2
@@ -114,7 +121,7 @@ def test_agent_session_sft_then_grpo_over_stdio(tmp_path):
                           group_size=8, groups_per_batch=16, lr=1e-4, max_tokens=4, max_steps=100, eval_every=0)  # fmt: skip
         assert grpo["reward_check"]["scores"] == [1.0] * 4
         seen["grpo_baseline"] = grpo["baseline"]["reward_mean"]
-        grpo_trained = await call(client, "train_grpo_step", iterations=12)
+        grpo_trained = await call(client, "train_grpo_step", iterations=GRPO_ITERATIONS)
         iterations = grpo_trained["iterations"]
         seen["rewards"] = [it["reward_mean"] for it in iterations]
         seen["grpo_updates"] = grpo_trained["updates_total"]
@@ -126,14 +133,15 @@ def test_agent_session_sft_then_grpo_over_stdio(tmp_path):
     run_session(session_dir, agent, "--busy-timeout", "0.5")
 
     assert seen["sft_after"] > seen["sft_baseline"] + 0.1, seen
-    # GRPO started from the SFT weights (same holdout score) and updated them on every iteration
-    # with signal. Twelve small iterations do not move the tiny model's reward measurably (see
-    # docs/mcp.md), so the reward is reported, not asserted to rise.
+    # GRPO started from the SFT weights (same holdout score), updated them on every iteration with
+    # signal, and raised the reward on the same fixed holdout (greedy, 50 sums: a step is 0.02).
+    # Measured 0.36 -> 0.74 here, 0.68-0.72 with GRPO seeds 1-3, 0.36 -> 0.36 at lr 1e-12 (docs/mcp.md).
     assert seen["grpo_baseline"] == pytest.approx(seen["sft_after"]), seen
     assert seen["grpo_updates"] == seen["grpo_signal_iterations"] > 0, seen
+    assert seen["grpo_after"] >= seen["grpo_baseline"] + GRPO_MIN_GAIN, seen
     assert all(0.0 <= r <= 1.0 for r in seen["rewards"]) and 0.0 <= seen["grpo_after"] <= 1.0, seen
     done = [p[0] for p in seen["progress"]]
-    assert done == sorted(done) and done[-1] == 50 and len(done) >= 10, seen["progress"]
+    assert done == sorted(done) and done[-1] == 90 and len(done) >= 10, seen["progress"]
     assert "busy: train_sft_step (job" in seen["busy"], seen["busy"]
     assert "broken" in seen["bad_reward"] and "\n" not in seen["bad_reward"], seen["bad_reward"]
 
