@@ -60,7 +60,7 @@ def test_a_short_request_is_not_starved_by_another_clients_long_job(tiny, tmp_pa
         alone_s = time.monotonic() - start
         assert alone.status_code == 200
 
-        long_id = hog.ok("asample", hog.sample_body(hog_sampler, 0, [9, 9, 9], max_tokens=1500, num_samples=4, temperature=1.0, stop=[]))["request_id"]
+        long_id = hog.ok("asample", hog.sample_body(hog_sampler, 0, [9, 9, 9], max_tokens=1500, num_samples=4, temperature=0.0, stop=[]))["request_id"]
         time.sleep(0.5)  # the long job is decoding
         start = time.monotonic()
         reply = short.result(short.ok("asample", short.sample_body(short_sampler, 2, [5, 6], max_tokens=16))["request_id"])
@@ -79,7 +79,7 @@ def test_work_of_a_client_that_stopped_sending_heartbeats_is_cancelled(tiny, tmp
     with local_server(tiny, tmp_path, config) as server:
         raw = RawClient(server.url, KEY)
         sampler = raw.sampler(raw.session())  # and then no heartbeat: the client "died"
-        request_id = raw.ok("asample", raw.sample_body(sampler, 0, [9, 9], max_tokens=1500, num_samples=8, stop=[]))["request_id"]
+        request_id = raw.ok("asample", raw.sample_body(sampler, 0, [9, 9], max_tokens=1500, num_samples=8, temperature=0.0, stop=[]))["request_id"]
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             stats = httpx.get(f"{server.url}/tinkerx/stats").json()["sampling"]

@@ -73,7 +73,7 @@ async def _body(request: Request, max_bytes: int) -> Any:
         raise ValueError(f"the body is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise ValueError(f"the body must be a JSON object, got {type(value).__name__}")
-    return value
+    return {**value, **request.path_params}
 
 
 def _one_line(exc: BaseException) -> str:
