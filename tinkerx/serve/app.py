@@ -1,6 +1,6 @@
 """The HTTP surface: Tinker's ``/api/v1`` endpoints, routed to the backend.
 
-What the unmodified SDK calls is served (``ROUTES``); any other ``/api/v1`` call answers 501 naming
+What the unmodified SDK calls is served (``ROUTES``); any other ``/api/v1`` call answers 404 naming
 it. Bodies are JSON objects except ``forward_backward`` (protobuf, zstd-compressed when the client
 config asks); long operations answer a future id.
 """
@@ -43,7 +43,7 @@ def endpoint(ctx: Context, faults: FaultInjector, handler: Callable[..., Awaitab
             return _error(exc.status, exc.detail)
         except KeyError as exc:
             return _error(404, str(exc.args[0] if exc.args else exc))
-        except (ValueError, TypeError, pydantic.ValidationError, DecodeError) as exc:
+        except (ValueError, pydantic.ValidationError, DecodeError) as exc:
             return _error(400, _one_line(exc))
         except Exception as exc:  # a bug: still one line, and the server goes on
             return _error(500, f"internal error: {type(exc).__name__}: {_one_line(exc)}")
@@ -110,8 +110,9 @@ class ApiKeyCheck:
 
 
 async def _not_served(request: Request) -> Response:
+    # 404, not 501: the SDK retries every 5xx for five minutes before it gives up.
     call = f"{request.method} /api/v1/{request.path_params['call']}"
-    return _error(501, f"tinkerx serve does not implement {call}; see docs/sdk-compatibility.md for what is served")
+    return _error(404, f"tinkerx serve does not implement {call}; see docs/sdk-compatibility.md for what is served")
 
 
 def _answer(value: Any) -> Response:

@@ -21,7 +21,3 @@ class Conflict(HttpError):
 
 class TooLarge(HttpError):
     status = 413
-
-
-class NotServed(HttpError):
-    status = 501

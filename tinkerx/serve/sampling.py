@@ -40,8 +40,8 @@ async def create_sampling_session(ctx: Context, body: dict) -> dict:
     return {"type": "create_sampling_session", "sampling_session_id": sampler_id}
 
 
-async def get_sampler(ctx: Context, sampler_id: str) -> dict:
-    sampler = _sampler(ctx, sampler_id)
+async def get_sampler(ctx: Context, body: dict) -> dict:
+    sampler = _sampler(ctx, body["sampler_id"])
     return {"sampler_id": sampler.sampler_id, "base_model": sampler.base_model, "model_path": sampler.model_path}
 
 

@@ -1,13 +1,15 @@
 """Make the SDK's ``get_tokenizer()`` find the served model's tokenizer with no download.
 
 The SDK calls ``AutoTokenizer.from_pretrained(<base model name>)``: a hub id, looked up in the
-Hugging Face cache and, offline or when the hub is unreachable, answered from it. So the server
-writes its model's tokenizer into that cache under the model's name, as if it had been downloaded,
-at a revision of its own. A cache entry that already exists (a real hub model) is left alone.
+Hugging Face cache. So the server writes its model's tokenizer into that cache (this machine's
+``HF_HUB_CACHE``) under the model's name, as if it had been downloaded, at a revision of its own.
+Clients on the same machine with ``HF_HUB_OFFLINE=1`` load it at once; without it, transformers
+first tries the hub. A cache entry that already exists (a real hub model) is left alone.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,8 @@ def register_tokenizer(base_model: str, tokenizer: Any) -> Path | None:
         return None
     snapshot = repo / "snapshots" / REVISION
     tokenizer.save_pretrained(snapshot)
+    # AutoTokenizer reads config.json first; naming the tokenizer class there is all it needs.
+    (snapshot / "config.json").write_text(json.dumps({"tokenizer_class": type(tokenizer).__name__}))
     ref.parent.mkdir(parents=True, exist_ok=True)
     ref.write_text(REVISION)
     return snapshot
