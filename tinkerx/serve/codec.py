@@ -32,10 +32,13 @@ class ForwardBackwardCall:
     forward_only: bool
 
 
-def decompress(body: bytes, content_encoding: str | None, max_bytes: int) -> bytes:
+def decompress(body: bytes, content_encoding: str | None, max_bytes: int | None = None) -> bytes:
+    """The body as sent; the server passes ``max_bytes``, the traffic recorder (trusted input) does not."""
     if (content_encoding or "").lower() == "zstd":
         import zstandard
 
+        if max_bytes is None:
+            return zstandard.ZstdDecompressor().decompress(body)
         # Read one byte past the limit, never more: a small bomb must not expand into memory.
         try:
             data = zstandard.ZstdDecompressor().stream_reader(body).read(max_bytes + 1)
