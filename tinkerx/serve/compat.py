@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 CLIENTS = ("ServiceClient", "TrainingClient", "SamplingClient", "RestClient")
 DOC = Path(__file__).resolve().parents[2] / "docs" / "sdk-compatibility.md"
-CALL_TIMEOUT_S = 120
+CALL_TIMEOUT_S = 30
 
 
 class Env:
@@ -207,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DOC, help="where to write the matrix")
     parser.add_argument("--check", type=Path, help="compare with this committed matrix instead of writing")
     args = parser.parse_args(argv)
+    # Before transformers loads: get_tokenizer must find the server's tokenizer without asking the hub.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TINKER_TELEMETRY", "0")
 
     import tinker
 
@@ -214,7 +217,6 @@ def main(argv: list[str] | None = None) -> int:
     from tinkerx.serve.runner import local_server
 
     key = "tml-compat-0000000000"
-    os.environ.setdefault("TINKER_TELEMETRY", "0")
     with tempfile.TemporaryDirectory() as state, local_server(TinyModel(), Path(state)) as server:
         results = measure(server.url, key)
     text = render(results, tinker.__version__)
