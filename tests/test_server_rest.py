@@ -88,6 +88,12 @@ def test_calls_that_are_not_served_answer_a_404_naming_the_call(server):
     response = raw.post("training_runs/x/checkpoints/weights/y/publish", {})
     assert response.status_code == 404
     assert "POST /api/v1/training_runs/x/checkpoints/weights/y/publish" in response.json()["detail"]
-    rest = tinker.ServiceClient(base_url=server.url, api_key=KEY).create_rest_client()
+    service = tinker.ServiceClient(base_url=server.url, api_key=KEY)
     with pytest.raises(tinker.NotFoundError, match="does not implement"):
-        rest.publish_checkpoint_from_tinker_path("tinker://x:train:0/weights/y").result()
+        service.create_rest_client().publish_checkpoint_from_tinker_path("tinker://x:train:0/weights/y").result()
+    # A numbered training call that is not served uses up its seq_id: the next call still runs.
+    tc = service.create_lora_training_client(BASE, rank=0, seed=0).result()
+    with pytest.raises(tinker.NotFoundError, match="save_weights_external"):
+        tc.save_weights_external("x").result()
+    datum = tinker.Datum(model_input=tinker.ModelInput.from_ints([5, 6]), loss_fn_inputs={"target_tokens": [6, 7], "weights": [1.0, 1.0]})
+    assert tc.forward([datum], "cross_entropy").result(timeout=60).metrics["loss:sum"] > 0

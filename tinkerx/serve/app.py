@@ -92,7 +92,7 @@ def build_app(ctx: Context) -> Starlette:
     routes = [Route(path, endpoint(ctx, faults, handler), methods=[method]) for method, path, handler in ROUTES]
     routes.append(Route("/tinkerx/stats", endpoint(ctx, faults, _stats(faults)), methods=["GET"]))
     # Anything else the SDK may call: say which call is not served, rather than a bare 404.
-    routes.append(Route("/api/v1/{call:path}", _not_served, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]))
+    routes.append(Route("/api/v1/{call:path}", not_served(ctx), methods=["GET", "POST", "PUT", "PATCH", "DELETE"]))
     return Starlette(routes=routes, middleware=[Middleware(ApiKeyCheck, keys=ctx.config.api_keys)])
 
 
@@ -109,10 +109,20 @@ class ApiKeyCheck:
         await self.app(scope, receive, send)
 
 
-async def _not_served(request: Request) -> Response:
-    # 404, not 501: the SDK retries every 5xx for five minutes before it gives up.
-    call = f"{request.method} /api/v1/{request.path_params['call']}"
-    return _error(404, f"tinkerx serve does not implement {call}; see docs/sdk-compatibility.md for what is served")
+def not_served(ctx: Context):
+    async def route(request: Request) -> Response:
+        # A numbered training call the server does not implement still uses up its seq_id.
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            training.skip_numbered(ctx, body)
+        # 404, not 501: the SDK retries every 5xx for five minutes before it gives up.
+        call = f"{request.method} /api/v1/{request.path_params['call']}"
+        return _error(404, f"tinkerx serve does not implement {call}; see docs/sdk-compatibility.md for what is served")
+
+    return route
 
 
 def _answer(value: Any) -> Response:

@@ -31,13 +31,18 @@ def numbered(handler):
         try:
             return await handler(ctx, body)
         except Exception:
-            model_id, seq_id = _numbering(body)
-            model = ctx.registry.models.get(model_id)
-            if model is not None and isinstance(seq_id, int):
-                model.lane.skip(seq_id)
+            skip_numbered(ctx, body)
             raise
 
     return handle
+
+
+def skip_numbered(ctx: Context, body: Any) -> None:
+    """Mark the request's ``seq_id`` as used, if it names a model and a number."""
+    model_id, seq_id = _numbering(body)
+    model = ctx.registry.models.get(model_id) if isinstance(model_id, str) else None
+    if model is not None and isinstance(seq_id, int):
+        model.lane.skip(seq_id)
 
 
 def _numbering(body: Any) -> tuple[Any, Any]:
