@@ -88,7 +88,10 @@ def _assert_same(a: dict, b: dict) -> None:
     for ga, gb in zip(a["samples"], b["samples"]):
         for (_, la), (_, lb) in zip(ga, gb):
             np.testing.assert_allclose(la, lb, atol=1e-5)
-    np.testing.assert_allclose([a["rl_loss"], a["after"]], [b["rl_loss"], b["after"]], rtol=1e-5)
+    # The server decodes concurrent requests in one batch, the local backend one call at a time: the
+    # samples agree token for token and to float rounding, and the RL loss (a sum of +-advantage
+    # terms, close to 0) to that rounding too.
+    np.testing.assert_allclose([a["rl_loss"], a["after"]], [b["rl_loss"], b["after"]], rtol=1e-5, atol=1e-5)
 
 
 def test_codec_round_trips_through_the_sdk_converters():

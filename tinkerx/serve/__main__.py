@@ -31,23 +31,21 @@ def serve(cfg: DictConfig, run_dir: Path) -> None:
     from tinkerx.build import instantiate
     from tinkerx.serve.context import Faults, ServerConfig
     from tinkerx.serve.runner import make_app, serve_forever
+    from tinkerx.serve.security import api_keys_for
 
-    server = cfg.server
-    state_dir = Path(server.state_dir) if server.state_dir else run_dir / "state"
-    config = ServerConfig(
-        latency_s=server.latency_s,
-        poll_hold_s=server.poll_hold_s,
-        compress_fwdbwd=server.compress_fwdbwd,
-        faults=Faults(**OmegaConf.to_container(server.faults, resolve=True)),
-        checkpoint=server.checkpoint,
-    )
+    server = OmegaConf.to_container(cfg.server, resolve=True)
+    host, port, state_dir = server.pop("host"), server.pop("port"), server.pop("state_dir")
+    state_dir = Path(state_dir) if state_dir else run_dir / "state"
+    server["api_keys"] = api_keys_for(host, server.get("api_keys") or [])  # refuses before anything loads
+    config = ServerConfig(**{**server, "faults": Faults(**server["faults"])})
     loader = instantiate(cfg.model.loader, "model.loader")
     backend = instantiate(cfg.backend, "backend")
     service = backend.open([loader], state_dir, seed=cfg.seed)
     app, ctx = make_app(service, cfg.model.base_model, state_dir, config)
-    print(f"tinkerx serve: {cfg.model.base_model} on http://{server.host}:{server.port} (state in {state_dir})", flush=True)
+    keys = f", {len(config.api_keys)} API key(s)" if config.api_keys else ", no API key (loopback only)"
+    print(f"tinkerx serve: {cfg.model.base_model} on http://{host}:{port} (state in {state_dir}{keys})", flush=True)
     try:
-        serve_forever(app, server.host, server.port)
+        serve_forever(app, host, port)
     finally:
         ctx.close()
         backend.close()

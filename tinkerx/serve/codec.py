@@ -32,12 +32,23 @@ class ForwardBackwardCall:
     forward_only: bool
 
 
-def decompress(body: bytes, content_encoding: str | None) -> bytes:
+def decompress(body: bytes, content_encoding: str | None, max_bytes: int | None = None) -> bytes:
+    """The body as sent; the server passes ``max_bytes``, the traffic recorder (trusted input) does not."""
     if (content_encoding or "").lower() == "zstd":
         import zstandard
 
-        # The SDK compresses with a one-shot compressor, which writes the content size into the frame.
-        return zstandard.ZstdDecompressor().decompress(body)
+        if max_bytes is None:
+            return zstandard.ZstdDecompressor().decompress(body)
+        # Read one byte past the limit, never more: a small bomb must not expand into memory.
+        try:
+            data = zstandard.ZstdDecompressor().stream_reader(body).read(max_bytes + 1)
+        except zstandard.ZstdError as exc:
+            raise ValueError(f"the zstd-compressed body is corrupt: {exc}") from None
+        if len(data) > max_bytes:
+            from tinkerx.serve.http_errors import TooLarge
+
+            raise TooLarge(f"the decompressed body exceeds this server's limit of {max_bytes} bytes (server.max_request_bytes)")
+        return data
     return body
 
 
@@ -57,6 +68,12 @@ def decode_forward_backward(body: bytes) -> ForwardBackwardCall:
         loss_fn_config=config or None,
         forward_only=msg.forward_only,
     )
+
+
+def numbering_of_forward_backward(body: bytes) -> tuple[str, int]:
+    msg = pb.ForwardBackwardRequest()
+    msg.ParseFromString(body)
+    return msg.model_id, msg.seq_id
 
 
 def canonical_forward_backward(body: bytes) -> bytes:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from tinkerx.serve.registry import Model, Registry
+from tinkerx.serve.scheduler import SamplingScheduler
 from tinkerx.serve.store import FutureStore, Result
 
 
@@ -31,9 +32,19 @@ class Faults:
 
 @dataclass
 class ServerConfig:
+    """Mirrors ``server:`` in conf/serve.yaml (where each value is explained); these defaults are for tests."""
+
     latency_s: float = 0.0  # added to every request that submits work, like a far-away service
     poll_hold_s: float = 20.0  # how long retrieve_future waits for a result before "try_again"
     compress_fwdbwd: bool = True  # ask clients to zstd-compress forward_backward bodies
+    api_keys: list[str] = field(default_factory=list)  # empty: no key checked (loopback only)
+    max_request_bytes: int = 64 << 20
+    max_tokens: int = 8192
+    max_num_samples: int = 128
+    max_prompt_tokens: int = 32768
+    sample_chunk_tokens: int = 32
+    max_batch_rows: int = 64
+    session_timeout_s: float = 60.0
     faults: Faults = field(default_factory=Faults)
     checkpoint: str | None = None  # what the OpenAI-compatible /v1 routes serve by default (None: the base model)
 
@@ -74,6 +85,28 @@ class Context:
     wait_pool: concurrent.futures.ThreadPoolExecutor = field(
         default_factory=lambda: concurrent.futures.ThreadPoolExecutor(256, thread_name_prefix="serve-wait")
     )
+    scheduler: SamplingScheduler = field(init=False)
+    _reaper: asyncio.Task | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.scheduler = SamplingScheduler(self.config.sample_chunk_tokens, self.config.max_batch_rows, self.store.finish)
+
+    def start_background(self) -> None:
+        """Start, on the server's event loop, the task that ends sessions whose client went silent."""
+        if self._reaper is None:
+            self._reaper = asyncio.get_running_loop().create_task(self._end_silent_sessions())
+
+    async def _end_silent_sessions(self) -> None:
+        timeout = self.config.session_timeout_s
+        while True:
+            await asyncio.sleep(min(1.0, timeout / 4))
+            for session_id in self.registry.silent_sessions(timeout):
+                self.end_session(session_id, f"no heartbeat or request from the client for {timeout:g} s")
+
+    def end_session(self, session_id: str, reason: str) -> None:
+        """Cancel the session's queued and running sampling, and forget its models and samplers."""
+        self.scheduler.cancel_session(session_id, reason)
+        self.registry.finish_session(session_id)
 
     async def execute(
         self,
@@ -106,5 +139,8 @@ class Context:
         self.store.finish(request_id, result)
 
     def close(self) -> None:
+        self.scheduler.close()
+        if self._reaper is not None:
+            self._reaper.cancel()
         self.submit_pool.shutdown(wait=False, cancel_futures=True)
         self.wait_pool.shutdown(wait=False, cancel_futures=True)

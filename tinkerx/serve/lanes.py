@@ -36,6 +36,11 @@ class Lane:
         if self._gap_timeout_s is not None and self._next not in self._waiting:
             loop.call_later(self._gap_timeout_s, self._skip_gap, self._next)
 
+    def skip(self, seq_id: int) -> None:
+        """A request that was rejected: its number is used up, so the ones after it must not wait for it."""
+        if seq_id >= self._next and seq_id not in self._waiting:
+            self.add(seq_id, _nothing)
+
     def _skip_gap(self, stuck_at: int) -> None:
         if self._next == stuck_at and self._waiting and stuck_at not in self._waiting:
             self._next = min(self._waiting)
@@ -47,3 +52,7 @@ class Lane:
                 start = self._waiting.pop(self._next)
                 self._next += 1
                 await start()
+
+
+async def _nothing() -> None:
+    return None

@@ -16,8 +16,11 @@ from tinkerx.serve.registry import Registry
 def make_app(service: Any, base_model: str, state_dir: Path, config: ServerConfig):
     from tinkerx.serve.app import build_app
 
+    from tinkerx.serve.tokenizers import register_tokenizer
+
     state_dir.mkdir(parents=True, exist_ok=True)
     ctx = Context(service=service, base_model=base_model, registry=Registry(state_dir), config=config)
+    register_tokenizer(base_model, service.get_tokenizer(base_model))
     return build_app(ctx), ctx
 
 

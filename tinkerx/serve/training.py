@@ -8,35 +8,69 @@ resubmitted ``seq_id`` (a retry after a lost reply) gets the first submission's 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable
+from typing import Any
 
 from tinker import types
 
-from tinkerx.serve import codec
+from tinkerx.serve import codec, limits
 from tinkerx.serve.context import Context, as_future
 from tinkerx.serve.lanes import Lane
-from tinkerx.serve.registry import Model, Sampler
+from tinkerx.serve.registry import Model, Sampler, digest
+from tinkerx.serve.security import check_checkpoint_name
 from tinkerx.serve.store import Result
 
 
-def _submit_once(ctx: Context, key: tuple[str, int], make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    if key not in ctx.registry.submitted:
-        ctx.registry.submitted[key] = make()
-    return ctx.registry.submitted[key]
+def numbered(handler):
+    """A handler of requests numbered by the client (``model_id`` + ``seq_id``).
+
+    When the request is refused (bad body, bad values, unknown checkpoint), its number is used up
+    all the same, so the client's later requests do not wait for one that will never come.
+    """
+
+    async def handle(ctx: Context, body: Any) -> dict[str, Any]:
+        try:
+            return await handler(ctx, body)
+        except Exception:
+            skip_numbered(ctx, body)
+            raise
+
+    return handle
 
 
-def _in_order(ctx: Context, model: Model, seq_id: int, op: str, start, finish) -> dict[str, Any]:
+def skip_numbered(ctx: Context, body: Any) -> None:
+    """Mark the request's ``seq_id`` as used, if it names a model and a number."""
+    model_id, seq_id = _numbering(body)
+    model = ctx.registry.models.get(model_id) if isinstance(model_id, str) else None
+    if model is not None and isinstance(seq_id, int):
+        model.lane.skip(seq_id)
+
+
+def _numbering(body: Any) -> tuple[Any, Any]:
+    if isinstance(body, dict):
+        return body.get("model_id"), body.get("seq_id")
+    try:
+        return codec.numbering_of_forward_backward(body)
+    except Exception:
+        return None, None
+
+
+def _in_order(ctx: Context, model: Model, seq_id: int, op: str, body_digest: str, prepare) -> dict[str, Any]:
+    """Queue ``prepare()``'s (start, finish) as the model's request ``seq_id``; ``prepare`` checks
+    the request, once: a resubmission of the same body gets the first answer."""
+
     def make() -> dict[str, Any]:
+        start, finish = prepare()
         request_id = ctx.store.new(op)
         model.lane.add(seq_id, lambda: ctx.execute(request_id, start, finish, model, op))
         return {"request_id": request_id, "model_id": model.model_id}
 
-    return _submit_once(ctx, (model.model_id, seq_id), make)
+    return ctx.registry.submit_once((model.model_id, seq_id), body_digest, make)
 
 
 def _model(ctx: Context, model_id: str) -> Model:
     if model_id not in ctx.registry.models:
         raise KeyError(f"unknown model_id {model_id!r}")
+    ctx.registry.touch(model_id.split(":")[0])
     return ctx.registry.models[model_id]
 
 
@@ -52,6 +86,7 @@ async def create_model(ctx: Context, body: dict) -> dict:
     if req.lora_config is None:
         raise ValueError("tinkerx serve trains LoRA adapters: lora_config is required")
     lora = req.lora_config
+    limits.check_lora(lora)
     model_id = f"{req.session_id}:train:{req.model_seq_id}"
     # Only non-default switches are passed on, so a backend without them still accepts the call.
     switches = {k: False for k in ("train_mlp", "train_attn", "train_unembed") if not getattr(lora, k)}
@@ -68,7 +103,8 @@ async def create_model(ctx: Context, body: dict) -> dict:
         _spawn(ctx.execute(request_id, start, finish))
         return {"request_id": request_id, "model_id": model_id}
 
-    return _submit_once(ctx, (model_id, 0), make)
+    ctx.registry.touch(req.session_id)
+    return ctx.registry.submit_once((model_id, 0), digest(body), make)
 
 
 async def get_info(ctx: Context, body: dict) -> dict:
@@ -83,51 +119,69 @@ async def get_info(ctx: Context, body: dict) -> dict:
     }
 
 
+@numbered
 async def forward_backward(ctx: Context, body: bytes) -> dict:
     call = codec.decode_forward_backward(body)
     model = _model(ctx, call.model_id)
     op = "forward" if call.forward_only else "forward_backward"
 
-    def start():
+    def prepare():
+        limits.check_data(call.data, limits.shape_of(model.client))
         method = model.client.forward if call.forward_only else model.client.forward_backward
-        return method(call.data, call.loss_fn, call.loss_fn_config)
+        start = lambda: method(call.data, call.loss_fn, call.loss_fn_config)  # noqa: E731
+        return start, lambda out: Result(proto=codec.encode_forward_backward_output(out))
 
-    return _in_order(ctx, model, call.seq_id, op, start, lambda out: Result(proto=codec.encode_forward_backward_output(out)))
+    return _in_order(ctx, model, call.seq_id, op, digest(codec.canonical_forward_backward(body)), prepare)
 
 
+@numbered
 async def optim_step(ctx: Context, body: dict) -> dict:
     req = types.OptimStepRequest.model_validate(body)
-    if not isinstance(req.optim_params, types.AdamParams):
-        raise ValueError("tinkerx serve implements Adam only")
     model = _model(ctx, req.model_id)
+
+    def prepare():
+        if not isinstance(req.optim_params, types.AdamParams):
+            raise ValueError(f"tinkerx serve implements Adam only, not {type(req.optim_params).__name__}")
+        limits.check_adam(req.optim_params)
+        return lambda: model.client.optim_step(req.optim_params), finish
 
     def finish(out) -> Result:
         return Result(json=out.model_dump(mode="json") if hasattr(out, "model_dump") else {"metrics": None})
 
-    return _in_order(ctx, model, req.seq_id, "optim_step", lambda: model.client.optim_step(req.optim_params), finish)
+    return _in_order(ctx, model, req.seq_id, "optim_step", digest(body), prepare)
 
 
+@numbered
 async def save_weights(ctx: Context, body: dict) -> dict:
     req = types.SaveWeightsRequest.model_validate(body)
     model = _model(ctx, req.model_id)
-    name = req.path or f"state-{req.seq_id}"
+    name = req.path if req.path is not None else f"state-{req.seq_id}"
+
+    def prepare():
+        check_checkpoint_name(name)
+        return lambda: model.client.save_state(name), finish
 
     def finish(out) -> Result:
         path = ctx.registry.add_checkpoint(model, "weights", name, out.path)
         return Result(json={"path": path, "type": "save_weights"})
 
-    return _in_order(ctx, model, req.seq_id, "save_weights", lambda: model.client.save_state(name), finish)
+    return _in_order(ctx, model, req.seq_id, "save_weights", digest(body), prepare)
 
 
+@numbered
 async def save_weights_for_sampler(ctx: Context, body: dict) -> dict:
     req = types.SaveWeightsForSamplerRequest.model_validate(body)
     model = _model(ctx, req.model_id)
     if req.path is not None:
+        name = req.path
+
         def finish(out) -> Result:
-            path = ctx.registry.add_checkpoint(model, "sampler_weights", req.path, out.path)
+            path = ctx.registry.add_checkpoint(model, "sampler_weights", name, out.path)
             return Result(json={"path": path, "type": "save_weights_for_sampler"})
 
-        start = lambda: model.client.save_weights_for_sampler(req.path)  # noqa: E731
+        def prepare():
+            check_checkpoint_name(name)
+            return lambda: model.client.save_weights_for_sampler(name), finish
     else:
         # save_weights_and_get_sampling_client: an unnamed snapshot that is a sampling session at once.
         session_id = model.model_id.split(":train:")[0]
@@ -137,15 +191,18 @@ async def save_weights_for_sampler(ctx: Context, body: dict) -> dict:
             ctx.registry.samplers[sampler_id] = Sampler(sampler_id, client, model.base_model, None)
             return Result(json={"sampling_session_id": sampler_id, "type": "save_weights_for_sampler"})
 
-        start = lambda: as_future(model.client.save_weights_and_get_sampling_client())  # noqa: E731
-    return _in_order(ctx, model, req.seq_id, "save_weights_for_sampler", start, finish)
+        def prepare():
+            return lambda: as_future(model.client.save_weights_and_get_sampling_client()), finish
+
+    return _in_order(ctx, model, req.seq_id, "save_weights_for_sampler", digest(body), prepare)
 
 
+@numbered
 async def load_weights(ctx: Context, body: dict) -> dict:
     req = types.LoadWeightsRequest.model_validate(body)
-    checkpoint = ctx.registry.checkpoint(req.path)
-    local = checkpoint["local_path"]
     if req.session_id is not None:
+        checkpoint = ctx.registry.checkpoint(req.path)
+        local = ctx.registry.local_path(req.path)
         # Create-via-load: the load is the new model's first request.
         model_id = f"{req.session_id}:train:{req.model_seq_id}"
         create = (
@@ -163,15 +220,20 @@ async def load_weights(ctx: Context, body: dict) -> dict:
             _spawn(ctx.execute(request_id, lambda: create(local), finish_new))
             return {"request_id": request_id, "model_id": model_id}
 
-        return _submit_once(ctx, (model_id, 0), make)
+        ctx.registry.touch(req.session_id)
+        return ctx.registry.submit_once((model_id, 0), digest(body), make)
 
     model = _model(ctx, req.model_id)
     load = model.client.load_state_with_optimizer if req.optimizer else model.client.load_state
 
+    def prepare():
+        local = ctx.registry.local_path(req.path)
+        return lambda: load(local), finish
+
     def finish(_out) -> Result:
         return Result(json={"path": req.path, "model_id": model.model_id, "type": "load_weights"})
 
-    return _in_order(ctx, model, req.seq_id, "load_weights", lambda: load(local), finish)
+    return _in_order(ctx, model, req.seq_id, "load_weights", digest(body), prepare)
 
 
 def _spawn(coro) -> None:

@@ -1,0 +1,137 @@
+"""``tinkerx.serve`` under many clients: batching across requests, latency, fairness.
+
+    python benchmarks/bench_server.py [--max-tokens 32] [--repeats 3]
+
+Three measurements against a ``model=tiny`` server on loopback, through the unmodified tinker SDK:
+
+* batching: tokens/s of 16 concurrent single-sample requests over tokens/s of one request with
+  ``num_samples=16`` (the plain baseline, measured in the same run, interleaved); goal >= 0.8;
+* latency: p50/p90/p99 of one sample request while 1, 8 and 32 clients send them back to back;
+* fairness: a 16-token request's latency while another client's 2000-token job runs; goal < 2 s.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from _common import base_parser, console, machine_line, median_ratio, table, verdict
+
+BATCH_GOAL = 0.8
+FAIRNESS_GOAL_S = 2.0
+KEY = "tml-bench-000000000000"
+BASE = "tinkerx/tiny"
+
+
+def tokens_per_s(sampler, concurrent_requests: bool, max_tokens: int) -> float:
+    from tinker import types
+
+    params = types.SamplingParams(max_tokens=max_tokens, temperature=0.0, stop=[])  # greedy: every sample runs to max_tokens
+    prompt = types.ModelInput.from_ints([5, 17, 33])
+    start = time.perf_counter()
+    if concurrent_requests:
+        futures = [sampler.sample(prompt, 1, params) for _ in range(16)]
+        results = [f.result() for f in futures]
+    else:
+        results = [sampler.sample(prompt, 16, params).result()]
+    seconds = time.perf_counter() - start
+    return sum(len(s.tokens) for r in results for s in r.sequences) / seconds
+
+
+def latencies(url: str, clients: int, per_client: int, max_tokens: int) -> list[float]:
+    import tinker
+    from tinker import types
+
+    samplers = [tinker.ServiceClient(base_url=url, api_key=KEY).create_sampling_client(base_model=BASE).result() for _ in range(clients)]
+    params = types.SamplingParams(max_tokens=max_tokens, temperature=0.0, stop=[])
+    out: list[float] = []
+    lock = threading.Lock()
+
+    def client(sampler) -> None:
+        for i in range(per_client):
+            start = time.perf_counter()
+            sampler.sample(types.ModelInput.from_ints([5, 6, i % 50]), 1, params).result()
+            with lock:
+                out.append(time.perf_counter() - start)
+
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        list(pool.map(client, samplers))
+    return out
+
+
+def fairness(url: str) -> tuple[float, float]:
+    """Seconds of a 16-token request alone, and while another client's 2000-token job runs."""
+    import tinker
+    from tinker import types
+
+    hog = tinker.ServiceClient(base_url=url, api_key=KEY).create_sampling_client(base_model=BASE).result()
+    short = tinker.ServiceClient(base_url=url, api_key=KEY).create_sampling_client(base_model=BASE).result()
+    params = types.SamplingParams(max_tokens=16, temperature=0.0, stop=[])
+    prompt = types.ModelInput.from_ints([5, 6])
+    short.sample(prompt, 1, params).result()
+    alone = min(_timed(lambda: short.sample(prompt, 1, params).result()) for _ in range(3))
+    long_job = hog.sample(types.ModelInput.from_ints([9, 9]), 4, types.SamplingParams(max_tokens=2000, temperature=0.0, stop=[]))
+    time.sleep(1.0)  # the long job is decoding
+    during = _timed(lambda: short.sample(prompt, 1, params).result())
+    assert not long_job.done(), "the long job finished before the short request was timed"
+    return alone, during
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--per-client", type=int, default=4)
+    args = parser.parse_args()
+    os.environ.setdefault("TINKER_TELEMETRY", "0")
+    import tinker
+    import torch
+
+    from tinkerx.models.tiny import TinyModel
+    from tinkerx.serve.context import ServerConfig
+    from tinkerx.serve.runner import local_server
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    console.print(machine_line())
+    config = ServerConfig(poll_hold_s=5, max_tokens=4096)
+    with tempfile.TemporaryDirectory() as state, local_server(TinyModel(max_position_embeddings=4096), Path(state), config) as server:
+        sampler = tinker.ServiceClient(base_url=server.url, api_key=KEY).create_sampling_client(base_model=BASE).result()
+        tokens_per_s(sampler, False, args.max_tokens)  # warm up
+        ours, plain = [], []
+        for i in range(args.repeats):
+            for name in (("ours", "plain") if i % 2 == 0 else ("plain", "ours")):
+                (ours if name == "ours" else plain).append(tokens_per_s(sampler, name == "ours", args.max_tokens))
+        ratio = median_ratio(ours, plain)
+        t = table("batching across requests (tokens/s)", ["case", "what", "tokens/s", "ratio", "goal"])
+        t.add_row("plain", "1 request, num_samples=16", f"{statistics.median(plain):.0f}", "", "")
+        t.add_row("ours", "16 concurrent requests, 1 sample each", f"{statistics.median(ours):.0f}", f"{ratio:.2f}", f">= {BATCH_GOAL} {verdict(ratio, BATCH_GOAL, True)}")
+        console.print(t)
+
+        t = table(f"latency of one {args.max_tokens}-token sample request", ["clients", "requests", "p50 s", "p90 s", "p99 s"], text_columns=1)
+        for clients in (1, 8, 32):
+            lat = sorted(latencies(server.url, clients, args.per_client, args.max_tokens))
+            q = statistics.quantiles(lat, n=100, method="inclusive")
+            t.add_row(str(clients), str(len(lat)), f"{q[49]:.2f}", f"{q[89]:.2f}", f"{q[98]:.2f}")
+        console.print(t)
+
+        alone, during = fairness(server.url)
+        t = table("fairness: a 16-token request while another client's 2000-token job runs", ["case", "what", "seconds", "goal"])
+        t.add_row("alone", "16 tokens, nothing else running", f"{alone:.2f}", "")
+        t.add_row("during", "16 tokens, 4 x 2000-token job running", f"{during:.2f}", f"< {FAIRNESS_GOAL_S} {verdict(-during, -FAIRNESS_GOAL_S, True)}")
+        console.print(t)
+
+
+if __name__ == "__main__":
+    main()
