@@ -15,7 +15,8 @@ from tests.conftest import CONF_DIR, ROOT
 from tests.test_config import composer  # noqa: F401  (the module-scoped Hydra compose fixture)
 
 MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
-DATASETS = sorted(p.stem for p in (CONF_DIR / "dataset").glob("*.yaml"))
+# Preference pairs feed DPO only: there is no ground truth for sft / grpo / eval / debate to use.
+DATASETS = sorted(p.stem for p in (CONF_DIR / "dataset").glob("*.yaml") if p.stem != "preference_jsonl")
 MULTIPLE_CHOICE = {"mmlu_stem", "mcq_jsonl", "gpqa_diamond"}  # what debate argues over
 METHODS = ("sft", "grpo", "eval", "debate")
 
@@ -121,6 +122,10 @@ EXPERIMENTS = {
     "sft_smollm2_gsm8k": {"optim.lr": 2e-4, "optim.schedule": "cosine", "training.max_steps": 200, "sampling.max_tokens": 256},
     "debate_smollm2_mmlu": {"optim.lr": 1e-4, "training.max_steps": 25, "sampling.max_tokens": 64, "sampling.temperature": 0.7},
     "debate_smollm2_mmlu_dry": {"training.max_steps": 8, "sampling.max_tokens": 64, "method.dry_run": True},
+    "distill_tiny_on_policy": {"method.mode": "on_policy", "optim.lr": 3e-4, "training.max_steps": 40, "sampling.max_tokens": 8},
+    "distill_tiny_off_policy": {"method.mode": "off_policy", "optim.lr": 3e-3, "training.max_steps": 240, "sampling.max_tokens": 8},
+    "distill_tiny_grpo_baseline": {"optim.lr": 3e-4, "training.batch_size": 16, "training.max_steps": 40, "sampling.max_tokens": 8},
+    "dpo_tiny_arithmetic": {"method.variant": "ipo", "optim.lr": 3e-5, "training.max_steps": 30, "sampling.max_tokens": 8},
 }
 
 

@@ -55,8 +55,9 @@ class PreferenceJsonl(Dataset):
         test_size: int = 100,
         seed: int = 0,
         prompt: PromptFormat | None = None,
+        max_tokens: int = 512,
     ) -> None:
-        super().__init__(prompt)
+        super().__init__(prompt, max_tokens)
         fields = (prompt_field, chosen_field, rejected_field)
 
         def load(p: str) -> list[PreferencePair]:

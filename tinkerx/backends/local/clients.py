@@ -156,7 +156,8 @@ class LocalTrainingClient:
             raise RuntimeError(f"{self.engine.base_model} is loaded for sampling only")
         self.engine._ensure_live_weights()
         with torch.enable_grad():
-            logprobs, _ = self.engine._batch_logprobs(data)
+            # A custom loss may read any position: parse as a dense loss, every logprob with a gradient.
+            logprobs = self.engine._batch_logprobs(self.engine._parse(data, "custom", backward=True))
             loss, metrics = loss_fn(data, logprobs)
             loss.sum().backward()
         return types.ForwardBackwardOutput(
