@@ -17,7 +17,7 @@ def test_a_run_that_fails_before_its_first_step_leaves_only_failed_txt(tmp_path)
     missing = tmp_path / "missing.jsonl"
     result = run_cli(["dataset=jsonl", f"dataset.path={missing}", f"hydra.run.dir={run_dir}"])
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert [p.name for p in run_dir.iterdir()] == ["failed.txt"]
+    assert sorted(p.name for p in run_dir.iterdir()) == [".hydra", "failed.txt"]
     assert str(missing) in (run_dir / "failed.txt").read_text()
 
 

@@ -116,9 +116,12 @@ def _show(name: str, summary: dict[str, Any], run_dir: Path) -> None:
 
 
 def _leave_only_failure(run_dir: Path, error: BaseException) -> None:
-    """Nothing was trained: remove the half-made folder, leaving one file that says why."""
+    """Nothing was trained: remove the half-made run, leaving one file that says why (and Hydra's
+    ``.hydra/`` record of what was asked, which sweep summaries and reproduction read)."""
     reason = " ".join(str(error).split()) or type(error).__name__
     for child in run_dir.iterdir():
+        if child.name == ".hydra":
+            continue
         shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
     (run_dir / FAILED_MARKER).write_text(f"{type(error).__name__}: {reason}\n")
 
