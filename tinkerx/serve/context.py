@@ -44,6 +44,7 @@ class ServerConfig:
     max_prompt_tokens: int = 32768
     sample_chunk_tokens: int = 32
     max_batch_rows: int = 64
+    batch_gather_s: float = 0.02
     session_timeout_s: float = 60.0
     faults: Faults = field(default_factory=Faults)
     checkpoint: str | None = None  # what the OpenAI-compatible /v1 routes serve by default (None: the base model)
@@ -89,7 +90,7 @@ class Context:
     _reaper: asyncio.Task | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        self.scheduler = SamplingScheduler(self.config.sample_chunk_tokens, self.config.max_batch_rows, self.store.finish)
+        self.scheduler = SamplingScheduler(self.config.sample_chunk_tokens, self.config.max_batch_rows, self.store.finish, self.config.batch_gather_s)
 
     def start_background(self) -> None:
         """Start, on the server's event loop, the task that ends sessions whose client went silent."""

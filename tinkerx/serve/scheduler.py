@@ -99,8 +99,9 @@ class Job:
 
 
 class SamplingScheduler:
-    def __init__(self, chunk_tokens: int, max_batch_rows: int, on_done: Callable[[str, Result], None]) -> None:
+    def __init__(self, chunk_tokens: int, max_batch_rows: int, on_done: Callable[[str, Result], None], gather_s: float = 0.0) -> None:
         self.chunk_tokens = chunk_tokens
+        self.gather_s = gather_s
         self.max_batch_rows = max_batch_rows
         self._on_done = on_done
         self._queues: collections.OrderedDict[str, collections.deque[Job]] = collections.OrderedDict()
@@ -155,6 +156,10 @@ class SamplingScheduler:
             if not self._queues:
                 self._wake.clear()
                 await self._wake.wait()
+                # Clients that send together arrive a few milliseconds apart: wait that long once,
+                # so the first request decodes in one batch with the rest rather than alone.
+                if self.gather_s:
+                    await asyncio.sleep(self.gather_s)
                 continue
             batch = self._next_batch()
             self._running = batch
