@@ -4,6 +4,8 @@ the agent cancelled part-way and a checkpoint it went back to."""
 
 from __future__ import annotations
 
+import os
+
 import asyncio
 import json
 from typing import Any
@@ -55,7 +57,14 @@ def test_replayed_session_reproduces_metrics_line_for_line(tmp_path):
     assert [c["name"] for c in cancelled["checkpoints"]] == ["a", "auto_step_000002"], cancelled["checkpoints"]
 
     replayed = tmp_path / "replayed"
-    result = run_cli([str(session_dir), f"hydra.run.dir={replayed}"], module="tinkerx.reproduce")
+    # The same CPU thread count as the session's server (SERVER_ENV): float sums are split by thread,
+    # so line-for-line equality holds for the same count, as for any CPU run.
+    saved = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = "1"
+    try:
+        result = run_cli([str(session_dir), f"hydra.run.dir={replayed}"], module="tinkerx.reproduce")
+    finally:
+        os.environ.pop("OMP_NUM_THREADS") if saved is None else os.environ.__setitem__("OMP_NUM_THREADS", saved)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stderr.count("matches the original line for line") == 2, result.stderr[-3000:]
     for run in ("run01_sft", "run02_grpo"):
