@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 
 BASE = "tinkerx/tiny"
 
@@ -56,3 +57,13 @@ class RawClient:
         response = self.ok("create_model", body)
         assert self.result(response["request_id"]).status_code == 200
         return response["model_id"]
+
+
+KEY = "tml-test-secret-0123456789"
+
+
+@pytest.fixture(autouse=True)
+def sdk_env(monkeypatch):
+    """The SDK, in tests: no telemetry, and a key the server accepts."""
+    monkeypatch.setenv("TINKER_TELEMETRY", "0")
+    monkeypatch.setenv("TINKER_API_KEY", KEY)

@@ -12,18 +12,11 @@ import pytest
 import tinker
 from tinker import types
 
-from tests.server_client import BASE, RawClient
+from tests.server_client import BASE, KEY, RawClient, sdk_env  # noqa: F401  (sdk_env: autouse)
 from tinkerx.errors import ConfigError
 from tinkerx.serve.context import ServerConfig
 from tinkerx.serve.runner import local_server
 
-KEY = "tml-test-secret-0123456789"
-
-
-@pytest.fixture(autouse=True)
-def _env(monkeypatch):
-    monkeypatch.setenv("TINKER_TELEMETRY", "0")
-    monkeypatch.setenv("TINKER_API_KEY", KEY)
 
 
 @pytest.fixture(scope="module")
