@@ -138,16 +138,22 @@ def test_debate_killed_and_resumed_equals_uninterrupted(tmp_path, references, sh
     _assert_same_run(reference, killed)
 
 
+def _sft_running_until(run_dir: Path, steps: int, **popen: object) -> subprocess.Popen:
+    """The SFT run started in the background, returned once ``steps`` metric lines are written."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "tinkerx", *SFT, f"hydra.run.dir={run_dir}"], cwd=ROOT, env=env, **popen)
+    metrics = run_dir / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < steps):
+        time.sleep(0.05)
+    return proc
+
+
 def test_sigkill_from_outside_at_an_arbitrary_moment(tmp_path, references):
     """As in real life: the kill lands wherever the run happens to be."""
     reference = references("sft", SFT)
     run_dir = tmp_path / "sft"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "tinkerx", *SFT, f"hydra.run.dir={run_dir}"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    metrics = run_dir / "metrics.jsonl"
-    deadline = time.time() + 120
-    while time.time() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 14):
-        time.sleep(0.05)
+    proc = _sft_running_until(run_dir, 14, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     resumed = _resume(run_dir)
@@ -158,12 +164,7 @@ def test_sigkill_from_outside_at_an_arbitrary_moment(tmp_path, references):
 def test_ctrl_c_stops_cleanly_and_resumes(tmp_path, references):
     reference = references("sft", SFT)
     run_dir = tmp_path / "sft"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "tinkerx", *SFT, f"hydra.run.dir={run_dir}"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    metrics = run_dir / "metrics.jsonl"
-    deadline = time.time() + 120
-    while time.time() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 4):
-        time.sleep(0.05)
+    proc = _sft_running_until(run_dir, 4, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr[-2000:]
