@@ -2,7 +2,9 @@
 
     python benchmarks/bench_server.py [--max-tokens 32] [--repeats 3]
 
-Three measurements against a ``model=tiny`` server on loopback, through the unmodified tinker SDK:
+Three measurements against a ``model=tiny`` server on loopback, through the unmodified tinker SDK.
+The server runs as its own process (``python -m tinkerx.serve``, as users run it), so the clients'
+Python work does not share the server's interpreter; ``--server thread`` runs it in this process.
 
 * batching: tokens/s of 16 concurrent single-sample requests over tokens/s of one request with
   ``num_samples=16`` (the plain baseline, measured in the same run, interleaved); goal >= 0.8;
@@ -13,11 +15,15 @@ Three measurements against a ``model=tiny`` server on loopback, through the unmo
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 from _common import base_parser, console, machine_line, median_ratio, table, verdict
@@ -78,7 +84,7 @@ def fairness(url: str) -> tuple[float, float]:
     long_job = hog.sample(types.ModelInput.from_ints([9, 9]), 4, types.SamplingParams(max_tokens=2000, temperature=0.0, stop=[]))
     time.sleep(1.0)  # the long job is decoding
     during = _timed(lambda: short.sample(prompt, 1, params).result())
-    assert not long_job.done(), "the long job finished before the short request was timed"
+    assert not long_job.future().done(), "the long job finished before the short request was timed"
     return alone, during
 
 
@@ -88,26 +94,63 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
+@contextlib.contextmanager
+def server_process(max_positions: int, state: str):
+    """``python -m tinkerx.serve`` on a free loopback port, stopped when the block ends."""
+    from tinkerx.serve.runner import free_port
+
+    port = free_port()
+    command = [
+        sys.executable, "-m", "tinkerx.serve", "model=tiny", f"model.loader.max_position_embeddings={max_positions}",
+        f"server.port={port}", "server.poll_hold_s=5", f"server.max_tokens={max_positions}", f"hydra.run.dir={state}/run",
+    ]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/api/v1/healthz", timeout=2).read()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"tinkerx serve did not start: {proc.stderr.read()[-2000:] if proc.poll() is not None else 'timeout'}")
+                time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def server_thread(max_positions: int, state: str):
+    from tinkerx.models.tiny import TinyModel
+    from tinkerx.serve.context import ServerConfig
+    from tinkerx.serve.runner import local_server
+
+    config = ServerConfig(poll_hold_s=5, max_tokens=max_positions)
+    with local_server(TinyModel(max_position_embeddings=max_positions), Path(state), config) as server:
+        yield server.url
+
+
 def main() -> None:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--per-client", type=int, default=4)
+    parser.add_argument("--server", choices=["process", "thread"], default="process", help="where the server runs")
     args = parser.parse_args()
     os.environ.setdefault("TINKER_TELEMETRY", "0")
     import tinker
     import torch
 
-    from tinkerx.models.tiny import TinyModel
-    from tinkerx.serve.context import ServerConfig
-    from tinkerx.serve.runner import local_server
-
     if args.threads:
         torch.set_num_threads(args.threads)
     console.print(machine_line())
-    config = ServerConfig(poll_hold_s=5, max_tokens=4096)
-    with tempfile.TemporaryDirectory() as state, local_server(TinyModel(max_position_embeddings=4096), Path(state), config) as server:
-        sampler = tinker.ServiceClient(base_url=server.url, api_key=KEY).create_sampling_client(base_model=BASE).result()
+    console.print(f"server: {args.server}, {args.max_tokens} tokens per sample")
+    start_server = server_process if args.server == "process" else server_thread
+    with tempfile.TemporaryDirectory() as state, start_server(4096, state) as url:
+        sampler = tinker.ServiceClient(base_url=url, api_key=KEY).create_sampling_client(base_model=BASE).result()
         tokens_per_s(sampler, False, args.max_tokens)  # warm up
         ours, plain = [], []
         for i in range(args.repeats):
@@ -121,12 +164,12 @@ def main() -> None:
 
         t = table(f"latency of one {args.max_tokens}-token sample request", ["clients", "requests", "p50 s", "p90 s", "p99 s"], text_columns=1)
         for clients in (1, 8, 32):
-            lat = sorted(latencies(server.url, clients, args.per_client, args.max_tokens))
+            lat = sorted(latencies(url, clients, args.per_client, args.max_tokens))
             q = statistics.quantiles(lat, n=100, method="inclusive")
             t.add_row(str(clients), str(len(lat)), f"{q[49]:.2f}", f"{q[89]:.2f}", f"{q[98]:.2f}")
         console.print(t)
 
-        alone, during = fairness(server.url)
+        alone, during = fairness(url)
         t = table("fairness: a 16-token request while another client's 2000-token job runs", ["case", "what", "seconds", "goal"])
         t.add_row("alone", "16 tokens, nothing else running", f"{alone:.2f}", "")
         t.add_row("during", "16 tokens, 4 x 2000-token job running", f"{during:.2f}", f"< {FAIRNESS_GOAL_S} {verdict(-during, -FAIRNESS_GOAL_S, True)}")

@@ -31,3 +31,11 @@ def test_no_call_that_worked_has_broken():
         capture_output=True, text=True, timeout=900, env={**os.environ, "HF_HUB_OFFLINE": "1", "TINKER_TELEMETRY": "0"},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_a_call_that_never_answers_is_reported_and_does_not_keep_the_check_alive():
+    # Before: the hung call's executor thread was joined at exit, so `--check` hung instead of failing.
+    script = "import time; from tinkerx.serve import compat; compat.CALL_TIMEOUT_S = 0.5; print(compat._run(lambda: time.sleep(3600)))"
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "no answer within 0.5 s"

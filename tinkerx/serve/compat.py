@@ -18,6 +18,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 import typing
 from pathlib import Path
 from typing import Any, Callable
@@ -155,16 +156,24 @@ def _one_line(exc: BaseException) -> str:
 
 def _run(call: Callable[[], Any]) -> str | None:
     """None when the call worked, else why not (one line)."""
-    pool = concurrent.futures.ThreadPoolExecutor(1)
+    # A daemon thread, not an executor: a call that never answers must not keep the process alive
+    # at exit (executor threads are joined then), or `--check` in CI would hang instead of failing.
+    outcome: concurrent.futures.Future = concurrent.futures.Future()
+
+    def target() -> None:
+        try:
+            outcome.set_result(call())
+        except BaseException as exc:  # noqa: BLE001 - reported as the call's reason
+            outcome.set_exception(exc)
+
+    threading.Thread(target=target, name="compat-call", daemon=True).start()
     try:
-        pool.submit(call).result(timeout=CALL_TIMEOUT_S)
+        outcome.result(timeout=CALL_TIMEOUT_S)
         return None
     except concurrent.futures.TimeoutError:
         return f"no answer within {CALL_TIMEOUT_S} s"
     except Exception as exc:
         return _one_line(exc)
-    finally:
-        pool.shutdown(wait=False)
 
 
 def measure(url: str, key: str) -> dict[str, str | None]:

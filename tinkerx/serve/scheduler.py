@@ -111,8 +111,7 @@ class SamplingScheduler:
         self.stats = {"batches": 0, "rows": 0, "max_batch_rows": 0, "completed": 0, "cancelled": 0}
 
     def snapshot(self) -> dict[str, int]:
-        queued = sum(len(q) for q in self._queues.values())
-        return {**self.stats, "queued": queued, "running": len(self._running)}
+        return {**self.stats, "queued": self._queued_jobs(), "running": len(self._running)}
 
     def submit(self, job: Job) -> None:
         self._queues.setdefault(job.session_id, collections.deque()).append(job)
@@ -156,10 +155,7 @@ class SamplingScheduler:
             if not self._queues:
                 self._wake.clear()
                 await self._wake.wait()
-                # Clients that send together arrive a few milliseconds apart: wait that long once,
-                # so the first request decodes in one batch with the rest rather than alone.
-                if self.gather_s:
-                    await asyncio.sleep(self.gather_s)
+                await self._gather()
                 continue
             batch = self._next_batch()
             self._running = batch
@@ -179,6 +175,22 @@ class SamplingScheduler:
                 else:
                     self.stats["completed"] += 1
                     asyncio.get_running_loop().create_task(self._finish(job))
+
+    async def _gather(self) -> None:
+        """Clients that send together arrive milliseconds apart (16 SDK requests take tens of ms to
+        send): wait while they keep arriving, ``gather_s`` after the latest, at most 5 x ``gather_s``
+        in all, so the first request decodes in one batch with the rest rather than alone."""
+        if not self.gather_s:
+            return
+        deadline = asyncio.get_running_loop().time() + 5 * self.gather_s
+        while True:
+            seen = self._queued_jobs()
+            await asyncio.sleep(self.gather_s)
+            if self._queued_jobs() == seen or asyncio.get_running_loop().time() >= deadline:
+                return
+
+    def _queued_jobs(self) -> int:
+        return sum(len(q) for q in self._queues.values())
 
     async def _run_chunk(self, batch: list[Job]) -> None:
         head = batch[0]
