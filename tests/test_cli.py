@@ -52,6 +52,7 @@ def test_sft_run_folder_is_complete(sft_run):
     assert any("val/loss" in r for r in rows)
     env = json.loads((sft_run / "environment.json").read_text())
     assert env["packages"]["torch"] and "commit" in env["git"]
+    assert isinstance(env["torch_threads"], int) and env["torch_threads"] >= 1
     records = [json.loads(line) for line in (sft_run / "eval/final.jsonl").read_text().splitlines()]
     assert len(records) == 60 and {"question", "answer", "completion", "correct"} <= set(records[0])
 
@@ -212,3 +213,20 @@ def test_missing_field_names_line_and_fields(tmp_path):
 
 def test_missing_required_value_is_named():
     _one_line_error(run_cli(["dataset=jsonl"]), "dataset.path is required")
+
+
+def test_reproduce_uses_the_original_runs_torch_thread_count(tmp_path):
+    import torch
+
+    from tinkerx.runs.environment import match_thread_count
+
+    before = torch.get_num_threads()
+    wanted = 1 if before != 1 else 2
+    (tmp_path / "environment.json").write_text(json.dumps({"torch_threads": wanted}))
+    try:
+        assert match_thread_count(tmp_path) == wanted
+        assert torch.get_num_threads() == wanted
+        (tmp_path / "environment.json").write_text(json.dumps({"python": "3.11"}))  # recorded before the count was
+        assert match_thread_count(tmp_path) is None
+    finally:
+        torch.set_num_threads(before)

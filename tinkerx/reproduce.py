@@ -108,6 +108,9 @@ def main(argv: list[str] | None = None) -> None:
 
     if new_dir.exists() and any(new_dir.iterdir()):
         report_user_error(f"{new_dir} already holds files: reproduce into a new folder (hydra.run.dir=...)")
+    from tinkerx.runs.environment import match_thread_count
+
+    match_thread_count(run_dir)
     print("reproducing with: python -m tinkerx " + " ".join(args))
     sys.argv = ["tinkerx", *args]
     tinkerx_main(composition_prefix=f"cannot reproduce {run_dir}: its config no longer composes: ")

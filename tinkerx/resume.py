@@ -72,6 +72,9 @@ def resume_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
         raise UserError(f"{run_dir} is finished (summary.json status: finished); nothing to resume")
     if status == "failed":
         raise UserError(f"{run_dir} failed before its first step ({(run_dir / 'failed.txt').read_text().strip()}); start it again instead")
+    from tinkerx.runs.environment import match_thread_count
+
+    match_thread_count(run_dir)  # the resumed steps sum on CPU as the first ones did
     return run(cfg, run_dir, resume=True)
 
 

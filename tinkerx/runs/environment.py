@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import platform
 import subprocess
 import sys
@@ -57,6 +58,13 @@ def git_state(source_dir: Path) -> dict[str, Any]:
     }
 
 
+def torch_threads() -> int:
+    """CPU float sums differ with the thread count, so line-for-line reproduction needs the same one."""
+    import torch
+
+    return torch.get_num_threads()
+
+
 def environment(source_dir: Path) -> dict:
     return {
         "python": sys.version.split()[0],
@@ -64,4 +72,21 @@ def environment(source_dir: Path) -> dict:
         "argv": sys.argv,
         "packages": package_versions(),
         "git": git_state(source_dir),
+        "torch_threads": torch_threads(),
     }
+
+
+def match_thread_count(run_dir: Path) -> int | None:
+    """Use the original run's torch thread count (CPU sums depend on it); the count set, or None."""
+    try:
+        wanted = json.loads((run_dir / "environment.json").read_text()).get("torch_threads")
+    except (OSError, ValueError):
+        return None
+    if not isinstance(wanted, int) or wanted < 1:
+        return None
+    import torch
+
+    if torch.get_num_threads() != wanted:
+        print(f"using {wanted} torch threads, as the original run did (this machine defaulted to {torch.get_num_threads()})")
+        torch.set_num_threads(wanted)
+    return wanted
