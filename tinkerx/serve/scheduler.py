@@ -151,6 +151,7 @@ class SamplingScheduler:
         return batch
 
     async def _loop(self) -> None:
+        await self._gather()  # the very first request starts the loop: it waits for its company too
         while True:
             if not self._queues:
                 self._wake.clear()
