@@ -136,6 +136,35 @@ def test_cassette_replays_in_order_repeats_liveness_and_names_misses(tmp_path):
     assert cassette.misses == ["POST /api/v1/retrieve_future"]
 
 
+def test_a_recording_is_written_while_the_run_goes_not_only_at_the_end(tmp_path):
+    # A run killed with SIGKILL never closes its cassette: what was flushed is all that survives.
+    import time
+
+    import yaml
+    from vcr.request import Request
+
+    from tinkerx.backends.tinker_traffic import use_cassette
+
+    path = tmp_path / "http_traffic.yaml"
+    manager = use_cassette(path, replay=False, secret=None, server="http://h/")
+    cassette = manager.__enter__()
+    try:
+        cassette.start_flushing(0.05)
+        ok = {"status": {"code": 200, "message": "OK"}, "headers": {}, "body": {"string": b'{"type": "try_again"}'}}
+        cassette.append(Request("POST", "http://h/api/v1/retrieve_future", b'{"request_id": "r1"}', {}), ok)
+        deadline = time.monotonic() + 10
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert path.exists(), "nothing was written before the cassette closed"
+        time.sleep(0.2)  # later flushes find nothing new, and never leave a partial file behind
+        recorded = yaml.safe_load(path.read_text())["interactions"]
+        assert [i["request"]["uri"] for i in recorded] == ["http://h/api/v1/retrieve_future"]
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["http_traffic.yaml"]
+    finally:
+        cassette.stop_flushing()
+        manager.__exit__(None, None, None)
+
+
 def test_recording_keeps_only_tinker_traffic_and_scrubs_the_key():
     from vcr.request import Request
 

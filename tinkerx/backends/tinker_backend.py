@@ -75,6 +75,7 @@ class TinkerBackend:
         proxy_web_port: int = 8081,
         telemetry: bool = False,
         connect_timeout_s: float = 15.0,
+        record_flush_s: float = 60.0,
     ) -> None:
         if base_url is not None and not re.match(r"^https?://", base_url):
             raise ConfigError(f"backend.base_url must start with http:// or https://, got {base_url!r}")
@@ -83,6 +84,7 @@ class TinkerBackend:
         self.proxy, self.proxy_port, self.proxy_web_port = proxy, proxy_port, proxy_web_port
         self.telemetry = telemetry
         self.connect_timeout_s = connect_timeout_s
+        self.record_flush_s = record_flush_s
         self._service: Any = None
         self._cassette: Any = None
         self._mitmweb: Any = None
@@ -131,7 +133,10 @@ class TinkerBackend:
             path = replay if replay else _new_cassette_path(run_dir)
             server = resolve_base_url(self.base_url)  # what the SDK will use: argument, $TINKER_BASE_URL or prod
             self._cassette = use_cassette(path, replay=replay is not None, secret=key, server=server)
-            self._cassette.__enter__()
+            cassette = self._cassette.__enter__()
+            if replay is None and self.record_flush_s > 0:
+                cassette.start_flushing(self.record_flush_s)  # a killed run keeps what it recorded
+                self._undo.append(cassette.stop_flushing)
 
     def _use_httpx_transport(self, proxy_url: str | None, verify: Any) -> None:
         """Every SDK connection goes through ``httpx.AsyncHTTPTransport``, which vcrpy patches."""

@@ -19,15 +19,23 @@ Only requests to the Tinker server are recorded and replayed; anything else the 
 while the cassette is open (a tokenizer download from the Hugging Face Hub, say) goes to the
 network as usual. Secrets never reach the file: auth headers are replaced, and the key itself is
 scrubbed from every header and body on the way in.
+
+A recording is written while the run goes, every ``flush_every_s`` seconds (vcrpy alone writes it only
+when the cassette closes, so a killed run would lose all of it), each time to a temporary file that
+then replaces the old one: a kill mid-write leaves the previous complete file.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
 from vcr.cassette import Cassette
+from vcr.persisters.filesystem import FilesystemPersister
+from vcr.serialize import serialize
 
 REDACTED = "<redacted>"
 SECRET_HEADERS = ("x-api-key", "authorization", "cf-access-client-id", "cf-access-client-secret", "cookie", "set-cookie")
@@ -99,6 +107,25 @@ class TinkerCassette(Cassette):
     def __init__(self, *args: Any, server: str = "", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.server = server  # the SDK's base URL: requests elsewhere are not ours to answer
+        self._save_lock = threading.Lock()  # the flusher thread and the final save never interleave
+        self._stop_flushing = threading.Event()
+
+    def _save(self, force: bool = False) -> None:
+        with self._save_lock:
+            super()._save(force=force)
+
+    def start_flushing(self, every_s: float) -> None:
+        """Write what was recorded so far every ``every_s`` seconds, on a daemon thread, until closed."""
+
+        def flush() -> None:
+            while not self._stop_flushing.wait(every_s):
+                if self.dirty:
+                    self._save()
+
+        threading.Thread(target=flush, name="tinkerx-traffic-flush", daemon=True).start()
+
+    def stop_flushing(self) -> None:
+        self._stop_flushing.set()
 
     def can_play_response_for(self, request: Any) -> bool:
         # Recording (record_mode "all") never plays back: skip the lookup altogether.
@@ -117,6 +144,18 @@ class TinkerCassette(Cassette):
         miss = f"{request.method} {_api_path(request)}"
         self.misses.append(miss)
         return _json_response(404, "Not Found", {"detail": f"tinkerx replay: {self._path} has no answer for {miss} with this body"})
+
+
+class AtomicPersister(FilesystemPersister):
+    """vcrpy's file persister, but a write goes to a temporary file renamed over the old one."""
+
+    @staticmethod
+    def save_cassette(cassette_path: Any, cassette_dict: dict, serializer: Any) -> None:
+        path = Path(cassette_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(serialize(cassette_dict, serializer))
+        os.replace(partial, path)
 
 
 def _scrubber(secret: str | None, server: str | None):
@@ -168,6 +207,7 @@ def use_cassette(path: Path, *, replay: bool, secret: str | None, server: str):
         record_mode="none" if replay else "all",
         decode_compressed_response=True,  # gzip'd JSON answers stay readable in the file
     )
+    recorder.register_persister(AtomicPersister)
     recorder.register_matcher("tinker_path", tinker_path)
     recorder.register_matcher("tinker_body", tinker_body)
     config = recorder.get_merged_config(
