@@ -12,6 +12,10 @@ always decides, and nothing is parsed. Position bias is removed by judging each 
 written and with the sides' labels swapped, and averaging the two orders (verdict.py). Its free-text
 reply is still sampled and kept in the transcript, for reading. ``verdict: text`` parses that reply
 instead (a reply naming neither side is then no verdict).
+
+A step's requests (every debate's labels in both orders, and the replies) all go out before any
+answer is awaited. The local backend takes the label requests as one batch and reads both
+single-token labels after the same prompt from one forward: half the forwards of one per label.
 """
 
 from __future__ import annotations
@@ -68,7 +72,9 @@ class Judge:
         views += [(t.setup, None) for t in transcripts]
         # Every request is out before any answer is awaited: the label logprobs of every view in
         # every order, then the replies (on the service they all run concurrently).
-        first_label_p = self._request_label_probabilities([judge_messages(s, t) for order in self._orders(views) for s, t in order]) if self.verdict == "logprobs" else None
+        first_label_p = None
+        if self.verdict == "logprobs":
+            first_label_p = self._request_label_probabilities([judge_messages(s, t) for order in self._orders(views) for s, t in order])
         replies = self.complete([judge_messages(setup, turns) for setup, turns in views])
         if first_label_p is not None:
             verdicts = self._logprob_verdicts(views, replies, first_label_p())
