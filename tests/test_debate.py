@@ -375,16 +375,21 @@ def test_swapped_order_relabels_answers_and_speakers():
     assert swapped(*swapped(setup, turns)) == (setup, turns)
 
 
+def _debated(p):
+    """The pipeline's judge, started, and four one-round debates to judge."""
+    judge = p.components["judge"]
+    judge.start(p.service, p.base_model, p.tokenizer)
+    client = p.service.create_sampling_client(base_model=p.base_model)
+    setups = assign_sides(p.dataset.train[:4], random.Random(0), step=1)
+    return judge, run_debates({"A": client, "B": client}, p.tokenizer, setups, 1, p.sampling.params())
+
+
 def test_logprob_judge_decides_every_debate_and_keeps_its_reply(tmp_path):
     from tinkerx.methods.debate.verdict import combine_orders
 
     method, p, closers = _pipeline(tmp_path, "components.judge.verdict=logprobs", "components.judge.max_tokens=3")
     try:
-        judge = p.components["judge"]
-        judge.start(p.service, p.base_model, p.tokenizer)
-        client = p.service.create_sampling_client(base_model=p.base_model)
-        setups = assign_sides(p.dataset.train[:4], random.Random(0), step=1)
-        transcripts = run_debates({"A": client, "B": client}, p.tokenizer, setups, 1, p.sampling.params())
+        judge, transcripts = _debated(p)
         judge.judge(transcripts)
         # The judge's own reading, checked against an independent computation on one conversation.
         conv = judge_messages(transcripts[0].setup, transcripts[0].turns)
@@ -415,3 +420,68 @@ def test_paired_difference_interval():
     diffs = [1.0, 0.0, 0.0, 1.0]
     sd = math.sqrt(sum((x - 0.5) ** 2 for x in diffs) / 3)
     assert d["ci95"] == pytest.approx([0.5 - 1.96 * sd / 2, 0.5 + 1.96 * sd / 2])
+
+
+# --- batching: the judge's requests go out together, with the results of one-at-a-time requests ---
+
+
+class _OneAtATime:
+    """A sampling client with only the SDK's per-request calls (as on ``backend=tinker``), counting them."""
+
+    def __init__(self, client) -> None:
+        self._client, self.logprob_requests = client, 0
+
+    def sample(self, **kwargs):
+        return self._client.sample(**kwargs)
+
+    def compute_logprobs(self, prompt):
+        self.logprob_requests += 1
+        return self._client.compute_logprobs(prompt)
+
+
+def test_batched_logprobs_equal_one_request_at_a_time_and_share_forwards(tmp_path):
+    from tinker import types
+
+    _, p, closers = _pipeline(tmp_path)
+    try:
+        client = p.service.create_sampling_client(base_model=p.base_model)
+        prompt = p.tokenizer.encode("Which answer is right? Winner:", add_special_tokens=False)
+        labels = [p.tokenizer.encode(x, add_special_tokens=False)[-1] for x in (" A", " B")]
+        prompts = [prompt + [labels[0]], prompt + [labels[1]], prompt[:5] + [labels[0]], prompt[:1]]
+        forwards = []
+        engine_model = client.engine.model
+        handle = engine_model.register_forward_hook(lambda *_: forwards.append(1))
+        batched = [f.result() for f in client.compute_logprobs_many([types.ModelInput.from_ints(x) for x in prompts])]
+        shared_forwards = len(forwards)
+        alone = [client.compute_logprobs(types.ModelInput.from_ints(x)).result() for x in prompts]
+        handle.remove()
+    finally:
+        for c in closers:
+            c.close()
+    assert shared_forwards == 3  # the two labels after the same prompt share one forward
+    assert [len(row) for row in batched] == [len(x) for x in prompts] and batched[3] == [None]
+    for got, want in zip(batched, alone):
+        assert got[0] is None and want[0] is None
+        assert got[1:] == pytest.approx(want[1:], abs=1e-5)
+
+
+def test_judge_sends_all_label_requests_at_once_and_agrees_with_per_request_clients(tmp_path):
+    _, p, closers = _pipeline(tmp_path, "components.judge.verdict=logprobs", "components.judge.max_tokens=3")
+    try:
+        judge, transcripts = _debated(p)
+        calls = []
+        batched = judge._client.compute_logprobs_many
+        judge._client.compute_logprobs_many = lambda prompts: calls.append(len(prompts)) or batched(prompts)
+        judge.judge(transcripts)
+        by_batch = [(t.verdict.orders, t.alone.orders) for t in transcripts]
+        judge._client = _OneAtATime(judge._client)  # the Tinker-backend path: one request per label
+        judge.judge(transcripts)
+    finally:
+        for c in closers:
+            c.close()
+    # 4 debates, judged after the debate and alone, in two orders, with two labels each: one call.
+    assert calls == [4 * 2 * 2 * 2]
+    assert judge._client.logprob_requests == 4 * 2 * 2 * 2
+    for (with_, alone), t in zip(by_batch, transcripts):
+        for got, want in ((t.verdict.orders, with_), (t.alone.orders, alone)):
+            assert got.keys() == want.keys() and all(got[k] == pytest.approx(want[k], abs=1e-5) for k in got)

@@ -22,6 +22,18 @@ def sample_prompts(sampling_client: Any, prompts: Sequence[Sequence[int]], num_s
     return [sampling_client.sample(prompt=i, num_samples=num_samples, sampling_params=params) for i in inputs]
 
 
+def compute_logprobs_all(sampling_client: Any, prompts: Sequence[Sequence[int]]) -> list[Any]:
+    """``compute_logprobs`` of every prompt, all in flight at once; a client offering
+    ``compute_logprobs_many`` (the local backend) takes them as one request and shares forwards."""
+    from tinker import types
+
+    inputs = [types.ModelInput.from_ints(list(p)) for p in prompts]
+    batched = getattr(sampling_client, "compute_logprobs_many", None)
+    if batched is not None:
+        return batched(inputs)
+    return [sampling_client.compute_logprobs(i) for i in inputs]
+
+
 @dataclass
 class TextSample:
     """One completion as text: what an evaluator grades, from a token backend or a chat endpoint."""

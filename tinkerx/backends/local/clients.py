@@ -280,16 +280,43 @@ class LocalSamplingClient:
         self.service.submit(run)
         return futures
 
-    def _prompt_logprobs(self, tokens: list[int]) -> list[float | None]:
+    def _prompt_logprobs(self, tokens: list[int], last_tokens: Sequence[int] | None = None) -> Any:
+        """Logprobs of ``tokens``; given ``last_tokens``, one list per ``tokens[:-1] + [t]``, all from this one forward."""
         self.engine._use_snapshot(self.snapshot)
         with torch.no_grad():
             ids = torch.tensor([tokens], device=self.engine.device)
             logp = torch.log_softmax(self.engine.model(input_ids=ids).logits.float(), dim=-1)[0]
-        return [None] + logp[:-1].gather(-1, ids[0, 1:, None]).squeeze(-1).tolist()
+        shared = [None] + logp[:-1].gather(-1, ids[0, 1:, None]).squeeze(-1).tolist()
+        if last_tokens is None:
+            return shared
+        return [shared[:-1] + [float(logp[-2, t])] if len(tokens) > 1 else shared for t in last_tokens]
 
     def compute_logprobs(self, prompt: types.ModelInput) -> "Future[list[float | None]]":
         tokens = prompt.to_ints()
         return self.service.submit(lambda: self._prompt_logprobs(tokens))
+
+    def compute_logprobs_many(self, prompts: Sequence[types.ModelInput]) -> "list[Future[list[float | None]]]":
+        """Like one ``compute_logprobs`` per prompt, in one request: prompts that differ only in their
+        last token (a judge's labels after the same text) share one forward, a fraction of the cost."""
+        token_lists = [p.to_ints() for p in prompts]
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, tokens in enumerate(token_lists):
+            groups.setdefault(tuple(tokens[:-1]), []).append(i)
+        futures: list[Future[list[float | None]]] = [Future() for _ in token_lists]
+
+        def run() -> None:
+            try:
+                for members in groups.values():
+                    rows = self._prompt_logprobs(token_lists[members[0]], [token_lists[i][-1] for i in members])
+                    for i, row in zip(members, rows):
+                        futures[i].set_result(row)
+            except BaseException as e:  # every caller's future must hear about the failure
+                for f in futures:
+                    if not f.done():
+                        f.set_exception(e)
+
+        self.service.submit(run)
+        return futures
 
     def get_tokenizer(self) -> Any:
         return self.engine.tokenizer

@@ -12,18 +12,22 @@ always decides, and nothing is parsed. Position bias is removed by judging each 
 written and with the sides' labels swapped, and averaging the two orders (verdict.py). Its free-text
 reply is still sampled and kept in the transcript, for reading. ``verdict: text`` parses that reply
 instead (a reply naming neither side is then no verdict).
+
+A step's requests (every debate's labels in both orders, and the replies) all go out before any
+answer is awaited. The local backend takes the label requests as one batch and reads both
+single-token labels after the same prompt from one forward: half the forwards of one per label.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from tinkerx.chat import decode_completion, prompt_tokens
 from tinkerx.errors import ConfigError
 from tinkerx.methods.debate.prompts import SIDES, judge_messages
 from tinkerx.methods.debate.transcript import Setup, Transcript, Turn, Verdict
 from tinkerx.methods.debate.verdict import combine_orders, label_probability, parse_verdict, swapped
-from tinkerx.sampler import sample_prompts
+from tinkerx.sampler import compute_logprobs_all, sample_prompts
 
 VERDICTS = ("logprobs", "text")
 
@@ -66,46 +70,63 @@ class Judge:
         """Sets each transcript's ``verdict`` (after the debate) and ``alone`` (same answers, no debate)."""
         views: list[tuple[Setup, Sequence[Turn] | None]] = [(t.setup, t.turns) for t in transcripts]
         views += [(t.setup, None) for t in transcripts]
-        replies = self.complete([judge_messages(setup, turns) for setup, turns in views])
+        # Every request is out before any answer is awaited: the label logprobs of every view in
+        # every order, then the replies (on the service they all run concurrently).
+        first_label_p = None
         if self.verdict == "logprobs":
-            verdicts = self._logprob_verdicts(views, replies)
+            first_label_p = self._request_label_probabilities([judge_messages(s, t) for order in self._orders(views) for s, t in order])
+        replies = self.complete([judge_messages(setup, turns) for setup, turns in views])
+        if first_label_p is not None:
+            verdicts = self._logprob_verdicts(views, replies, first_label_p())
         else:
             verdicts = [Verdict(parse_verdict(text, setup.answers), text, tokens) for (setup, _), (text, tokens) in zip(views, replies)]
         n = len(transcripts)
         for t, with_debate, alone in zip(transcripts, verdicts[:n], verdicts[n:]):
             t.verdict, t.alone = with_debate, alone
 
-    def _logprob_verdicts(self, views: list[tuple[Setup, Sequence[Turn] | None]], replies: list[tuple[str, list[int]]]) -> list[Verdict]:
-        """P(A) from the labels' probabilities, as written and (if ``both_orders``) with the sides swapped."""
-        orders = [views] + ([[swapped(setup, turns) for setup, turns in views]] if self.both_orders else [])
-        first_label_p = [self.label_probabilities([judge_messages(s, t) for s, t in order]) for order in orders]
+    def _orders(self, views: list[tuple[Setup, Sequence[Turn] | None]]) -> list[list[tuple[Setup, Sequence[Turn] | None]]]:
+        """The views as written and, with ``both_orders``, with the sides swapped."""
+        return [views] + ([[swapped(setup, turns) for setup, turns in views]] if self.both_orders else [])
+
+    def _logprob_verdicts(self, views: list[tuple[Setup, Sequence[Turn] | None]], replies: list[tuple[str, list[int]]], first_label_p: list[float]) -> list[Verdict]:
+        """P(A) from the labels' probabilities (``first_label_p``: every view as written, then every view swapped)."""
+        n = len(views)
         verdicts = []
         for i, ((setup, _), (text, tokens)) in enumerate(zip(views, replies)):
-            as_written = first_label_p[0][i]
-            p_a = combine_orders(as_written, first_label_p[1][i]) if self.both_orders else as_written
+            as_written = first_label_p[i]
+            p_a = combine_orders(as_written, first_label_p[n + i]) if self.both_orders else as_written
             winner = "A" if p_a > 0.5 else "B" if p_a < 0.5 else None  # an exact tie names no side
-            orders_json = {"as_written": as_written, **({"swapped": first_label_p[1][i]} if self.both_orders else {})}
+            orders_json = {"as_written": as_written, **({"swapped": first_label_p[n + i]} if self.both_orders else {})}
             verdicts.append(Verdict(winner, text, tokens, p_a=p_a, text_winner=parse_verdict(text, setup.answers), orders=orders_json))
         return verdicts
 
     def label_probabilities(self, conversations: Sequence[Sequence[dict[str, str]]]) -> list[float]:
         """P(first label) of each conversation, normalised over the two labels; all requests in flight at once."""
-        from tinker import types
+        return self._request_label_probabilities(conversations)()
 
+    def _request_label_probabilities(self, conversations: Sequence[Sequence[dict[str, str]]]) -> Callable[[], list[float]]:
+        """Sends every conversation's label requests as one batch; the returned call waits for the answers.
+
+        The labels' requests share all but their last tokens, so a client that batches them
+        (``compute_logprobs_many``) reads both labels from one forward when each is a single token.
+        """
         if self._client is None:
             raise RuntimeError("Judge.start(service) must be called before judging")
         prefix = self._tokenizer.encode(self.verdict_prefix, add_special_tokens=False) if self.verdict_prefix else []
         labels = [self._tokenizer.encode(f" {side}" if self.verdict_prefix else side, add_special_tokens=False) for side in SIDES]
-        futures = []
-        for c in conversations:
-            prompt = prompt_tokens(self._tokenizer, c) + prefix
-            futures.append([self._client.compute_logprobs(types.ModelInput.from_ints(prompt + label)) for label in labels])
-        probabilities = []
-        for pair in futures:
-            # A label may span tokens: its logprob is the sum of its tokens' logprobs after the prompt.
-            totals = [sum(float(x) for x in f.result()[-len(label):]) for f, label in zip(pair, labels)]
-            probabilities.append(label_probability(*totals))
-        return probabilities
+        prompts = [prompt_tokens(self._tokenizer, c) + prefix for c in conversations]
+        futures = compute_logprobs_all(self._client, [prompt + label for prompt in prompts for label in labels])
+
+        def collect() -> list[float]:
+            probabilities = []
+            for i in range(len(prompts)):
+                pair = futures[i * len(labels) : (i + 1) * len(labels)]
+                # A label may span tokens: its logprob is the sum of its tokens' logprobs after the prompt.
+                totals = [sum(float(x) for x in f.result()[-len(label):]) for f, label in zip(pair, labels)]
+                probabilities.append(label_probability(*totals))
+            return probabilities
+
+        return collect
 
     def complete(self, conversations: Sequence[Sequence[dict[str, str]]]) -> list[tuple[str, list[int]]]:
         """The judge's reply to each conversation, as (text, tokens); all requests in flight at once."""
