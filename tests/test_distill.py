@@ -152,3 +152,17 @@ def test_compare_plot_puts_runs_on_a_cumulative_cost_axis(tmp_path):
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [{**rows[0], "teacher/accuracy": 0.9}, *rows[1:]]))
     out = plot_compare([run], tmp_path / "compare.png", ceiling="teacher/accuracy")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_off_policy_distillation_through_the_sdk(tinker_server, tmp_path):
+    # The teacher (a second model on the same server) samples through the SDK; a fresh student is
+    # fine-tuned on its text. An untrained teacher is rarely correct, so nothing is filtered here.
+    summary = tinker_cli(["method=distill", "method.mode=off_policy", "+model@components.teacher.model=tiny", "method.filter_correct=false",
+                          "method.max_prompts=16", "method.teacher_samples=2", "method.validation_every=0", "training.max_steps=3",
+                          "training.batch_size=8", "optim.lr=3e-3", "evaluator.max_examples=4", "training.eval_every=0"], tmp_path / "run", tinker_server)  # fmt: skip
+    assert summary["checkpoint"].startswith("tinker://") and summary["steps"] == 3
+    cached = [json.loads(line) for line in (tmp_path / "run" / "teacher_samples.jsonl").read_text().splitlines()]
+    assert len(cached) == summary["teacher"]["samples"] == 32 and len({r["id"] for r in cached}) == 16
+    losses = [r["train/loss"] for r in _rows(tmp_path / "run") if "train/loss" in r]
+    assert len(losses) == 3 and losses[-1] < losses[0]  # the student learns the teacher's text
