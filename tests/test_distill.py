@@ -70,6 +70,14 @@ def test_teacher_rejects_what_cannot_load(teacher_kwargs, message):
         Teacher(**teacher_kwargs)
 
 
+def test_a_folder_that_is_no_checkpoint_is_one_line_naming_the_key(tiny_service, tmp_path):
+    # The path exists, so it passes the config check; loading it is what fails, as one ConfigError.
+    (tmp_path / "notes.txt").write_text("not weights")
+    teacher = Teacher(checkpoint=str(tmp_path))
+    with pytest.raises(ConfigError, match=rf"^components.teacher.checkpoint: cannot load {tmp_path}: FileNotFoundError: not a tinkerx checkpoint"):
+        teacher.start(tiny_service, "tinkerx/tiny", TinyModel().load_tokenizer(), same_tokenizer=True)
+
+
 def test_distill_modes_and_bad_options():
     assert isinstance(distill(mode="on_policy"), OnPolicyDistill)
     assert isinstance(distill(mode="off_policy"), OffPolicyDistill)

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from tinkerx.errors import ConfigError
-from tinkerx.methods.distillation.teacher import teacher_of
+from tinkerx.methods.distillation.teacher import load_weights, teacher_of
 from tinkerx.methods.distillation.advantages import reverse_kl_advantages, token_advantage_datum
 from tinkerx.methods.rl.metrics import rollout_metrics
 from tinkerx.methods.rl.pool import PromptPool
@@ -61,7 +61,7 @@ class OnPolicyDistill:
         self._sampled_tokens = 0  # cumulative, to compare methods at equal sampling cost
         if resume is None:
             if self.init_from:  # weights only: a warm start is a fresh optimizer on top of e.g. an SFT run
-                self.client = p.service.create_training_client_from_state(self.init_from).result()
+                self.client = load_weights(p.service, self.init_from, "method.init_from")
             else:
                 self.client = p.service.create_lora_training_client(p.base_model, rank=p.lora_rank, seed=p.seed).result()
             return
