@@ -140,6 +140,22 @@ def test_off_policy_distillation_trains_a_fresh_student_on_cached_teacher_sample
 
 
 @pytest.mark.slow
+def test_reproduce_of_a_distill_run_matches_line_for_line(teacher_run, tmp_path):
+    from tests.conftest import run_cli
+
+    args = _distill_args(teacher_run, tmp_path, "training.max_steps=3", "training.batch_size=4", "method.group_size=2", "evaluator.max_examples=8",
+                         "training.eval_every=2", "optim.lr=3e-3")  # fmt: skip
+    result = run_cli([*args, f"hydra.run.dir={tmp_path / 'run'}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_cli([str(tmp_path / "run"), f"hydra.run.dir={tmp_path / 'again'}"], module="tinkerx.reproduce")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "matches the original line for line" in result.stderr
+    assert _rows(tmp_path / "again") == _rows(tmp_path / "run") and len(_rows(tmp_path / "run")) == 4
+    again, original = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("again", "run"))
+    assert again["final"] == original["final"] and again["teacher"] == original["teacher"]
+
+
+@pytest.mark.slow
 def test_on_policy_distillation_through_the_sdk(tinker_server, tmp_path):
     # The teacher is a second model of the run served by the same server (here the untrained base):
     # the student samples through the SDK, the teacher's compute_logprobs scores its tokens.
