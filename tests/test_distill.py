@@ -32,6 +32,15 @@ def test_advantages_are_discounted_teacher_minus_student(kl_coef, discount):
     assert got == pytest.approx(want.tolist(), abs=1e-6)
 
 
+def test_advantage_clip_bounds_each_token_before_discounting():
+    student_T, teacher_T = [-0.5, -1.0, -0.1], [-0.1, -15.0, -0.2]  # the middle token: the teacher would never say it
+    assert reverse_kl_advantages(student_T, teacher_T, clip=2.0) == pytest.approx([0.4, -2.0, -0.1])
+    assert reverse_kl_advantages(student_T, teacher_T, discount=1.0, clip=2.0) == pytest.approx([-1.7, -2.1, -0.1])
+    assert reverse_kl_advantages(student_T, teacher_T)[1] == pytest.approx(-14.0)  # null: the plain estimate
+    with pytest.raises(ConfigError, match="advantage_clip must be > 0"):
+        distill(advantage_clip=0)
+
+
 def test_importance_sampling_on_the_advantages_descends_the_reverse_kl():
     """At ratio 1, the loss's gradient is the gradient of sum_t (student_t - teacher_t) * student_t's
     log-ratio: the score-function gradient of KL(student || teacher)."""
