@@ -126,7 +126,7 @@ EXPERIMENTS = {
     "distill_tiny_off_policy": {"method.mode": "off_policy", "optim.lr": 3e-3, "training.max_steps": 240, "sampling.max_tokens": 8},
     "distill_tiny_grpo_baseline": {"optim.lr": 3e-4, "optim.schedule": "cosine", "training.batch_size": 16, "training.max_steps": 120, "sampling.max_tokens": 8},
     "distill_smollm2_arithmetic": {"method.mode": "off_policy", "optim.lr": 1e-3, "training.max_steps": 40, "model.lora_rank": 16, "components.teacher.model.base_model": "tinkerx/tiny"},
-    "dpo_tiny_arithmetic": {"method.variant": "ipo", "optim.lr": 3e-5, "training.max_steps": 30, "sampling.max_tokens": 8},
+    "dpo_tiny_arithmetic": {"method.variant": "ipo", "method.beta": 0.5, "optim.lr": 3e-5, "training.max_steps": 30, "sampling.max_tokens": 8},
 }
 
 
