@@ -122,10 +122,11 @@ EXPERIMENTS = {
     "sft_smollm2_gsm8k": {"optim.lr": 2e-4, "optim.schedule": "cosine", "training.max_steps": 200, "sampling.max_tokens": 256},
     "debate_smollm2_mmlu": {"optim.lr": 1e-4, "training.max_steps": 25, "sampling.max_tokens": 64, "sampling.temperature": 0.7},
     "debate_smollm2_mmlu_dry": {"training.max_steps": 8, "sampling.max_tokens": 64, "method.dry_run": True},
-    "distill_tiny_on_policy": {"method.mode": "on_policy", "optim.lr": 3e-4, "training.max_steps": 40, "sampling.max_tokens": 8},
+    "distill_tiny_on_policy": {"method.mode": "on_policy", "method.group_size": 1, "optim.lr": 3e-4, "optim.schedule": "cosine", "training.batch_size": 128, "training.max_steps": 160, "sampling.max_tokens": 8},
     "distill_tiny_off_policy": {"method.mode": "off_policy", "optim.lr": 3e-3, "training.max_steps": 240, "sampling.max_tokens": 8},
-    "distill_tiny_grpo_baseline": {"optim.lr": 3e-4, "training.batch_size": 16, "training.max_steps": 40, "sampling.max_tokens": 8},
-    "dpo_tiny_arithmetic": {"method.variant": "ipo", "optim.lr": 3e-5, "training.max_steps": 30, "sampling.max_tokens": 8},
+    "distill_tiny_grpo_baseline": {"optim.lr": 3e-4, "optim.schedule": "cosine", "training.batch_size": 16, "training.max_steps": 160, "sampling.max_tokens": 8},
+    "distill_smollm2_arithmetic": {"method.mode": "off_policy", "optim.lr": 1e-3, "training.max_steps": 40, "model.lora_rank": 16, "components.teacher.model.base_model": "tinkerx/tiny"},
+    "dpo_tiny_arithmetic": {"method.variant": "ipo", "method.beta": 0.5, "optim.lr": 3e-5, "training.max_steps": 30, "sampling.max_tokens": 8},
 }
 
 

@@ -32,6 +32,15 @@ def test_advantages_are_discounted_teacher_minus_student(kl_coef, discount):
     assert got == pytest.approx(want.tolist(), abs=1e-6)
 
 
+def test_advantage_clip_bounds_each_token_before_discounting():
+    student_T, teacher_T = [-0.5, -1.0, -0.1], [-0.1, -15.0, -0.2]  # the middle token: the teacher would never say it
+    assert reverse_kl_advantages(student_T, teacher_T, clip=2.0) == pytest.approx([0.4, -2.0, -0.1])
+    assert reverse_kl_advantages(student_T, teacher_T, discount=1.0, clip=2.0) == pytest.approx([-1.7, -2.1, -0.1])
+    assert reverse_kl_advantages(student_T, teacher_T)[1] == pytest.approx(-14.0)  # null: the plain estimate
+    with pytest.raises(ConfigError, match="advantage_clip must be > 0"):
+        distill(advantage_clip=0)
+
+
 def test_importance_sampling_on_the_advantages_descends_the_reverse_kl():
     """At ratio 1, the loss's gradient is the gradient of sum_t (student_t - teacher_t) * student_t's
     log-ratio: the score-function gradient of KL(student || teacher)."""
@@ -68,6 +77,14 @@ def test_tokenizer_mismatch_is_one_clear_error():
 def test_teacher_rejects_what_cannot_load(teacher_kwargs, message):
     with pytest.raises(ConfigError, match=message):
         Teacher(**teacher_kwargs)
+
+
+def test_a_folder_that_is_no_checkpoint_is_one_line_naming_the_key(tiny_service, tmp_path):
+    # The path exists, so it passes the config check; loading it is what fails, as one ConfigError.
+    (tmp_path / "notes.txt").write_text("not weights")
+    teacher = Teacher(checkpoint=str(tmp_path))
+    with pytest.raises(ConfigError, match=rf"^components.teacher.checkpoint: cannot load {tmp_path}: FileNotFoundError: not a tinkerx checkpoint"):
+        teacher.start(tiny_service, "tinkerx/tiny", TinyModel().load_tokenizer(), same_tokenizer=True)
 
 
 def test_distill_modes_and_bad_options():
@@ -132,6 +149,22 @@ def test_off_policy_distillation_trains_a_fresh_student_on_cached_teacher_sample
 
 
 @pytest.mark.slow
+def test_reproduce_of_a_distill_run_matches_line_for_line(teacher_run, tmp_path):
+    from tests.conftest import run_cli
+
+    args = _distill_args(teacher_run, tmp_path, "training.max_steps=3", "training.batch_size=4", "method.group_size=2", "evaluator.max_examples=8",
+                         "training.eval_every=2", "optim.lr=3e-3")  # fmt: skip
+    result = run_cli([*args, f"hydra.run.dir={tmp_path / 'run'}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_cli([str(tmp_path / "run"), f"hydra.run.dir={tmp_path / 'again'}"], module="tinkerx.reproduce")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "matches the original line for line" in result.stderr
+    assert _rows(tmp_path / "again") == _rows(tmp_path / "run") and len(_rows(tmp_path / "run")) == 4
+    again, original = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("again", "run"))
+    assert again["final"] == original["final"] and again["teacher"] == original["teacher"]
+
+
+@pytest.mark.slow
 def test_on_policy_distillation_through_the_sdk(tinker_server, tmp_path):
     # The teacher is a second model of the run served by the same server (here the untrained base):
     # the student samples through the SDK, the teacher's compute_logprobs scores its tokens.
@@ -152,3 +185,17 @@ def test_compare_plot_puts_runs_on_a_cumulative_cost_axis(tmp_path):
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [{**rows[0], "teacher/accuracy": 0.9}, *rows[1:]]))
     out = plot_compare([run], tmp_path / "compare.png", ceiling="teacher/accuracy")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_off_policy_distillation_through_the_sdk(tinker_server, tmp_path):
+    # The teacher (a second model on the same server) samples through the SDK; a fresh student is
+    # fine-tuned on its text. An untrained teacher is rarely correct, so nothing is filtered here.
+    summary = tinker_cli(["method=distill", "method.mode=off_policy", "+model@components.teacher.model=tiny", "method.filter_correct=false",
+                          "method.max_prompts=16", "method.teacher_samples=2", "method.validation_every=0", "training.max_steps=3",
+                          "training.batch_size=8", "optim.lr=3e-3", "evaluator.max_examples=4", "training.eval_every=0"], tmp_path / "run", tinker_server)  # fmt: skip
+    assert summary["checkpoint"].startswith("tinker://") and summary["steps"] == 3
+    cached = [json.loads(line) for line in (tmp_path / "run" / "teacher_samples.jsonl").read_text().splitlines()]
+    assert len(cached) == summary["teacher"]["samples"] == 32 and len({r["id"] for r in cached}) == 16
+    losses = [r["train/loss"] for r in _rows(tmp_path / "run") if "train/loss" in r]
+    assert len(losses) == 3 and losses[-1] < losses[0]  # the student learns the teacher's text

@@ -208,3 +208,20 @@ def test_dpo_through_the_sdk_uses_forward_backward_custom(tinker_server, tmp_pat
     # The SDK's custom loss is a forward pass, then a weighted cross-entropy backward: both went to the server.
     traffic = (tmp_path / "run" / "http_traffic.yaml").read_text()
     assert "/api/v1/forward_backward" in traffic and "/api/v1/forward" in traffic
+
+
+@pytest.mark.slow
+def test_dpo_on_sampled_pairs_through_the_sdk(tinker_server, tmp_path):
+    # Pairs made by sampling the starting model through the SDK, reference logprobs by its compute_logprobs.
+    reward = ["reward=python", f"reward.path={write_starts_with_digit(tmp_path)}"]
+    summary = tinker_cli(["method=dpo", "method.pairs_from=sampling", "method.pair_samples=8", "training.max_steps=2", "training.batch_size=4",
+                          "training.eval_every=0", "method.beta=0.5", "method.max_prompts=40", *reward, *ONE_DIGIT, "evaluator.max_examples=8"],
+                         tmp_path / "run", tinker_server)  # fmt: skip
+    assert summary["checkpoint"].startswith("tinker://") and summary["steps"] == 2
+    cached = [json.loads(line) for line in (tmp_path / "run" / "pairs.jsonl").read_text().splitlines()]
+    assert summary["pairs"]["train"] >= 2 and len(cached) == summary["pairs"]["train"] + summary["pairs"].get("test", 0)
+    assert all(r["chosen"][:1].isdigit() and not r["rejected"][:1].isdigit() for r in cached)  # correct paired with incorrect
+    assert all(r["ref_chosen"] < 0 and r["ref_rejected"] < 0 for r in cached)  # the reference scored both replies
+    rows = _rows(tmp_path / "run")
+    assert rows[1]["dpo/loss"] == pytest.approx(math.log(2), rel=1e-4)  # policy == reference at the first step
+    assert summary["baseline"]["pref_accuracy"] == 0.5 and "accuracy" in summary["final"]

@@ -30,6 +30,7 @@ def distill(
     kl_coef: float = 1.0,
     discount: float = 0.0,
     reward_coef: float = 0.0,
+    advantage_clip: float | None = None,
     init_from: str | None = None,
     teacher_samples: int = 1,
     filter_correct: bool = True,
@@ -57,5 +58,7 @@ def distill(
         raise ConfigError(f"method.group_size and method.groups_per_batch must be >= 1, got {group_size} and {groups_per_batch}")
     if kl_coef <= 0 or not 0.0 <= discount <= 1.0 or reward_coef < 0:
         raise ConfigError(f"need method.kl_coef > 0, 0 <= method.discount <= 1, method.reward_coef >= 0; got {kl_coef}, {discount}, {reward_coef}")
+    if advantage_clip is not None and advantage_clip <= 0:
+        raise ConfigError(f"method.advantage_clip must be > 0 or null, got {advantage_clip}")
     init_from = resolve_checkpoint(init_from, "method.init_from") if init_from else None
-    return OnPolicyDistill(group_size, groups_per_batch, kl_coef, discount, reward_coef, init_from, evaluate_teacher, evaluate_baseline, save_final)
+    return OnPolicyDistill(group_size, groups_per_batch, kl_coef, discount, reward_coef, advantage_clip, init_from, evaluate_teacher, evaluate_baseline, save_final)

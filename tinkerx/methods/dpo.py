@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from tinkerx.errors import ConfigError
+from tinkerx.methods.distillation.teacher import load_weights
 from tinkerx.methods.preference.loss import VARIANTS, dpo_loss_fn, preference_accuracy, sequence_logprobs
 from tinkerx.methods.preference.pairs import TokenizedPair, add_reference_logprobs, read_pair_cache, sample_pairs, tokenize_pairs
 from tinkerx.methods.rl.pool import PromptPool
@@ -63,7 +64,7 @@ class DPO:
         self._summary: dict[str, Any] = {"init_from": self.init_from}
         if resume is None:
             self.client = (
-                p.service.create_training_client_from_state(self.init_from).result()  # weights only: a fresh optimizer
+                load_weights(p.service, self.init_from, "method.init_from")  # weights only: a fresh optimizer
                 if self.init_from
                 else p.service.create_lora_training_client(p.base_model, rank=p.lora_rank, seed=p.seed).result()
             )

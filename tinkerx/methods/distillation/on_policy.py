@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from tinkerx.errors import ConfigError
-from tinkerx.methods.distillation.teacher import teacher_of
+from tinkerx.methods.distillation.teacher import load_weights, teacher_of
 from tinkerx.methods.distillation.advantages import reverse_kl_advantages, token_advantage_datum
 from tinkerx.methods.rl.metrics import rollout_metrics
 from tinkerx.methods.rl.pool import PromptPool
@@ -36,13 +36,14 @@ class OnPolicyDistill:
         kl_coef: float,
         discount: float,
         reward_coef: float,
+        advantage_clip: float | None,
         init_from: str | None,
         evaluate_teacher: bool,
         evaluate_baseline: bool,
         save_final: bool,
     ) -> None:
         self.group_size, self.groups_per_batch = group_size, groups_per_batch
-        self.kl_coef, self.discount, self.reward_coef = kl_coef, discount, reward_coef
+        self.kl_coef, self.discount, self.reward_coef, self.advantage_clip = kl_coef, discount, reward_coef, advantage_clip
         self.init_from = init_from
         self.evaluate_teacher, self.evaluate_baseline, self.save_final = evaluate_teacher, evaluate_baseline, save_final
 
@@ -61,7 +62,7 @@ class OnPolicyDistill:
         self._sampled_tokens = 0  # cumulative, to compare methods at equal sampling cost
         if resume is None:
             if self.init_from:  # weights only: a warm start is a fresh optimizer on top of e.g. an SFT run
-                self.client = p.service.create_training_client_from_state(self.init_from).result()
+                self.client = load_weights(p.service, self.init_from, "method.init_from")
             else:
                 self.client = p.service.create_lora_training_client(p.base_model, rank=p.lora_rank, seed=p.seed).result()
             return
@@ -126,7 +127,7 @@ class OnPolicyDistill:
         for (g, s), t_T in zip(pairs, teacher_T):
             if not s.tokens_T:
                 continue
-            advantages_T = reverse_kl_advantages(s.logprobs_T, t_T, self.kl_coef, self.discount)
+            advantages_T = reverse_kl_advantages(s.logprobs_T, t_T, self.kl_coef, self.discount, self.advantage_clip)
             if self.reward_coef:
                 advantages_T = [a + self.reward_coef * s.advantage for a in advantages_T]
             data.append(token_advantage_datum(g.prompt_T, s.tokens_T, s.logprobs_T, advantages_T))

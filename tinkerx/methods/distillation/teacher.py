@@ -43,11 +43,23 @@ class Teacher:
         if self.checkpoint:
             # A training client loaded from the checkpoint hands out a sampling client of its weights,
             # on the local backend and on Tinker alike (a state path is not a sampler path there).
-            trainer = service.create_training_client_from_state(self.checkpoint).result()
+            trainer = load_weights(service, self.checkpoint, "components.teacher.checkpoint")
             self.client = trainer.save_weights_and_get_sampling_client()
         else:
             self.client = service.create_sampling_client(base_model=base_model)
         self.name = self.checkpoint or base_model
+
+
+def load_weights(service: Any, checkpoint: str, key: str) -> Any:
+    """A training client with ``checkpoint``'s weights (a fresh optimizer); one ConfigError naming ``key`` if they cannot load.
+
+    The path exists by now (``resolve_checkpoint``), but it may not be a checkpoint at all, or one the
+    backend cannot read: the user should see which key to fix, not the backend's traceback.
+    """
+    try:
+        return service.create_training_client_from_state(checkpoint).result()
+    except Exception as e:  # noqa: BLE001 - whatever the backend raised, the fix is the same: another checkpoint
+        raise ConfigError(f"{key}: cannot load {checkpoint}: {type(e).__name__}: {' '.join(str(e).split())}") from None
 
 
 def check_same_tokenizer(teacher: Any, student: Any, teacher_name: str, student_name: str) -> None:
