@@ -230,3 +230,24 @@ def test_reproduce_uses_the_original_runs_torch_thread_count(tmp_path):
         assert match_thread_count(tmp_path) is None
     finally:
         torch.set_num_threads(before)
+
+
+def test_reproduce_turns_relative_checkpoint_paths_into_the_originals(tmp_path):
+    # A teacher or init_from given relative to where the run started must still load from elsewhere.
+    from omegaconf import OmegaConf
+
+    from tinkerx.reproduce import reproduction_args
+
+    original_cwd = tmp_path / "project"
+    (original_cwd / "outputs/demo/teacher").mkdir(parents=True)
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    hydra = {
+        "overrides": {"task": ["method=distill", "method.init_from=outputs/demo/teacher", "training.max_steps=3", "sampling.stop=[x]"], "hydra": []},
+        "runtime": {"cwd": str(original_cwd), "choices": {"method": "distill", "model": "tiny"}},
+        "output_subdir": ".hydra",
+    }
+    OmegaConf.save({"hydra": hydra}, run / ".hydra" / "hydra.yaml")
+    args = reproduction_args(run, [], tmp_path / "new")
+    assert f"method.init_from={original_cwd / 'outputs/demo/teacher'}" in args
+    assert "method=distill" in args and "training.max_steps=3" in args and "sampling.stop=[x]" in args

@@ -43,7 +43,7 @@ def reproduction_args(run_dir: Path, extra: list[str], new_dir: Path) -> list[st
     # Relative data paths in the original overrides are replaced by the recorded absolute ones.
     data = recorded_data_overrides(run_dir, {_key(o) for o in extra})
     data_keys = {_key(o) for o in data}
-    task = [o for o in task if _key(o) not in data_keys]
+    task = [_absolute_path(o, Path(hydra.runtime.cwd)) for o in task if _key(o) not in data_keys]
     overridden = {_key(o) for o in task + extra}
     choices = [
         f"{group}={choice}"
@@ -52,6 +52,17 @@ def reproduction_args(run_dir: Path, extra: list[str], new_dir: Path) -> list[st
     ]
     output_subdir = hydra.output_subdir
     return choices + task + data + user_hydra + extra + [f"hydra.run.dir={new_dir}", f"hydra.output_subdir={output_subdir}"]
+
+
+def _absolute_path(override: str, original_cwd: Path) -> str:
+    """``key=relative/path`` (a teacher checkpoint, ``method.init_from``, ...) as the absolute path it
+    named in the original run's working directory, so the reproduction runs from any directory.
+    Group choices (``model=tiny``, no dot in the key) and values that name nothing there are kept."""
+    key, sep, value = override.partition("=")
+    if not sep or "." not in key or not value or value.startswith(("/", "~", "$")) or "://" in value:
+        return override
+    candidate = original_cwd / value
+    return f"{key}={candidate.resolve()}" if candidate.exists() else override
 
 
 def sibling_dir(run_dir: Path) -> Path:
