@@ -35,8 +35,10 @@ from _common import base_parser, console, machine_line, table, verdict
 
 SHAPES = {  # label -> (LoRA rank, prompts per step, group size, max_tokens)
     "tiny": (4, 2, 4, 16),
-    "smollm2-135m": (16, 2, 8, 32),
+    "smollm2-135m": (16, 2, 8, 32),  # small enough for 2 shared CPU cores; prompts are GSM8K's (~110 tokens)
 }
+GSM8K_TRAIN = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "train.jsonl"
+GSM8K_PROMPT = "{question}\n\nSolve the problem step by step, then give the final answer as a number on the last line in the form: #### <number>"
 IMPLEMENTATIONS = ("tinkerx", "before", "trl")
 GOALS = {"before": 1.5, "trl": 2.5}  # tinkerx's step is at least this many times faster
 
@@ -57,10 +59,18 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def _prompts(count: int) -> list[Any]:
-    from tinkerx.data.arithmetic import Arithmetic
+def _prompts(label: str, count: int) -> tuple[Any, list[Any]]:
+    """(dataset, examples): arithmetic for the tiny model; GSM8K word problems for SmolLM2 when
+    ../shared/data is there (realistic prompt lengths), arithmetic otherwise."""
+    if label != "tiny" and GSM8K_TRAIN.exists():
+        from tinkerx.data.base import PromptFormat
+        from tinkerx.data.gsm8k import GSM8K
 
-    dataset = Arithmetic(seed=0)
+        dataset = GSM8K(path=str(GSM8K_TRAIN), validation_size=0, test_size=0, max_train=count, prompt=PromptFormat(template=GSM8K_PROMPT))
+    else:
+        from tinkerx.data.arithmetic import Arithmetic
+
+        dataset = Arithmetic(seed=0)
     return dataset, dataset.train[:count]
 
 
@@ -83,10 +93,10 @@ def worker_tinkerx(label: str, steps: int, before: bool) -> dict[str, Any]:
     backend, service = open_service(loader)
     client = service.create_lora_training_client(loader.base_model, rank=rank, seed=0).result()
     tokenizer = client.get_tokenizer()
-    dataset, examples = _prompts(prompts * (steps + 1))
+    dataset, examples = _prompts(label, prompts * (steps + 1))
     reward = GuardedReward(NumericReward())
     params = types.SamplingParams(max_tokens=max_tokens, temperature=1.0, seed=0)
-    times, generated = [], []
+    times, generated, prompt_lengths = [], [], []
     for i in range(steps + 1):
         start = time.perf_counter()
         batch = examples[i * prompts : (i + 1) * prompts]
@@ -98,8 +108,9 @@ def worker_tinkerx(label: str, steps: int, before: bool) -> dict[str, Any]:
         fwd.result(), opt.result()
         times.append(time.perf_counter() - start)
         generated.append(sum(len(s.tokens_T) for g in groups for s in g.samples))
+        prompt_lengths += [len(g.prompt_T) for g in groups]
     backend.close()
-    return {"step_s": times[1:], "generated": generated[1:], "peak_rss_mib": _peak_rss_mib()}
+    return {"step_s": times[1:], "generated": generated[1:], "prompt_tokens": prompt_lengths, "peak_rss_mib": _peak_rss_mib()}
 
 
 def worker_trl(label: str, steps: int) -> dict[str, Any]:
@@ -116,7 +127,7 @@ def worker_trl(label: str, steps: int) -> dict[str, Any]:
     loader = _loader(label)
     model = loader.load_model(torch.device("cpu"), torch.float32)
     tokenizer = loader.load_tokenizer()
-    dataset, examples = _prompts(prompts * (steps + 1))
+    dataset, examples = _prompts(label, prompts * (steps + 1))
     rows = [{"prompt": dataset.messages(ex), "answer": ex.answer} for ex in examples]
     numeric = NumericReward()
 
