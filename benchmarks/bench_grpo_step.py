@@ -170,6 +170,7 @@ def worker_trl(label: str, steps: int) -> dict[str, Any]:
 
         def on_step_end(self, args, state, control, **kw):
             times.append(time.perf_counter() - self.start)
+            print(f"trl step {len(times)}: {times[-1]:.1f} s", file=sys.stderr, flush=True)  # TRL steps can take minutes
 
     names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
     config = GRPOConfig(
@@ -191,10 +192,11 @@ def run_worker(impl: str, label: str, steps: int, threads: int | None) -> dict[s
         cmd += ["--threads", str(threads)]
     root = str(Path(__file__).resolve().parents[1])  # this checkout's tinkerx, whatever is installed
     env = {**os.environ, "TRANSFORMERS_VERBOSITY": "error", "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parent, env=env)
+    # stderr passes through: a worker's progress and errors show while it runs
+    out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent, env=env)
     lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
     if out.returncode != 0 or not lines:
-        console.print(f"[red]{impl} failed[/red]: {out.stderr.strip().splitlines()[-3:]}")
+        console.print(f"[red]{impl} failed[/red] (exit {out.returncode}; its errors are above)")
         return None
     return json.loads(lines[-1][len("RESULT "):])
 
