@@ -1,6 +1,9 @@
 """A GRPO step on the local backend against the step before prefix sharing, and against TRL.
 
-    flock /tmp/tinkerx-heavy.lock python benchmarks/bench_grpo_step.py [--smollm2] [--repeats 2] [--steps 2]
+    flock /tmp/tinkerx-heavy.lock python benchmarks/bench_grpo_step.py [--smollm2] [--repeats 2] [--steps 2] [--threads 1]
+
+On a machine whose cores other jobs also use, pass ``--threads 1``: with more torch threads than
+free cores, OpenMP workers wait on each other and a SmolLM2 forward ran 4-8x slower here.
 
 Three implementations do the same work -- the same model, prompts per step, group size, sampling
 length cap, temperature and LoRA rank -- each in its own process, so each one's peak RSS is its own:
@@ -10,8 +13,12 @@ length cap, temperature and LoRA rank -- each in its own process, so each one's 
 * ``before``: the same step with those three turned off (every row decodes to the last one's end,
   every datum runs its whole sequence, full-vocabulary logits at every position) -- the code as it
   was, kept behind switches;
-* ``trl``: ``trl.GRPOTrainer`` (generation + loss + optimizer step), if ``trl`` is installed
-  (``pip install trl``; not a tinkerx dependency).
+* ``trl``: ``trl.GRPOTrainer`` (generation + loss + optimizer step) at its own defaults (which include
+  gradient checkpointing), if ``trl`` is installed (``pip install trl``; not a tinkerx dependency).
+
+SmolLM2's prompts are GSM8K word problems (~100-135 tokens) when ``../shared/data`` is there.
+Peak RSS is reported twice: the whole process (loading a GGUF file peaks the same way for all three)
+and the steps alone (the kernel's count restarted once the model is loaded).
 
 A step here is sample -> reward -> forward_backward + optim_step on every group (signal or not).
 The workers run interleaved (``--repeats`` rounds, the order rotating each round); each worker
@@ -35,8 +42,10 @@ from _common import base_parser, console, machine_line, table, verdict
 
 SHAPES = {  # label -> (LoRA rank, prompts per step, group size, max_tokens)
     "tiny": (4, 2, 4, 16),
-    "smollm2-135m": (16, 2, 8, 32),
+    "smollm2-135m": (16, 2, 8, 32),  # small enough for 2 shared CPU cores; prompts are GSM8K's (~110 tokens)
 }
+GSM8K_TRAIN = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "train.jsonl"
+GSM8K_PROMPT = "{question}\n\nSolve the problem step by step, then give the final answer as a number on the last line in the form: #### <number>"
 IMPLEMENTATIONS = ("tinkerx", "before", "trl")
 GOALS = {"before": 1.5, "trl": 2.5}  # tinkerx's step is at least this many times faster
 
@@ -57,10 +66,34 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def _prompts(count: int) -> list[Any]:
-    from tinkerx.data.arithmetic import Arithmetic
+def _reset_step_peak() -> None:
+    """Restart the kernel's peak-RSS count (VmHWM) so that loading the model is left out of it.
 
-    dataset = Arithmetic(seed=0)
+    Loading a GGUF file dequantises it through several full-size copies, which sets the process peak
+    the same way for every implementation; the steps' own peak is what the implementations change.
+    """
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def _step_peak_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _prompts(label: str, count: int) -> tuple[Any, list[Any]]:
+    """(dataset, examples): arithmetic for the tiny model; GSM8K word problems for SmolLM2 when
+    ../shared/data is there (realistic prompt lengths), arithmetic otherwise."""
+    if label != "tiny" and GSM8K_TRAIN.exists():
+        from tinkerx.data.base import PromptFormat
+        from tinkerx.data.gsm8k import GSM8K
+
+        dataset = GSM8K(path=str(GSM8K_TRAIN), validation_size=0, test_size=0, max_train=count, prompt=PromptFormat(template=GSM8K_PROMPT))
+    else:
+        from tinkerx.data.arithmetic import Arithmetic
+
+        dataset = Arithmetic(seed=0)
     return dataset, dataset.train[:count]
 
 
@@ -82,11 +115,12 @@ def worker_tinkerx(label: str, steps: int, before: bool) -> dict[str, Any]:
     loader = _loader(label)
     backend, service = open_service(loader)
     client = service.create_lora_training_client(loader.base_model, rank=rank, seed=0).result()
+    _reset_step_peak()
     tokenizer = client.get_tokenizer()
-    dataset, examples = _prompts(prompts * (steps + 1))
+    dataset, examples = _prompts(label, prompts * (steps + 1))
     reward = GuardedReward(NumericReward())
     params = types.SamplingParams(max_tokens=max_tokens, temperature=1.0, seed=0)
-    times, generated = [], []
+    times, generated, prompt_lengths = [], [], []
     for i in range(steps + 1):
         start = time.perf_counter()
         batch = examples[i * prompts : (i + 1) * prompts]
@@ -98,8 +132,10 @@ def worker_tinkerx(label: str, steps: int, before: bool) -> dict[str, Any]:
         fwd.result(), opt.result()
         times.append(time.perf_counter() - start)
         generated.append(sum(len(s.tokens_T) for g in groups for s in g.samples))
+        prompt_lengths += [len(g.prompt_T) for g in groups]
     backend.close()
-    return {"step_s": times[1:], "generated": generated[1:], "peak_rss_mib": _peak_rss_mib()}
+    return {"step_s": times[1:], "generated": generated[1:], "prompt_tokens": prompt_lengths, "peak_rss_mib": _peak_rss_mib(),
+            "step_peak_rss_mib": _step_peak_mib()}
 
 
 def worker_trl(label: str, steps: int) -> dict[str, Any]:
@@ -116,7 +152,7 @@ def worker_trl(label: str, steps: int) -> dict[str, Any]:
     loader = _loader(label)
     model = loader.load_model(torch.device("cpu"), torch.float32)
     tokenizer = loader.load_tokenizer()
-    dataset, examples = _prompts(prompts * (steps + 1))
+    dataset, examples = _prompts(label, prompts * (steps + 1))
     rows = [{"prompt": dataset.messages(ex), "answer": ex.answer} for ex in examples]
     numeric = NumericReward()
 
@@ -126,11 +162,15 @@ def worker_trl(label: str, steps: int) -> dict[str, Any]:
     times: list[float] = []
 
     class StepTimer(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kw):
+            _reset_step_peak()
+
         def on_step_begin(self, args, state, control, **kw):
             self.start = time.perf_counter()
 
         def on_step_end(self, args, state, control, **kw):
             times.append(time.perf_counter() - self.start)
+            print(f"trl step {len(times)}: {times[-1]:.1f} s", file=sys.stderr, flush=True)  # TRL steps can take minutes
 
     names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
     config = GRPOConfig(
@@ -143,7 +183,7 @@ def worker_trl(label: str, steps: int) -> dict[str, Any]:
     trainer = GRPOTrainer(model=model, reward_funcs=reward, args=config, train_dataset=Dataset.from_list(rows),
                           processing_class=tokenizer, peft_config=lora, callbacks=[StepTimer()])
     trainer.train()
-    return {"step_s": times[1:], "peak_rss_mib": _peak_rss_mib()}
+    return {"step_s": times[1:], "peak_rss_mib": _peak_rss_mib(), "step_peak_rss_mib": _step_peak_mib()}
 
 
 def run_worker(impl: str, label: str, steps: int, threads: int | None) -> dict[str, Any] | None:
@@ -152,10 +192,11 @@ def run_worker(impl: str, label: str, steps: int, threads: int | None) -> dict[s
         cmd += ["--threads", str(threads)]
     root = str(Path(__file__).resolve().parents[1])  # this checkout's tinkerx, whatever is installed
     env = {**os.environ, "TRANSFORMERS_VERBOSITY": "error", "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parent, env=env)
+    # stderr passes through: a worker's progress and errors show while it runs
+    out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent, env=env)
     lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
     if out.returncode != 0 or not lines:
-        console.print(f"[red]{impl} failed[/red]: {out.stderr.strip().splitlines()[-3:]}")
+        console.print(f"[red]{impl} failed[/red] (exit {out.returncode}; its errors are above)")
         return None
     return json.loads(lines[-1][len("RESULT "):])
 
@@ -195,9 +236,12 @@ def main(argv: list[str] | None = None) -> None:
                 result = run_worker(impl, label, args.steps, args.threads)
                 if result:
                     results[impl].append(result)
+                    console.print(f"  round {r + 1} {impl}: steps {[round(x, 2) for x in result['step_s']]} s, "
+                                  f"peak RSS {result['peak_rss_mib']:.0f} MiB (steps only {result['step_peak_rss_mib']:.0f} MiB)")
         rank, prompts, group_size, max_tokens = SHAPES[label]
         t = table(f"GRPO step, {label}, LoRA r={rank}, {prompts} prompts x {group_size}, <= {max_tokens} new tokens, T=1",
-                  ["implementation", "steps", "min step s", "median step s", "peak RSS GiB", "tinkerx speed-up", "goal"], text_columns=1)
+                  ["implementation", "steps", "min step s", "median step s", "peak RSS GiB", "steps' peak RSS GiB", "tinkerx speed-up", "goal"],
+                  text_columns=1)
         medians = {i: statistics.median(s for res in rs for s in res["step_s"]) for i, rs in results.items() if rs}
         for impl, rs in results.items():
             if not rs:
@@ -206,11 +250,16 @@ def main(argv: list[str] | None = None) -> None:
             speedup = medians[impl] / medians["tinkerx"] if "tinkerx" in medians else float("nan")
             goal = f"{GOALS[impl]}x " + verdict(speedup, GOALS[impl], True) if impl in GOALS else ""
             t.add_row(impl, str(len(steps)), f"{min(steps):.2f}", f"{medians[impl]:.2f}", f"{max(res['peak_rss_mib'] for res in rs) / 1024:.2f}",
-                      f"{speedup:.2f}x", goal)
+                      f"{max(res['step_peak_rss_mib'] for res in rs) / 1024:.2f}", f"{speedup:.2f}x", goal)
         console.print(t)
+        if results["tinkerx"]:
+            lengths = [n for res in results["tinkerx"] for n in res["prompt_tokens"]]
+            console.print(f"prompt tokens {min(lengths)}-{max(lengths)}; completion tokens per step (tinkerx) "
+                          f"{sorted(n for res in results['tinkerx'] for n in res['generated'])}")
         if "trl" in results and results["trl"] and results["tinkerx"]:
-            ours, theirs = (max(res["peak_rss_mib"] for res in results[i]) for i in ("tinkerx", "trl"))
-            console.print(f"peak RSS tinkerx / trl: {ours / theirs:.2f} (goal <= 1: " + verdict(ours / theirs, 1.0, False) + ")")
+            for key, what in (("peak_rss_mib", "peak RSS"), ("step_peak_rss_mib", "steps' peak RSS")):
+                ours, theirs = (max(res[key] for res in results[i]) for i in ("tinkerx", "trl"))
+                console.print(f"{what} tinkerx / trl: {ours / theirs:.2f} (goal <= 1: " + verdict(ours / theirs, 1.0, False) + ")")
 
 
 def argparse_hidden() -> str:

@@ -103,3 +103,25 @@ def test_forward_only_returns_every_position_without_gradients(tiny_service):
     for got, want in zip(out.loss_fn_outputs, expected):
         torch.testing.assert_close(got["logprobs"].to_torch(), want, rtol=1e-4, atol=1e-4)
     assert all(p.grad is None for p in client.engine.model.parameters())
+
+
+def test_each_group_runs_backward_before_the_next_group_runs_forward(tiny_service):
+    """A GRPO batch holds one group's activations at a time: the backward of a prompt's group comes
+    before the next prompt's forward (the gradients are checked equal above)."""
+    client = tiny_service.create_lora_training_client("tinkerx/tiny", rank=4, seed=6).result()
+    engine = client.engine
+    decoder, _ = engine._parts()
+    events: list[str] = []
+    first_layer = decoder.layers[0]
+    hooks = [
+        first_layer.register_forward_pre_hook(lambda *_: events.append("forward")),
+        first_layer.register_full_backward_hook(lambda *_: events.append("backward")),
+    ]
+    try:
+        client.forward_backward(_group_datums(client.get_tokenizer(), "importance_sampling"), "importance_sampling").result()
+    finally:
+        for h in hooks:
+            h.remove()
+    # Per group: the prompt pass, the completions pass, then one backward through both.
+    collapsed = [e for i, e in enumerate(events) if i == 0 or e != events[i - 1]]
+    assert collapsed == ["forward", "backward", "forward", "backward"], events

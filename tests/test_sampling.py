@@ -118,7 +118,9 @@ def test_dropping_finished_rows_changes_no_row(tiny_service, temperature, top_k)
     client = tiny_service.create_lora_training_client("tinkerx/tiny", rank=0, seed=4).result()
     tok, model = client.get_tokenizer(), client.engine.model
     prompts = [prompt_tokens(tok, [{"role": "user", "content": q}]) for q in ("12+35=", "a much longer question: 100+200=", "9+9=", "1+2+3=")]
+    batch_rows: list[int] = []  # rows of every decode forward of the last run
     def run(stops=frozenset(), **kw):
+        batch_rows.clear()
         out = sample_batch(
             model, prompts, 4, max_tokens=24, temperature=temperature, top_k=top_k, top_p=1.0,
             stop_token_ids=stops, stop_strings=["sum"], decode=lambda t: tok.decode(t),
@@ -133,7 +135,22 @@ def test_dropping_finished_rows_changes_no_row(tiny_service, temperature, top_k)
     stops = set(sorted({t for g in free_run for t in g.tokens} - firsts)[::4])
     old = run(stops, compact=False)
     assert len({len(g.tokens) for g in old}) >= 3, "the test needs varied lengths"
-    for new in (run(stops, compact=True), run(stops, compact=True, check_every=5)):
+    hook = model.register_forward_pre_hook(lambda _, args, kwargs: batch_rows.append(kwargs["input_ids"].shape[0]), with_kwargs=True)
+    try:
+        runs = []
+        for kw in ({}, {"compact_share": 0.0}, {"check_every": 5}):
+            runs.append(run(stops, compact=True, **kw))
+            # The batch did shrink (the old loop keeps all 16 rows to the end); dropping every finished
+            # row at once shrinks it at more steps than waiting for a share of the batch to finish.
+            assert min(batch_rows[1:]) < 16
+            sizes = len(set(batch_rows))
+            if kw == {"compact_share": 0.0}:
+                assert sizes >= shares_default
+            elif not kw:
+                shares_default = sizes
+    finally:
+        hook.remove()
+    for new in runs:
         for a, b in zip(old, new):
             assert a.tokens == b.tokens and a.stop_reason == b.stop_reason
             assert a.logprobs == pytest.approx(b.logprobs, abs=1e-5)

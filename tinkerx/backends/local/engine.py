@@ -166,26 +166,34 @@ class ModelEngine:
         return rows
 
     def _batch_logprobs(self, rows: list["_Row"]) -> list[torch.Tensor]:
-        """Every datum's per-position logprobs of its targets, in one pass per shared prompt.
+        """Every datum's per-position logprobs of its targets, in one pass per shared prompt."""
+        out: list[torch.Tensor | None] = [None] * len(rows)
+        for prefix_len, members in self._chunks(rows):
+            for i, lp in zip(members, self._chunk_logprobs(rows, prefix_len, members)):
+                out[i] = lp
+        return out  # type: ignore[return-value]
+
+    def _chunks(self, rows: list["_Row"]) -> list[tuple[int, list[int]]]:
+        """(prefix length, member indices) of the datums computed together.
 
         Datums that start with the same tokens up to their first trained position (the samples of
         one GRPO group) run that prompt once; its KV cache is repeated across their completions,
         and the gradient of every completion flows back into the one prompt pass. The vocabulary
         projection runs with autograd only where the loss has a gradient; elsewhere (the prompt,
         once per group) without, so the outputs are the same as the per-sample computation.
+        Datums with nothing to share form one last chunk with prefix length 0.
         """
-        out: list[torch.Tensor | None] = [None] * len(rows)
-        singles = []
+        chunks, singles = [], []
         for prefix_len, members in _shared_prefix_groups(rows):
             if prefix_len and len(members) > 1 and self._can_share_prefix():
-                for i, lp in zip(members, self._prefix_shared_logprobs([rows[i] for i in members], prefix_len)):
-                    out[i] = lp
+                chunks.append((prefix_len, members))
             else:
                 singles += members
-        if singles:
-            for i, lp in zip(singles, self._plain_logprobs([rows[i] for i in singles])):
-                out[i] = lp
-        return out  # type: ignore[return-value]
+        return chunks + ([(0, singles)] if singles else [])
+
+    def _chunk_logprobs(self, rows: list["_Row"], prefix_len: int, members: list[int]) -> list[torch.Tensor]:
+        picked = [rows[i] for i in members]
+        return self._prefix_shared_logprobs(picked, prefix_len) if prefix_len else self._plain_logprobs(picked)
 
     def _parts(self) -> tuple[Any, Any]:
         base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
@@ -259,14 +267,21 @@ class ModelEngine:
         self._ensure_live_weights()
         config = loss_fn_config or {}
         rows = self._parse(data, loss_fn, backward)
-        grad = torch.enable_grad() if backward else torch.no_grad()
-        with grad:
-            logprobs = self._batch_logprobs(rows)
-            losses = [LOSSES[loss_fn](lp, r.inputs, config) for lp, r in zip(logprobs, rows)]
-            total = torch.stack(losses).sum()
-            if backward and total.requires_grad:
-                total.backward()
-        return [lp.detach().cpu() for lp in logprobs], float(total.detach())
+        logprobs: list[torch.Tensor | None] = [None] * len(rows)
+        total = 0.0
+        with torch.enable_grad() if backward else torch.no_grad():
+            for prefix_len, members in self._chunks(rows):
+                chunk = self._chunk_logprobs(rows, prefix_len, members)
+                loss = torch.stack([LOSSES[loss_fn](lp, rows[i].inputs, config) for i, lp in zip(members, chunk)]).sum()
+                if backward and loss.requires_grad:
+                    # Each chunk's backward runs before the next chunk's forward: the loss is a sum
+                    # over datums, so the gradients are the same, and only one group's activations
+                    # are held at a time (a GRPO batch of many groups peaks at one group's memory).
+                    loss.backward()
+                total += float(loss.detach())
+                for i, lp in zip(members, chunk):
+                    logprobs[i] = lp.detach().cpu()
+        return logprobs, total  # type: ignore[return-value]
 
     # ---- optimizer -------------------------------------------------------------------------
     def optim_step(self, lr: float, beta1: float, beta2: float, eps: float, weight_decay: float, grad_clip_norm: float) -> dict[str, float]:

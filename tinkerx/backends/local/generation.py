@@ -19,6 +19,10 @@ import torch
 DRAW_BLOCK = 256
 # On an accelerator the host checks for finished rows every this many steps, not every token.
 CHECK_EVERY_ON_ACCELERATOR = 16
+# Finished rows leave the decode batch once they are at least this share of it. Removing rows copies
+# every layer's KV cache; doing that for each row as it stops costs more than decoding a few rows
+# whose extra tokens are cut anyway.
+COMPACT_SHARE = 0.125
 
 
 @dataclass
@@ -60,6 +64,7 @@ def sample_batch(
     pad_token_id: int = 0,
     compact: bool = True,
     check_every: int | None = None,
+    compact_share: float = COMPACT_SHARE,
 ) -> list[list[Generated]]:
     """``num_samples`` completions of each prompt, all decoded together; one list per prompt.
 
@@ -68,8 +73,8 @@ def sample_batch(
     prompt draws its samples from its own generator, so a prompt sampled in a batch gets the same
     tokens as the same prompt sampled alone with the same seed.
 
-    Finished rows leave the decode batch (``compact``): with varied lengths most row-steps would
-    otherwise go to rows that already stopped. Tokens and logprobs are written into device buffers
+    Finished rows leave the decode batch (``compact``) once they are ``compact_share`` of it: with
+    varied lengths most row-steps would otherwise go to rows that already stopped. Tokens and logprobs are written into device buffers
     and stops are detected on the device; the host looks at them only every ``check_every`` steps
     (every step on CPU, where it costs nothing; in chunks on an accelerator, so the loop does not
     wait for the device once per token). Tokens a row samples after its stop, before the next
@@ -122,7 +127,8 @@ def sample_batch(
             running = stop_step_N[active] < 0
             if final or not bool(running.any()):
                 break  # no forward for a token nobody will sample
-            keep = running.nonzero().squeeze(-1) if compact and not bool(running.all()) else None
+            finished = len(active) - int(running.sum())
+            keep = running.nonzero().squeeze(-1) if compact and finished and finished >= compact_share * len(active) else None
         if keep is not None:
             active, next_ids, next_position = active[keep], next_ids[keep], next_position[keep]
             cache.batch_select_indices(keep)
