@@ -1,6 +1,6 @@
 """``tinkerx.serve`` under many clients: batching across requests, latency, fairness.
 
-    python benchmarks/bench_server.py [--max-tokens 32] [--repeats 3]
+    python benchmarks/bench_server.py [--max-tokens 256] [--repeats 3] [--server process|thread]
 
 Three measurements against a ``model=tiny`` server on loopback, through the unmodified tinker SDK.
 The server runs as its own process (``python -m tinkerx.serve``, as users run it), so the clients'
@@ -135,7 +135,7 @@ def server_thread(max_positions: int, state: str):
 
 def main() -> None:
     parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--max-tokens", type=int, default=256)  # a short RL completion
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--per-client", type=int, default=4)
     parser.add_argument("--server", choices=["process", "thread"], default="process", help="where the server runs")
