@@ -43,7 +43,8 @@ def reproduction_args(run_dir: Path, extra: list[str], new_dir: Path) -> list[st
     # Relative data paths in the original overrides are replaced by the recorded absolute ones.
     data = recorded_data_overrides(run_dir, {_key(o) for o in extra})
     data_keys = {_key(o) for o in data}
-    task = [_absolute_path(o, Path(hydra.runtime.cwd)) for o in task if _key(o) not in data_keys]
+    original_cwd = hydra.runtime.get("cwd")  # absent only in hand-made folders
+    task = [_absolute_path(o, Path(original_cwd)) if original_cwd else o for o in task if _key(o) not in data_keys]
     overridden = {_key(o) for o in task + extra}
     choices = [
         f"{group}={choice}"
