@@ -15,12 +15,11 @@ import time
 from typing import Any
 
 from tinkerx.errors import ConfigError
-from tinkerx.methods.distillation.teacher import load_weights
 from tinkerx.methods.preference.loss import VARIANTS, dpo_loss_fn, preference_accuracy, sequence_logprobs
 from tinkerx.methods.preference.pairs import TokenizedPair, add_reference_logprobs, read_pair_cache, sample_pairs, tokenize_pairs
 from tinkerx.methods.rl.pool import PromptPool
 from tinkerx.pipeline import Pipeline, ResumeState
-from tinkerx.runs.checkpoints import checkpoint_base_model, resolve_checkpoint
+from tinkerx.runs.checkpoints import checkpoint_base_model, load_weights, resolve_checkpoint
 from tinkerx.runs.display import console
 
 PAIR_SOURCES = ("dataset", "sampling")

@@ -21,7 +21,7 @@ from tinkerx.eval.compare import compare_results, example_key, load_results, res
 from tinkerx.eval.partial_credit import partial_credit
 from tinkerx.eval.suite import LoadedBenchmark
 from tinkerx.pipeline import Pipeline
-from tinkerx.runs.checkpoints import checkpoint_base_model, resolve_checkpoint
+from tinkerx.runs.checkpoints import checkpoint_base_model, load_weights, resolve_checkpoint
 from tinkerx.runs.display import console, show
 
 
@@ -100,7 +100,7 @@ class Evaluate:
         if "sampler_weights" in self.checkpoint:  # weights saved for sampling: no trainer needed
             return p.service.create_sampling_client(model_path=self.checkpoint)
         # A training state (what save_state writes, e.g. an SFT or GRPO run's final checkpoint).
-        return p.service.create_training_client_from_state(self.checkpoint).result().save_weights_and_get_sampling_client()
+        return load_weights(p.service, self.checkpoint, "method.checkpoint").save_weights_and_get_sampling_client()
 
     @staticmethod
     def _evaluate(p: Pipeline, sampler: Any, bench: LoadedBenchmark) -> list[dict[str, Any]]:

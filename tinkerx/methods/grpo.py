@@ -22,7 +22,7 @@ from tinkerx.methods.rl.pool import PromptPool
 from tinkerx.methods.rl.rollouts import Group, Sample, sample_groups, score_groups
 from tinkerx.methods.rl.variants import resolve_recipe, yaml_presets
 from tinkerx.pipeline import Pipeline, ResumeState
-from tinkerx.runs.checkpoints import checkpoint_base_model, resolve_checkpoint
+from tinkerx.runs.checkpoints import checkpoint_base_model, load_weights, resolve_checkpoint
 from tinkerx.runs.display import console
 
 NO_UPDATE_WARNING = (
@@ -216,7 +216,7 @@ class GRPO:
 
     def _training_client(self, p: Pipeline) -> Any:
         if self.init_from:  # weights only: a warm start is a fresh optimizer on top of e.g. an SFT run
-            return p.service.create_training_client_from_state(self.init_from).result()
+            return load_weights(p.service, self.init_from, "method.init_from")
         return p.service.create_lora_training_client(p.base_model, rank=p.lora_rank, seed=p.seed).result()
 
     def _holdout_due(self, p: Pipeline, step: int, total: int) -> bool:

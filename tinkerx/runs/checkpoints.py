@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from tinkerx.errors import ConfigError
 
@@ -26,6 +27,18 @@ def resolve_checkpoint(path: str, key: str) -> str:
     if not local.exists():
         raise ConfigError(f"{key}: no checkpoint at {local}")
     return str(local)
+
+
+def load_weights(service: Any, checkpoint: str, key: str) -> Any:
+    """A training client with ``checkpoint``'s weights (a fresh optimizer); one ConfigError naming ``key`` if they cannot load.
+
+    The path exists by now (``resolve_checkpoint``), but it may not be a checkpoint at all, or one the
+    backend cannot read: the user should see which key to fix, not the backend's traceback.
+    """
+    try:
+        return service.create_training_client_from_state(checkpoint).result()
+    except Exception as e:  # noqa: BLE001 - whatever the backend raised, the fix is the same: another checkpoint
+        raise ConfigError(f"{key}: cannot load {checkpoint}: {type(e).__name__}: {' '.join(str(e).split())}") from None
 
 
 def checkpoint_base_model(path: str) -> str | None:

@@ -14,13 +14,13 @@ import time
 from typing import Any
 
 from tinkerx.errors import ConfigError
-from tinkerx.methods.distillation.teacher import load_weights, teacher_of
+from tinkerx.methods.distillation.teacher import teacher_of
 from tinkerx.methods.distillation.advantages import reverse_kl_advantages, token_advantage_datum
 from tinkerx.methods.rl.metrics import rollout_metrics
 from tinkerx.methods.rl.pool import PromptPool
 from tinkerx.methods.rl.rollouts import Group, sample_groups, score_groups
 from tinkerx.pipeline import Pipeline, ResumeState
-from tinkerx.runs.checkpoints import checkpoint_base_model
+from tinkerx.runs.checkpoints import checkpoint_base_model, load_weights
 
 SHOWN = ("distill/reverse_kl", "reward/accuracy", "eval/accuracy", "eval/of_teacher")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from tinkerx.errors import ConfigError
-from tinkerx.runs.checkpoints import checkpoint_base_model, resolve_checkpoint
+from tinkerx.runs.checkpoints import checkpoint_base_model, load_weights, resolve_checkpoint
 
 
 class Teacher:
@@ -48,18 +48,6 @@ class Teacher:
         else:
             self.client = service.create_sampling_client(base_model=base_model)
         self.name = self.checkpoint or base_model
-
-
-def load_weights(service: Any, checkpoint: str, key: str) -> Any:
-    """A training client with ``checkpoint``'s weights (a fresh optimizer); one ConfigError naming ``key`` if they cannot load.
-
-    The path exists by now (``resolve_checkpoint``), but it may not be a checkpoint at all, or one the
-    backend cannot read: the user should see which key to fix, not the backend's traceback.
-    """
-    try:
-        return service.create_training_client_from_state(checkpoint).result()
-    except Exception as e:  # noqa: BLE001 - whatever the backend raised, the fix is the same: another checkpoint
-        raise ConfigError(f"{key}: cannot load {checkpoint}: {type(e).__name__}: {' '.join(str(e).split())}") from None
 
 
 def check_same_tokenizer(teacher: Any, student: Any, teacher_name: str, student_name: str) -> None:
