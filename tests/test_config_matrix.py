@@ -155,3 +155,10 @@ def test_hub_model_learning_rates_cite_the_cookbook_formula():
             exponent = float(re.search(r"\*\* ([\d.]+)", text).group(1))
             assert cfg.lr == pytest.approx(5e-4 * (2000 / hidden) ** exponent, rel=5e-3), path.name
             assert cfg.rl_lr == pytest.approx(cfg.lr / 10, rel=0.05), path.name
+
+
+@pytest.mark.parametrize("method", ["distill", "dpo"])
+def test_distill_and_dpo_take_the_models_rl_rate_and_the_data_sets_budget(composer, method):
+    # The tiny demos' settings (lr 1e-4, 8 tokens) once sat in these methods' YAML and reached Qwen3 on GSM8K.
+    cfg = composer([f"method={method}", "model=qwen3-8b", "dataset=gsm8k"])
+    assert cfg.optim.lr == cfg.model.rl_lr and cfg.sampling.max_tokens == cfg.dataset.max_tokens == 1024
