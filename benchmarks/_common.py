@@ -77,10 +77,14 @@ def base_parser(description: str) -> argparse.ArgumentParser:
 
 
 def open_service(loader: Any, device: str = "cpu", seed: int = 0):
-    """A local service client over one model, its checkpoints in a throwaway folder."""
+    """A local service client over one model, its checkpoints in a throwaway folder, with the
+    settings of ``conf/backend/local.yaml`` (what ``backend=local`` runs get)."""
+    from omegaconf import OmegaConf
+
     from tinkerx.backends.local import LocalBackend
 
-    backend = LocalBackend(device=device)
+    defaults = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "backend" / "local.yaml")
+    backend = LocalBackend(device=device, max_batch_rows=defaults.max_batch_rows)
     return backend, backend.open([loader], Path(tempfile.mkdtemp(prefix="tinkerx-bench-")), seed=seed)
 
 

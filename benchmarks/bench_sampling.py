@@ -15,9 +15,11 @@ request; ``generate`` returns tokens only.
 
 A third case has completion lengths that vary widely (stop tokens chosen among what the model
 writes, so rows end anywhere between 1 and ``max_tokens``): tokens/s counts the tokens each side
-actually produced, for tinkerx's sampler (finished rows leave the batch), the same sampler keeping
-every row to the end (``compact=False``, the loop as it was), and ``generate`` with the same stop
-tokens as its eos ids.
+actually produced, for tinkerx's sampler (finished rows leave the batch; at most the backend's
+``max_batch_rows`` decode at once, waiting prompts joining as rows finish), the same sampler
+decoding every row from the start to the end (``compact=False``, the loop as it was), and
+``generate`` with the same stop tokens as its eos ids. It runs ``--varied-batch`` rows (default
+128, a GRPO step's worth), so that the row limit and the refilling it brings are part of it.
 """
 
 from __future__ import annotations
@@ -52,7 +54,21 @@ def questions(n: int) -> list[str]:
     return [f"What is {7 * i + 3} plus {11 ** (i % 4 + 1)}? Explain briefly." for i in range(n)]
 
 
-def bench_model(label: str, loader: Any, batch: int, max_tokens: int, repeats: int, rows: list[tuple], varied_only: bool = False) -> None:
+def left_padded(prompts: list[list[int]], pad: int, device: Any) -> tuple[Any, Any]:
+    """The prompts as one left-padded batch and its attention mask, as ``generate`` takes them."""
+    import torch
+
+    width = max(len(p) for p in prompts)
+    padded = torch.full((len(prompts), width), pad, dtype=torch.long, device=device)
+    mask = torch.zeros_like(padded)
+    for i, p in enumerate(prompts):
+        padded[i, width - len(p) :] = torch.tensor(p)
+        mask[i, width - len(p) :] = 1
+    return padded, mask
+
+
+def bench_model(label: str, loader: Any, batch: int, max_tokens: int, repeats: int, rows: list[tuple], varied_only: bool = False,
+                varied_batch: int = 128) -> None:
     import torch
     from tinker import types
     from transformers import GenerationConfig
@@ -102,18 +118,15 @@ def bench_model(label: str, loader: Any, batch: int, max_tokens: int, repeats: i
 
         device = client.engine.device
         same = torch.tensor([prompts[0]] * batch, device=device)
-        width = max(len(p) for p in prompts)
-        padded = torch.full((batch, width), pad, dtype=torch.long, device=device)
-        padded_mask = torch.zeros_like(padded)
-        for i, p in enumerate(prompts):
-            padded[i, width - len(p) :] = torch.tensor(p)
-            padded_mask[i, width - len(p) :] = 1
+        padded, padded_mask = left_padded(prompts, pad, device)
+        width = padded.shape[1]
 
         cases = [
             (f"sample(num_samples={batch})", ours_sample, generate(same, torch.ones_like(same)), len(prompts[0])),
             (f"sample_many({batch} prompts)", ours_many, generate(padded, padded_mask), width),
         ]
-        varied_lengths(label, client, model, prompts, padded, padded_mask, pad, batch, max_tokens, repeats, seeds, rows)
+        varied = [prompt_tokens(tokenizer, [{"role": "user", "content": q}]) for q in questions(varied_batch)]
+        varied_lengths(label, client, model, varied, *left_padded(varied, pad, device), pad, varied_batch, max_tokens, repeats, seeds, rows)
         if varied_only:
             return
         for _, ours, plain, _ in cases:  # warm-up: allocator, kernels, the worker thread
@@ -197,7 +210,7 @@ def varied_lengths(label, client, model, prompts, padded, padded_mask, pad, batc
     at_cap = sum(n == max_tokens for n in spread) / len(spread)
     console.print(f"  {label} varied lengths: {len(stops)} stop tokens; row lengths min/q1/median/q3/max {'/'.join(map(str, quartiles))}, "
                   f"{at_cap:.0%} of rows reach max_tokens={max_tokens}")
-    lengths = f"rows {quartiles[0]}-{quartiles[-1]}, median {quartiles[2]}"
+    lengths = f"rows {quartiles[0]}-{quartiles[-1]}, median {quartiles[2]}; {client.engine.max_batch_rows or batch} decode at once"
     console.print(f"  {label} varied lengths: tokens/s ours {rate['ours']:.0f}, before {rate['before']:.0f}, generate {rate['generate']:.0f}")
     rows.append((label, "varied lengths: vs loop before", f"{batch} x <= {max_tokens} ({lengths})", f"{rate['ours']:,.0f}",
                  f"{rate['before']:,.0f} (before)", f"{rate['ours'] / rate['before']:.2f}x", verdict(rate["ours"] / rate["before"], VARIED_GOAL, True) + f" (goal {VARIED_GOAL:.0f}x)"))
@@ -211,6 +224,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-tokens", type=int, default=64, help="tokens per row for model=tiny (default 64)")
     parser.add_argument("--smollm2-batch", type=int, default=32, help="rows per call for SmolLM2 (default 32: a decode step's cost grows with rows there)")
     parser.add_argument("--smollm2-max-tokens", type=int, default=48)
+    parser.add_argument("--varied-batch", type=int, default=128,
+                        help="rows of the varied-lengths case (default 128: a GRPO step of 16 prompts x 8 samples)")
     parser.add_argument("--varied-only", action="store_true", help="only the varied-lengths case (the fixed-length ones take long on SmolLM2)")
     parser.add_argument("--repeats", type=int, default=7, help="timed repeats per case; medians are reported")
     args = parser.parse_args(argv)
@@ -225,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
         small = label == "tiny"
         batch = args.batch if small else args.smollm2_batch
         max_tokens = args.max_tokens if small else args.smollm2_max_tokens
-        bench_model(label, loader, batch, max_tokens, args.repeats if small else max(3, args.repeats // 2), rows, args.varied_only)
+        bench_model(label, loader, batch, max_tokens, args.repeats if small else max(3, args.repeats // 2), rows, args.varied_only, args.varied_batch)
 
     t = table(
         "Local sampling vs model.generate (median tokens/s; ratio = median of per-repeat ratios)",

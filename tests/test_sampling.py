@@ -154,3 +154,45 @@ def test_dropping_finished_rows_changes_no_row(tiny_service, temperature, top_k)
         for a, b in zip(old, new):
             assert a.tokens == b.tokens and a.stop_reason == b.stop_reason
             assert a.logprobs == pytest.approx(b.logprobs, abs=1e-5)
+
+
+@pytest.mark.parametrize("num_samples, max_rows, check_every, temperature", [(2, 4, None, 1.0), (1, 3, 5, 1.0), (4, 3, None, 1.0), (2, 5, None, 0.7)])
+def test_waiting_prompts_join_as_rows_finish(tiny_service, num_samples, max_rows, check_every, temperature):
+    """With a row limit, prompts beyond it wait and are prefilled into the running batch as rows
+    finish: no decode forward exceeds the limit (beyond one prompt's samples), prompts do join a
+    running batch, and every row's tokens and logprobs are those of the old loop that decoded every
+    row at once to the end."""
+    from tinkerx.backends.local.generation import sample_batch
+
+    client = tiny_service.create_lora_training_client("tinkerx/tiny", rank=0, seed=4).result()
+    tok, model = client.get_tokenizer(), client.engine.model
+    questions = ["12+35=", "a much longer question: 100+200=", "9+9=", "1+2+3=", "what is 7 times 8?", "4+4=", "66+1=", "a third, long one: 31+41+59="]
+    prompts = [prompt_tokens(tok, [{"role": "user", "content": q}]) for q in questions]
+
+    def run(stops=frozenset(), **kw):
+        out = sample_batch(
+            model, prompts, num_samples, max_tokens=20, temperature=temperature, top_k=-1, top_p=1.0,
+            stop_token_ids=stops, stop_strings=["sum"], decode=lambda t: tok.decode(t),
+            generators=[torch.Generator().manual_seed(s) for s in range(10, 10 + len(prompts))], pad_token_id=tok.pad_token_id or 0, **kw,
+        )
+        assert [len(per_prompt) for per_prompt in out] == [num_samples] * len(prompts)
+        return [g for per_prompt in out for g in per_prompt]
+
+    free_run = run(compact=False)
+    firsts = {g.tokens[0] for g in free_run}
+    stops = set(sorted({t for g in free_run for t in g.tokens} - firsts)[::3])
+    old = run(stops, compact=False)
+    assert len({len(g.tokens) for g in old}) >= 3, "the test needs varied lengths"
+    forwards: list[tuple[int, int]] = []  # (rows, tokens per row) of every forward
+    hook = model.register_forward_pre_hook(lambda _, args, kwargs: forwards.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True)
+    try:
+        new = run(stops, max_rows=max_rows, **({"check_every": check_every} if check_every else {}))
+    finally:
+        hook.remove()
+    decode_rows = [rows for rows, width in forwards if width == 1]
+    prefills = [rows for rows, width in forwards if width > 1]
+    assert max(decode_rows) <= max(max_rows, num_samples)
+    assert len(prefills) >= 3, "waiting prompts were prefilled as rows freed up"
+    for a, b in zip(old, new):
+        assert a.tokens == b.tokens and a.stop_reason == b.stop_reason
+        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-5)

@@ -9,10 +9,13 @@ from tinkerx.backends.local.device import DTYPES
 
 
 class LocalBackend:
-    def __init__(self, device: str = "auto", dtype: str = "float32", num_threads: int | None = None) -> None:
+    def __init__(self, device: str = "auto", dtype: str = "float32", num_threads: int | None = None, max_batch_rows: int | None = None) -> None:
         if dtype not in DTYPES:
             raise ValueError(f"backend.dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        if max_batch_rows is not None and (isinstance(max_batch_rows, bool) or not isinstance(max_batch_rows, int) or max_batch_rows < 1):
+            raise ValueError(f"backend.max_batch_rows must be a positive integer or null (no limit), got {max_batch_rows!r}")
         self.device_name, self.dtype_name, self.num_threads = device, dtype, num_threads
+        self.max_batch_rows = max_batch_rows
         self._service = None
 
     def open(self, model_loaders: Any | Sequence[Any], run_dir: Path, seed: int = 0):
@@ -30,6 +33,7 @@ class LocalBackend:
             dtype=resolve_dtype(self.dtype_name),
             checkpoint_dir=Path(run_dir) / "checkpoints",
             seed=seed,
+            max_batch_rows=self.max_batch_rows,
         )
         return self._service
 

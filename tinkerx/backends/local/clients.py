@@ -29,11 +29,13 @@ T = TypeVar("T")
 class LocalServiceClient:
     """Creates training and sampling clients over models loaded in this process."""
 
-    def __init__(self, model_loaders: Sequence[Any], *, device: torch.device, dtype: torch.dtype, checkpoint_dir: Path, seed: int = 0) -> None:
+    def __init__(self, model_loaders: Sequence[Any], *, device: torch.device, dtype: torch.dtype, checkpoint_dir: Path, seed: int = 0,
+                 max_batch_rows: int | None = None) -> None:
         self._loaders = {m.base_model: m for m in model_loaders}
         self.device, self.dtype = device, dtype
         self.checkpoint_dir = Path(checkpoint_dir)
         self.seed = seed
+        self.max_batch_rows = max_batch_rows  # rows each engine decodes at once (None: all of a call)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tinkerx-local")
         # Requests without a seed draw from this stream in submission order: reproducible per run.
         self._rng = torch.Generator().manual_seed(seed)
@@ -64,7 +66,8 @@ class LocalServiceClient:
         return self._loaders[base_model]
 
     def _engine(self, base_model: str, rank: int, seed: int, trainable: bool, **lora: bool) -> ModelEngine:
-        return ModelEngine(self.loader(base_model), device=self.device, dtype=self.dtype, rank=rank, seed=seed, trainable=trainable, **lora)
+        return ModelEngine(self.loader(base_model), device=self.device, dtype=self.dtype, rank=rank, seed=seed, trainable=trainable,
+                           max_batch_rows=self.max_batch_rows, **lora)
 
     def create_lora_training_client(
         self,

@@ -97,8 +97,10 @@ class ModelEngine:
         train_attn: bool = True,
         train_unembed: bool = True,
         trainable: bool = True,
+        max_batch_rows: int | None = None,
     ) -> None:
         self.base_model = model_loader.base_model
+        self.max_batch_rows = max_batch_rows
         self.tokenizer = model_loader.load_tokenizer()
         self.device, self.dtype, self.rank = device, dtype, rank
         with torch.random.fork_rng(devices=[]):
@@ -374,4 +376,5 @@ class ModelEngine:
             decode=lambda toks: self.tokenizer.decode(toks, skip_special_tokens=False),
             generators=[torch.Generator(device=self.device).manual_seed(s) for s in seeds],
             pad_token_id=self.tokenizer.pad_token_id or 0,
+            max_rows=self.max_batch_rows,
         )

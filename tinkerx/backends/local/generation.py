@@ -1,15 +1,17 @@
 """Batched sampling with a KV cache.
 
-All samples of a request, and all prompts of a ``sample_many`` call, decode as one batch: one
-prefill, then a single forward over the batch per new token. Log-probabilities
+All samples of a request, and all prompts of a ``sample_many`` call, decode together: a prefill,
+then a single forward over the batch per new token; finished rows leave the batch and, when the
+batch has a row limit, waiting prompts take their place (continuous batching). Log-probabilities
 returned are those of the unmodified model (temperature 1, no top-k/top-p), which is what the
 trainer computes for the same tokens, so importance ratios start at exactly 1 on-policy.
 """
 
 from __future__ import annotations
 
+import collections
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -47,6 +49,55 @@ def _filter_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: 
     return logits
 
 
+@dataclass
+class _DecodeRows:
+    """The rows in the decode batch: their KV cache and, per row, everything the next step needs."""
+
+    cache: Any
+    logits: torch.Tensor  # [rows, vocab]: the next token's logits
+    mask: torch.Tensor  # [rows, cache length]: 0 on left padding
+    next_position: torch.Tensor  # [rows, 1]: position id of the next token, counted from the row's first real token
+    row_ids: torch.Tensor  # [rows]: index of each row among all rows of the call
+    steps: torch.Tensor  # [rows]: tokens each row has sampled so far
+    uniforms: torch.Tensor | None  # [rows, DRAW_BLOCK]: each row's draws for its current block of steps
+
+    def select(self, keep: torch.Tensor) -> None:
+        self.cache.batch_select_indices(keep)
+        for name in ("logits", "mask", "next_position", "row_ids", "steps", "uniforms"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, value[keep])
+
+    def extend(self, other: "_DecodeRows") -> None:
+        """Appends ``other``'s rows: both caches are left-padded to the longer one and concatenated."""
+        width = max(self.mask.shape[1], other.mask.shape[1])
+        for mine, theirs in zip(self.cache.layers, other.cache.layers):
+            mine.keys = torch.cat([_left_pad(mine.keys, width, dim=-2), _left_pad(theirs.keys, width, dim=-2)])
+            mine.values = torch.cat([_left_pad(mine.values, width, dim=-2), _left_pad(theirs.values, width, dim=-2)])
+        self.mask = torch.cat([_left_pad(self.mask, width, dim=-1), _left_pad(other.mask, width, dim=-1)])
+        for name in ("logits", "next_position", "row_ids", "steps", "uniforms"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            setattr(self, name, None if mine is None else torch.cat([mine, theirs]))
+
+
+def _left_pad(t: torch.Tensor, width: int, dim: int) -> torch.Tensor:
+    missing = width - t.shape[dim]
+    if missing == 0:
+        return t
+    shape = list(t.shape)
+    shape[dim] = missing
+    return torch.cat([t.new_zeros(shape), t], dim=dim)
+
+
+def _can_extend(cache: Any) -> bool:
+    """Rows can join a running batch only in a plain dynamic KV cache (no sliding windows, no
+    static buffers): its layers are then just growing key/value tensors."""
+    from transformers.cache_utils import DynamicLayer
+
+    layers = getattr(cache, "layers", None)
+    return bool(layers) and all(type(layer) is DynamicLayer for layer in layers) and hasattr(cache, "batch_select_indices")
+
+
 @torch.no_grad()
 def sample_batch(
     model: torch.nn.Module,
@@ -65,87 +116,129 @@ def sample_batch(
     compact: bool = True,
     check_every: int | None = None,
     compact_share: float = COMPACT_SHARE,
+    max_rows: int | None = None,
 ) -> list[list[Generated]]:
-    """``num_samples`` completions of each prompt, all decoded together; one list per prompt.
+    """``num_samples`` completions of each prompt, decoded together; one list per prompt.
 
     Prompts of different lengths are left-padded and masked, with positions counted from each
     row's first real token, so a row's result does not depend on its neighbours' lengths. Each
-    prompt draws its samples from its own generator, so a prompt sampled in a batch gets the same
-    tokens as the same prompt sampled alone with the same seed.
+    prompt draws its samples from its own generator, indexed by the row's own step, so a prompt
+    sampled in a batch gets the same tokens as the same prompt sampled alone with the same seed,
+    whenever it joins the batch.
 
     Finished rows leave the decode batch (``compact``) once they are ``compact_share`` of it: with
-    varied lengths most row-steps would otherwise go to rows that already stopped. Tokens and logprobs are written into device buffers
-    and stops are detected on the device; the host looks at them only every ``check_every`` steps
-    (every step on CPU, where it costs nothing; in chunks on an accelerator, so the loop does not
-    wait for the device once per token). Tokens a row samples after its stop, before the next
-    check, are cut off: the results are those of checking every step.
+    varied lengths most row-steps would otherwise go to rows that already stopped. At most
+    ``max_rows`` rows decode at once (None: all); the other prompts wait and are prefilled into the
+    running batch as rows finish (continuous batching), so a large batch neither holds every row's
+    KV cache at once nor waits for its longest row before the next prompts start. Tokens and
+    logprobs are written into device buffers and stops are detected on the device; the host looks
+    at them only every ``check_every`` steps (every step on CPU, where it costs nothing; in chunks
+    on an accelerator, so the loop does not wait for the device once per token). Tokens a row
+    samples after its end, before the next check, are cut off: the results are those of checking
+    every step. ``compact=False`` is the loop as it was: every row from the start to the end.
     """
     if len(generators) != len(prompts):
         raise ValueError(f"{len(prompts)} prompts need as many generators, got {len(generators)}")
     device = next(model.parameters()).device
     check_every = check_every or (1 if device.type == "cpu" else CHECK_EVERY_ON_ACCELERATOR)
     n = len(prompts) * num_samples
-    # The samples of a prompt share its prefill: run each prompt once, then copy its cache rows
-    # (a prefill of B copies of a prompt costs up to a sixth of a whole sample(num_samples=B) call).
-    cache, logits, mask, positions, padded = _prefill(model, prompts, pad_token_id, device)
-    if num_samples > 1 and hasattr(cache, "batch_repeat_interleave"):
-        cache.batch_repeat_interleave(num_samples)
-        logits, mask, positions = (t.repeat_interleave(num_samples, dim=0) for t in (logits, mask, positions))
-    elif num_samples > 1:  # a cache type that cannot be copied row-wise: prefill every row
-        rows = [p for p in prompts for _ in range(num_samples)]
-        cache, logits, mask, positions, padded = _prefill(model, rows, pad_token_id, device)
-    compact = compact and hasattr(cache, "batch_select_indices")
-    next_position = positions[:, -1:] + 1
-
-    tokens_N_T = torch.zeros((n, max_tokens), dtype=torch.long, device=device)
-    logprobs_N_T = torch.zeros((n, max_tokens), dtype=torch.float32, device=device)
+    max_rows = n if not compact or not max_rows else max_rows
+    waiting = collections.deque(range(len(prompts)))  # prompts not yet in the batch, in order
+    # Rows may run up to check_every - 1 steps past their end before the host sees it.
+    tokens_N_T = torch.zeros((n, max_tokens + check_every), dtype=torch.long, device=device)
+    logprobs_N_T = torch.zeros((n, max_tokens + check_every), dtype=torch.float32, device=device)
     stop_step_N = torch.full((n,), -1, dtype=torch.long, device=device)  # first step a stop token came out
     stop_ids = torch.tensor(sorted(stop_token_ids), dtype=torch.long, device=device)
-    active = torch.arange(n, device=device)  # the original rows still in the decode batch
     checked = [0] * n  # stop strings: steps of each row already searched
-    last_step = 0
-    for step in range(max_tokens):
-        last_step = step
-        logp = torch.log_softmax(logits, dim=-1)
+    redraws: dict[int, list[int]] = collections.defaultdict(list)  # step -> prompts whose next block of draws starts then
+    at_cap: set[int] = set()  # steps at which some rows sample their last allowed token: the host must look then
+
+    def admit(count: int, step: int) -> _DecodeRows:
+        """Prefills the next ``count`` waiting prompts; their first token is sampled at ``step``."""
+        chosen = [waiting.popleft() for _ in range(count)]
+        rows = _prefill_rows(model, [prompts[p] for p in chosen], num_samples, pad_token_id, device)
+        rows.row_ids = torch.tensor([p * num_samples + s for p in chosen for s in range(num_samples)], device=device)
+        rows.steps = torch.zeros(len(rows.row_ids), dtype=torch.long, device=device)
+        if temperature > 0:
+            rows.uniforms = torch.cat([_draw_block(generators[p], 0, max_tokens, num_samples, device) for p in chosen])
+            for block_start in range(DRAW_BLOCK, max_tokens, DRAW_BLOCK):
+                redraws[step + block_start] += chosen
+        at_cap.add(step + max_tokens - 1)
+        return rows
+
+    def redraw(batch: _DecodeRows, chosen: list[int], step: int) -> None:
+        prompt_of_row = batch.row_ids // num_samples
+        for p in chosen:
+            where = (prompt_of_row == p).nonzero().squeeze(-1)
+            if len(where):
+                batch.uniforms[where] = _draw_block(generators[p], int(batch.steps[where[0]]), max_tokens, num_samples, device)
+
+    per_prompt = max(1, max_rows // num_samples)  # prompts decoding at once (one at least, whatever num_samples)
+    batch = admit(min(per_prompt, len(waiting)), 0)
+    can_compact = compact and hasattr(batch.cache, "batch_select_indices")
+    can_join = can_compact and _can_extend(batch.cache)
+    padded = bool((batch.mask == 0).any())
+    step = 0
+    while True:
+        logp = torch.log_softmax(batch.logits, dim=-1)
         if temperature <= 0:
-            next_ids = logits.argmax(dim=-1)
+            next_ids = batch.logits.argmax(dim=-1)
         else:
-            if step % DRAW_BLOCK == 0:  # every row's uniforms are drawn, finished or not: the same streams as ever
-                uniforms = _draw_uniforms(generators, min(DRAW_BLOCK, max_tokens - step), num_samples, device)
-            probs = torch.softmax(_filter_logits(logits, temperature, top_k, top_p), dim=-1)
-            next_ids = _inverse_cdf(probs, uniforms[step % DRAW_BLOCK][active])
-        tokens_N_T[active, step] = next_ids
-        logprobs_N_T[active, step] = logp.gather(-1, next_ids[:, None]).squeeze(-1)
-        hit = torch.isin(next_ids, stop_ids) & (stop_step_N[active] < 0)
-        stop_step_N[active] = torch.where(hit, step, stop_step_N[active])
-        final = step == max_tokens - 1
-        if not final and (step + 1) % check_every:
-            keep = None  # between checks: finished rows stay in, their extra tokens are cut later
-        else:
+            if step in redraws:  # every row's uniforms come from its prompt's stream at the row's own step
+                redraw(batch, redraws.pop(step), step)
+            probs = torch.softmax(_filter_logits(batch.logits, temperature, top_k, top_p), dim=-1)
+            column = (batch.steps % DRAW_BLOCK)[:, None]
+            next_ids = _inverse_cdf(probs, batch.uniforms.gather(1, column).squeeze(-1))
+        rows, steps = batch.row_ids, batch.steps
+        # Rows that ended stay in the batch until enough of them can leave together; what they sample
+        # meanwhile lands past their end (the last column takes it all) and is cut off.
+        columns = steps.clamp(max=max_tokens + check_every - 1)
+        tokens_N_T[rows, columns] = next_ids
+        logprobs_N_T[rows, columns] = logp.gather(-1, next_ids[:, None]).squeeze(-1)
+        hit = torch.isin(next_ids, stop_ids) & (stop_step_N[rows] < 0)
+        stop_step_N[rows] = torch.where(hit, steps, stop_step_N[rows])
+        keep, joining = None, 0
+        if step in at_cap or (step + 1) % check_every == 0:
+            at_cap.discard(step)
             if stop_strings:
-                _find_stop_strings(decode, stop_strings, tokens_N_T, stop_step_N, active, checked, step)
-            running = stop_step_N[active] < 0
-            if final or not bool(running.any()):
+                _find_stop_strings(decode, stop_strings, tokens_N_T, stop_step_N, rows, steps, checked, max_tokens)
+            running = (stop_step_N[rows] < 0) & (steps < max_tokens - 1)
+            live = int(running.sum())
+            if live == 0 and not waiting:
                 break  # no forward for a token nobody will sample
-            finished = len(active) - int(running.sum())
-            keep = running.nonzero().squeeze(-1) if compact and finished and finished >= compact_share * len(active) else None
+            free = max_rows - live
+            if waiting and live == 0:
+                joining = min(len(waiting), max(1, free // num_samples))
+            elif waiting and can_join and free >= num_samples and free >= compact_share * max_rows:
+                joining = min(len(waiting), free // num_samples)
+            finished = len(rows) - live
+            if can_compact and finished and (finished >= compact_share * len(rows) or joining):
+                keep = running.nonzero().squeeze(-1)
+            if live == 0:  # everything decoding has ended: the waiting prompts start a fresh batch
+                batch, step = admit(joining, step + 1), step + 1
+                padded = bool((batch.mask == 0).any())
+                continue
         if keep is not None:
-            active, next_ids, next_position = active[keep], next_ids[keep], next_position[keep]
-            cache.batch_select_indices(keep)
-            if padded:
-                mask = mask[keep]
-        step_kwargs = {}
-        if padded:
-            mask = torch.cat([mask, torch.ones((mask.shape[0], 1), dtype=mask.dtype, device=device)], dim=-1)
-            step_kwargs["attention_mask"] = mask
-        out = model(input_ids=next_ids[:, None], position_ids=next_position, **cache_kwarg(model, cache), **step_kwargs)
-        next_position = next_position + 1
-        logits = out.logits[:, -1, :].float()
+            batch.select(keep)
+            next_ids = next_ids[keep]
+        # The mask always grows with the cache (rows may join later); the model needs it only once
+        # some row has left padding.
+        batch.mask = torch.cat([batch.mask, torch.ones((batch.mask.shape[0], 1), dtype=batch.mask.dtype, device=device)], dim=-1)
+        step_kwargs = {"attention_mask": batch.mask} if padded else {}
+        out = model(input_ids=next_ids[:, None], position_ids=batch.next_position, **cache_kwarg(model, batch.cache), **step_kwargs)
+        batch.next_position = batch.next_position + 1
+        batch.steps = batch.steps + 1
+        batch.logits = out.logits[:, -1, :].float()
+        step += 1
+        if joining:
+            batch.extend(admit(joining, step))
+            padded = True
     stops, tokens, logprobs = stop_step_N.tolist(), tokens_N_T.tolist(), logprobs_N_T.tolist()
     results = []
     for row in range(n):
-        end = stops[row] + 1 if stops[row] >= 0 else last_step + 1
-        results.append(Generated(tokens[row][:end], logprobs[row][:end], "stop" if stops[row] >= 0 else "length"))
+        stopped = 0 <= stops[row] < max_tokens
+        end = stops[row] + 1 if stopped else max_tokens
+        results.append(Generated(tokens[row][:end], logprobs[row][:end], "stop" if stopped else "length"))
     return [results[i * num_samples : (i + 1) * num_samples] for i in range(len(prompts))]
 
 
@@ -159,24 +252,26 @@ def cache_kwarg(model: torch.nn.Module, cache: object) -> dict[str, object]:
 
 def _find_stop_strings(
     decode: Callable[[list[int]], str], stop_strings: Sequence[str], tokens_N_T: torch.Tensor, stop_step_N: torch.Tensor,
-    active: torch.Tensor, checked: list[int], step: int,
+    rows: torch.Tensor, steps: torch.Tensor, checked: list[int], max_tokens: int,
 ) -> None:
-    """Marks the first step at which each active row's text ends with a stop string (host side)."""
-    rows = active.tolist()
-    stops = stop_step_N[active].tolist()
-    for row, stop in zip(rows, stops):
-        upto = stop if stop >= 0 else step  # a stop token earlier in the chunk bounds the search
+    """Marks the first step at which each row's text ends with a stop string (host side)."""
+    for row, stop, step in zip(rows.tolist(), stop_step_N[rows].tolist(), steps.tolist()):
+        upto = min(stop if stop >= 0 else step, max_tokens - 1)  # a stop token earlier in the chunk bounds the search
         row_tokens = tokens_N_T[row, : upto + 1].tolist()
         for t in range(checked[row], upto + 1):
             if _ends_with_stop(decode, row_tokens[: t + 1], stop_strings):
                 stop_step_N[row] = t
                 break
-        checked[row] = upto + 1
+        checked[row] = max(checked[row], upto + 1)
 
 
-def _draw_uniforms(generators: Sequence[torch.Generator], steps: int, num_samples: int, device: torch.device) -> torch.Tensor:
-    """[steps, rows] uniforms in [0, 1); each prompt's columns come from its own generator only."""
-    return torch.cat([torch.rand((steps, num_samples), generator=g, dtype=torch.float64, device=device) for g in generators], dim=1)
+def _draw_block(generator: torch.Generator, row_step: int, max_tokens: int, num_samples: int, device: torch.device) -> torch.Tensor:
+    """[num_samples, DRAW_BLOCK] uniforms in [0, 1) for a prompt's rows, from the block of steps that
+    starts at ``row_step``: one draw of ``min(DRAW_BLOCK, steps left)`` x ``num_samples`` from the
+    prompt's own generator, so the stream is the same whenever the prompt joins the batch."""
+    steps = min(DRAW_BLOCK, max_tokens - row_step)
+    block = torch.rand((steps, num_samples), generator=generator, dtype=torch.float64, device=device).T
+    return torch.nn.functional.pad(block, (0, DRAW_BLOCK - steps))  # zero columns past the last step
 
 
 def _inverse_cdf(probs: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
@@ -205,6 +300,20 @@ def _prefill(model: torch.nn.Module, rows: Sequence[Sequence[int]], pad_token_id
     kwargs = {"attention_mask": mask, "position_ids": positions} if padded else {}
     out = model(input_ids=input_ids, use_cache=True, logits_to_keep=1, **kwargs)
     return out.past_key_values, out.logits[:, -1, :].float(), mask, positions, padded
+
+
+def _prefill_rows(model: torch.nn.Module, prompts: Sequence[Sequence[int]], num_samples: int, pad_token_id: int, device: torch.device) -> _DecodeRows:
+    """Prefills ``prompts`` once each and copies each prompt's cache rows ``num_samples`` times
+    (a prefill of B copies of a prompt costs up to a sixth of a whole sample(num_samples=B) call)."""
+    cache, logits, mask, positions, _ = _prefill(model, prompts, pad_token_id, device)
+    if num_samples > 1 and hasattr(cache, "batch_repeat_interleave"):
+        cache.batch_repeat_interleave(num_samples)
+        logits, mask, positions = (t.repeat_interleave(num_samples, dim=0) for t in (logits, mask, positions))
+    elif num_samples > 1:  # a cache type that cannot be copied row-wise: prefill every row
+        rows = [p for p in prompts for _ in range(num_samples)]
+        cache, logits, mask, positions, _ = _prefill(model, rows, pad_token_id, device)
+    empty = torch.empty(0, dtype=torch.long, device=device)
+    return _DecodeRows(cache, logits, mask, positions[:, -1:] + 1, empty, empty, None)
 
 
 def _ends_with_stop(decode: Callable[[list[int]], str], row_tokens: list[int], stop_strings: Sequence[str]) -> bool:
