@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from tinker import types
@@ -196,3 +198,27 @@ def test_waiting_prompts_join_as_rows_finish(tiny_service, num_samples, max_rows
     for a, b in zip(old, new):
         assert a.tokens == b.tokens and a.stop_reason == b.stop_reason
         assert a.logprobs == pytest.approx(b.logprobs, abs=1e-5)
+
+
+def test_backend_row_limit_reaches_the_engine_and_bad_values_are_named(tmp_path):
+    """``backend.max_batch_rows`` from conf/backend/local.yaml is what every engine of the service
+    decodes at once; anything but a positive integer or null is refused naming the key."""
+    from omegaconf import OmegaConf
+
+    from tinkerx.backends.local import LocalBackend
+    from tinkerx.models.tiny import TinyModel
+
+    default = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "backend" / "local.yaml").max_batch_rows
+    assert isinstance(default, int) and default >= 64, "a GRPO step's rows should not all wait for one another by default"
+    backend = LocalBackend(device="cpu", max_batch_rows=3)
+    try:
+        service = backend.open([TinyModel()], tmp_path)
+        sampler = service.create_sampling_client(base_model="tinkerx/tiny")
+        assert sampler.engine.max_batch_rows == 3
+        futures = sampler.sample_many([types.ModelInput.from_ints([5, 6, i]) for i in range(5)], 2, types.SamplingParams(max_tokens=4, seed=1))
+        assert [len(f.result().sequences) for f in futures] == [2] * 5
+    finally:
+        backend.close()
+    for bad in (0, -2, 2.5, "many", True):
+        with pytest.raises(ValueError, match=r"backend\.max_batch_rows must be a positive integer or null"):
+            LocalBackend(max_batch_rows=bad)
