@@ -14,6 +14,14 @@ CONF_DIR = ROOT / "conf"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
+def pytest_configure(config) -> None:
+    # Tests run in parallel processes (pytest-xdist, ``-n`` in pyproject's addopts): one torch
+    # thread each, inherited by the CLI subprocesses they start. More threads than free cores make
+    # OpenMP workers wait on each other (a SmolLM2 forward ran 2-4x slower that way).
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
