@@ -158,7 +158,7 @@ def test_dropping_finished_rows_changes_no_row(tiny_service, temperature, top_k)
             assert a.logprobs == pytest.approx(b.logprobs, abs=1e-5)
 
 
-@pytest.mark.parametrize("num_samples, max_rows, check_every, temperature", [(2, 4, None, 1.0), (1, 3, 5, 1.0), (4, 3, None, 1.0), (2, 5, None, 0.7)])
+@pytest.mark.parametrize("num_samples, max_rows, check_every, temperature", [(2, 4, None, 1.0), (1, 3, 5, 1.0), (4, 3, None, 1.0), (2, 5, None, 0.7), (2, 5, None, 0.0)])
 def test_waiting_prompts_join_as_rows_finish(tiny_service, num_samples, max_rows, check_every, temperature):
     """With a row limit, prompts beyond it wait and are prefilled into the running batch as rows
     finish: no decode forward exceeds the limit (beyond one prompt's samples), prompts do join a
@@ -184,7 +184,8 @@ def test_waiting_prompts_join_as_rows_finish(tiny_service, num_samples, max_rows
     firsts = {g.tokens[0] for g in free_run}
     stops = set(sorted({t for g in free_run for t in g.tokens} - firsts)[::3])
     old = run(stops, compact=False)
-    assert len({len(g.tokens) for g in old}) >= 3, "the test needs varied lengths"
+    if temperature > 0:  # greedy rows of this model rarely stop: they still join as whole batches end
+        assert len({len(g.tokens) for g in old}) >= 3, "the test needs varied lengths"
     forwards: list[tuple[int, int]] = []  # (rows, tokens per row) of every forward
     hook = model.register_forward_pre_hook(lambda _, args, kwargs: forwards.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True)
     try:
