@@ -68,6 +68,20 @@ class _DecodeRows:
             if value is not None:
                 setattr(self, name, value[keep])
 
+    def trim(self) -> None:
+        """Drops the cache's leading columns that are padding in every row. Rows that joined late
+        are left-padded to the batch's length; once the rows older than them leave, those columns
+        would otherwise stay, and every step would attend over (and copy) them."""
+        layers = getattr(self.cache, "layers", None)
+        if not layers or not all(hasattr(layer, "keys") for layer in layers):
+            return
+        first = int(self.mask.any(0).int().argmax())
+        if first == 0:
+            return
+        for layer in layers:
+            layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
+        self.mask = self.mask[:, first:]
+
     def extend(self, other: "_DecodeRows") -> None:
         """Appends ``other``'s rows: both caches are left-padded to the longer one and concatenated."""
         width = max(self.mask.shape[1], other.mask.shape[1])
@@ -221,6 +235,8 @@ def sample_batch(
         if keep is not None:
             batch.select(keep)
             next_ids = next_ids[keep]
+            if can_join:
+                batch.trim()
         # The mask always grows with the cache (rows may join later); the model needs it only once
         # some row has left padding.
         batch.mask = torch.cat([batch.mask, torch.ones((batch.mask.shape[0], 1), dtype=batch.mask.dtype, device=device)], dim=-1)
