@@ -88,6 +88,14 @@ def fairness(url: str) -> tuple[float, float]:
     return alone, during
 
 
+def decode_batches(url: str) -> int:
+    """Decode batches the server's sampling scheduler has run so far (``/tinkerx/stats``)."""
+    import json
+
+    request = urllib.request.Request(f"{url}/tinkerx/stats", headers={"X-API-Key": KEY})
+    return json.loads(urllib.request.urlopen(request, timeout=10).read())["sampling"]["batches"]
+
+
 def _timed(fn) -> float:
     start = time.perf_counter()
     fn()
@@ -152,11 +160,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as state, start_server(4096, state) as url:
         sampler = tinker.ServiceClient(base_url=url, api_key=KEY).create_sampling_client(base_model=BASE).result()
         tokens_per_s(sampler, False, args.max_tokens)  # warm up
-        ours, plain = [], []
+        ours, plain, batches = [], [], []
         for i in range(args.repeats):
             for name in (("ours", "plain") if i % 2 == 0 else ("plain", "ours")):
+                before = decode_batches(url)
                 (ours if name == "ours" else plain).append(tokens_per_s(sampler, name == "ours", args.max_tokens))
+                if name == "ours":
+                    batches.append(decode_batches(url) - before)
         ratio = median_ratio(ours, plain)
+        # Late arrivals that miss a batch wait for its chunk (server.sample_chunk_tokens) to end.
+        console.print(f"decode batches per round of 16 concurrent requests: {batches}")
         t = table("batching across requests (tokens/s)", ["case", "what", "tokens/s", "ratio", "goal"])
         t.add_row("plain", "1 request, num_samples=16", f"{statistics.median(plain):.0f}", "", "")
         t.add_row("ours", "16 concurrent requests, 1 sample each", f"{statistics.median(ours):.0f}", f"{ratio:.2f}", f">= {BATCH_GOAL} {verdict(ratio, BATCH_GOAL, True)}")
