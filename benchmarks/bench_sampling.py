@@ -216,7 +216,7 @@ def varied_lengths(label, client, model, prompts, padded, padded_mask, pad, batc
     at_cap = sum(n == max_tokens for n in spread) / len(spread)
     console.print(f"  {label} varied lengths: {len(stops)} stop tokens; row lengths min/q1/median/q3/max {'/'.join(map(str, quartiles))}, "
                   f"{at_cap:.0%} of rows reach max_tokens={max_tokens}")
-    lengths = f"rows {quartiles[0]}-{quartiles[-1]}, median {quartiles[2]}; {client.engine.max_batch_rows or batch} decode at once"
+    lengths = f"rows {quartiles[0]}-{quartiles[-1]}, median {quartiles[2]}; {min(client.engine.max_batch_rows or batch, batch)} decode at once"
     console.print(f"  {label} varied lengths: tokens/s ours {rate['ours']:.0f}, before {rate['before']:.0f}, generate {rate['generate']:.0f}")
     rows.append((label, "varied lengths: vs loop before", f"{batch} x <= {max_tokens} ({lengths})", f"{rate['ours']:,.0f}",
                  f"{rate['before']:,.0f} (before)", f"{rate['ours'] / rate['before']:.2f}x", verdict(rate["ours"] / rate["before"], VARIED_GOAL, True) + f" (goal {VARIED_GOAL:.0f}x)"))
