@@ -72,13 +72,10 @@ class _DecodeRows:
         """Drops the cache's leading columns that are padding in every row. Rows that joined late
         are left-padded to the batch's length; once the rows older than them leave, those columns
         would otherwise stay, and every step would attend over (and copy) them."""
-        layers = getattr(self.cache, "layers", None)
-        if not layers or not all(hasattr(layer, "keys") for layer in layers):
-            return
         first = int(self.mask.any(0).int().argmax())
         if first == 0:
             return
-        for layer in layers:
+        for layer in self.cache.layers:  # plain dynamic layers: only called where rows can join (_can_extend)
             layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
         self.mask = self.mask[:, first:]
 
@@ -109,7 +106,7 @@ def _can_extend(cache: Any) -> bool:
     from transformers.cache_utils import DynamicLayer
 
     layers = getattr(cache, "layers", None)
-    return bool(layers) and all(type(layer) is DynamicLayer for layer in layers) and hasattr(cache, "batch_select_indices")
+    return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
 
 
 @torch.no_grad()
@@ -180,7 +177,7 @@ def sample_batch(
         at_cap.add(step + max_tokens - 1)
         return rows
 
-    def redraw(batch: _DecodeRows, chosen: list[int], step: int) -> None:
+    def redraw(batch: _DecodeRows, chosen: list[int]) -> None:
         prompt_of_row = batch.row_ids // num_samples
         for p in chosen:
             where = (prompt_of_row == p).nonzero().squeeze(-1)
@@ -199,7 +196,7 @@ def sample_batch(
             next_ids = batch.logits.argmax(dim=-1)
         else:
             if step in redraws:  # every row's uniforms come from its prompt's stream at the row's own step
-                redraw(batch, redraws.pop(step), step)
+                redraw(batch, redraws.pop(step))
             probs = torch.softmax(_filter_logits(batch.logits, temperature, top_k, top_p), dim=-1)
             column = (batch.steps % DRAW_BLOCK)[:, None]
             next_ids = _inverse_cdf(probs, batch.uniforms.gather(1, column).squeeze(-1))
@@ -237,9 +234,10 @@ def sample_batch(
             next_ids = next_ids[keep]
             if can_join:
                 batch.trim()
-        # The mask always grows with the cache (rows may join later); the model needs it only once
-        # some row has left padding.
-        batch.mask = torch.cat([batch.mask, torch.ones((batch.mask.shape[0], 1), dtype=batch.mask.dtype, device=device)], dim=-1)
+        # The mask grows with the cache while the model needs it (some row has left padding) or rows
+        # may still join (they are aligned to it); an unpadded batch with nothing waiting skips it.
+        if padded or (can_join and waiting):
+            batch.mask = torch.cat([batch.mask, torch.ones((batch.mask.shape[0], 1), dtype=batch.mask.dtype, device=device)], dim=-1)
         step_kwargs = {"attention_mask": batch.mask} if padded else {}
         out = model(input_ids=next_ids[:, None], position_ids=batch.next_position, **cache_kwarg(model, batch.cache), **step_kwargs)
         batch.next_position = batch.next_position + 1
@@ -304,7 +302,7 @@ def _inverse_cdf(probs: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
 
 
 def _prefill(model: torch.nn.Module, rows: Sequence[Sequence[int]], pad_token_id: int, device: torch.device):
-    """One forward over the left-padded ``rows``: (cache, last logits, mask, positions, padded)."""
+    """One forward over the left-padded ``rows``: (cache, last logits, mask, positions)."""
     n, width = len(rows), max(len(r) for r in rows)
     input_ids = torch.full((n, width), pad_token_id, dtype=torch.long, device=device)
     mask = torch.zeros((n, width), dtype=torch.long, device=device)
@@ -315,19 +313,19 @@ def _prefill(model: torch.nn.Module, rows: Sequence[Sequence[int]], pad_token_id
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     kwargs = {"attention_mask": mask, "position_ids": positions} if padded else {}
     out = model(input_ids=input_ids, use_cache=True, logits_to_keep=1, **kwargs)
-    return out.past_key_values, out.logits[:, -1, :].float(), mask, positions, padded
+    return out.past_key_values, out.logits[:, -1, :].float(), mask, positions
 
 
 def _prefill_rows(model: torch.nn.Module, prompts: Sequence[Sequence[int]], num_samples: int, pad_token_id: int, device: torch.device) -> _DecodeRows:
     """Prefills ``prompts`` once each and copies each prompt's cache rows ``num_samples`` times
     (a prefill of B copies of a prompt costs up to a sixth of a whole sample(num_samples=B) call)."""
-    cache, logits, mask, positions, _ = _prefill(model, prompts, pad_token_id, device)
+    cache, logits, mask, positions = _prefill(model, prompts, pad_token_id, device)
     if num_samples > 1 and hasattr(cache, "batch_repeat_interleave"):
         cache.batch_repeat_interleave(num_samples)
         logits, mask, positions = (t.repeat_interleave(num_samples, dim=0) for t in (logits, mask, positions))
     elif num_samples > 1:  # a cache type that cannot be copied row-wise: prefill every row
         rows = [p for p in prompts for _ in range(num_samples)]
-        cache, logits, mask, positions, _ = _prefill(model, rows, pad_token_id, device)
+        cache, logits, mask, positions = _prefill(model, rows, pad_token_id, device)
     empty = torch.empty(0, dtype=torch.long, device=device)
     return _DecodeRows(cache, logits, mask, positions[:, -1:] + 1, empty, empty, None)
 
