@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from tinkerx.backends.local.prefill import prefill
 
 # Uniforms are drawn for this many decode steps at a time: one draw per prompt per block, and a
 # bounded buffer however large max_tokens is.
@@ -75,16 +76,15 @@ class _DecodeRows:
         first = int(self.mask.any(0).int().argmax())
         if first == 0:
             return
-        for layer in self.cache.layers:  # plain dynamic layers: only called where rows can join (_can_extend)
-            layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
+        for layer in self.cache.layers:  # growing layers: only called where rows can join (_can_join)
+            layer.drop_leading(first)
         self.mask = self.mask[:, first:]
 
     def extend(self, other: "_DecodeRows") -> None:
         """Appends ``other``'s rows: both caches are left-padded to the longer one and concatenated."""
         width = max(self.mask.shape[1], other.mask.shape[1])
         for mine, theirs in zip(self.cache.layers, other.cache.layers):
-            mine.keys = torch.cat([_left_pad(mine.keys, width, dim=-2), _left_pad(theirs.keys, width, dim=-2)])
-            mine.values = torch.cat([_left_pad(mine.values, width, dim=-2), _left_pad(theirs.values, width, dim=-2)])
+            mine.join(theirs, width)
         self.mask = torch.cat([_left_pad(self.mask, width, dim=-1), _left_pad(other.mask, width, dim=-1)])
         for name in ("logits", "next_position", "row_ids", "steps", "uniforms"):
             mine, theirs = getattr(self, name), getattr(other, name)
@@ -100,13 +100,21 @@ def _left_pad(t: torch.Tensor, width: int, dim: int) -> torch.Tensor:
     return torch.cat([t.new_zeros(shape), t], dim=dim)
 
 
-def _can_extend(cache: Any) -> bool:
-    """Rows can join a running batch only in a plain dynamic KV cache (no sliding windows, no
-    static buffers): its layers are then just growing key/value tensors."""
+def _is_plain_dynamic(cache: Any) -> bool:
+    """A plain dynamic KV cache (no sliding windows, no static buffers, no linear-attention state):
+    its layers are just key/value tensors growing along the sequence, which is what lets them grow
+    in place and rows join a running batch."""
     from transformers.cache_utils import DynamicLayer
 
     layers = getattr(cache, "layers", None)
     return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
+
+
+def _can_join(cache: Any) -> bool:
+    from tinkerx.backends.local.kv_cache import GrowingLayer
+
+    layers = getattr(cache, "layers", None)
+    return bool(layers) and all(type(layer) is GrowingLayer for layer in layers)
 
 
 @torch.no_grad()
@@ -167,7 +175,7 @@ def sample_batch(
     def admit(count: int, step: int) -> _DecodeRows:
         """Prefills the next ``count`` waiting prompts; their first token is sampled at ``step``."""
         chosen = [waiting.popleft() for _ in range(count)]
-        rows = _prefill_rows(model, [prompts[p] for p in chosen], num_samples, pad_token_id, device)
+        rows = _prefill_rows(model, [prompts[p] for p in chosen], num_samples, pad_token_id, device, grow_in_place=compact)
         rows.row_ids = torch.tensor([p * num_samples + s for p in chosen for s in range(num_samples)], device=device)
         rows.steps = torch.zeros(len(rows.row_ids), dtype=torch.long, device=device)
         if temperature > 0:
@@ -187,7 +195,7 @@ def sample_batch(
     per_prompt = max(1, max_rows // num_samples)  # prompts decoding at once (one at least, whatever num_samples)
     batch = admit(min(per_prompt, len(waiting)), 0)
     can_compact = compact and hasattr(batch.cache, "batch_select_indices")
-    can_join = can_compact and _can_extend(batch.cache)
+    can_join = can_compact and _can_join(batch.cache)
     padded = bool((batch.mask == 0).any())
     step = 0
     while True:
@@ -301,31 +309,23 @@ def _inverse_cdf(probs: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
     return ids.clamp_(max=probs.shape[-1] - 1)
 
 
-def _prefill(model: torch.nn.Module, rows: Sequence[Sequence[int]], pad_token_id: int, device: torch.device):
-    """One forward over the left-padded ``rows``: (cache, last logits, mask, positions)."""
-    n, width = len(rows), max(len(r) for r in rows)
-    input_ids = torch.full((n, width), pad_token_id, dtype=torch.long, device=device)
-    mask = torch.zeros((n, width), dtype=torch.long, device=device)
-    for i, r in enumerate(rows):
-        input_ids[i, width - len(r) :] = torch.tensor(list(r), device=device)
-        mask[i, width - len(r) :] = 1
-    padded = bool((mask == 0).any())
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    kwargs = {"attention_mask": mask, "position_ids": positions} if padded else {}
-    out = model(input_ids=input_ids, use_cache=True, logits_to_keep=1, **kwargs)
-    return out.past_key_values, out.logits[:, -1, :].float(), mask, positions
-
-
-def _prefill_rows(model: torch.nn.Module, prompts: Sequence[Sequence[int]], num_samples: int, pad_token_id: int, device: torch.device) -> _DecodeRows:
+def _prefill_rows(model: torch.nn.Module, prompts: Sequence[Sequence[int]], num_samples: int, pad_token_id: int, device: torch.device,
+                  grow_in_place: bool = True) -> _DecodeRows:
     """Prefills ``prompts`` once each and copies each prompt's cache rows ``num_samples`` times
-    (a prefill of B copies of a prompt costs up to a sixth of a whole sample(num_samples=B) call)."""
-    cache, logits, mask, positions = _prefill(model, prompts, pad_token_id, device)
+    (a prefill of B copies of a prompt costs up to a sixth of a whole sample(num_samples=B) call).
+    With ``grow_in_place`` the prompts' shared prefix is run once (see prefill) and a plain dynamic
+    cache becomes one that grows in place (see kv_cache); without, the prefill as it was."""
+    cache, logits, mask, positions = prefill(model, prompts, pad_token_id, device, share_prefix=grow_in_place)
     if num_samples > 1 and hasattr(cache, "batch_repeat_interleave"):
         cache.batch_repeat_interleave(num_samples)
         logits, mask, positions = (t.repeat_interleave(num_samples, dim=0) for t in (logits, mask, positions))
     elif num_samples > 1:  # a cache type that cannot be copied row-wise: prefill every row
         rows = [p for p in prompts for _ in range(num_samples)]
-        cache, logits, mask, positions = _prefill(model, rows, pad_token_id, device)
+        cache, logits, mask, positions = prefill(model, rows, pad_token_id, device, share_prefix=grow_in_place)
+    if grow_in_place and _is_plain_dynamic(cache):
+        from tinkerx.backends.local.kv_cache import GrowingLayer
+
+        GrowingLayer.replace_layers(cache)
     empty = torch.empty(0, dtype=torch.long, device=device)
     return _DecodeRows(cache, logits, mask, positions[:, -1:] + 1, empty, empty, None)
 

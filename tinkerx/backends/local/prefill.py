@@ -1,0 +1,62 @@
+"""The prefill: one forward over a batch of prompts that leaves their KV cache for decoding.
+
+Prompts of a batch often open with the same tokens -- the chat template's header and system
+prompt, a task instruction, few-shot examples -- and those tokens get the same keys and values in
+every row. With ``share_prefix`` the prefix they all share is run once, its cache copied to every
+row, and only the rest of each prompt runs over the batch (``vLLM``'s prefix caching, within one
+call). Each row's cache is then ``[shared prefix][left padding][its own tokens]``; positions count
+the real tokens only, so every row gets the keys, values and logits it gets when prefilled alone.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+import torch
+
+# A shared prefix shorter than this is run with the rest: a second forward costs more than it saves.
+MIN_SHARED_PREFIX = 8
+
+
+def shared_prefix_length(rows: Sequence[Sequence[int]]) -> int:
+    """Tokens at the start of every row, leaving each row at least one token of its own (the last
+    token's logits come from the forward over the rest)."""
+    if len(rows) < 2:
+        return 0
+    return min(len(os.path.commonprefix([list(r) for r in rows])), min(len(r) for r in rows) - 1)
+
+
+def prefill(model: torch.nn.Module, rows: Sequence[Sequence[int]], pad_token_id: int, device: torch.device,
+            share_prefix: bool = False) -> tuple[Any, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Runs ``rows``, left-padded: (cache, last logits [rows, vocab], mask [rows, cache length],
+    positions [rows, columns run], the last column being each row's last token)."""
+    shared = shared_prefix_length(rows) if share_prefix else 0
+    if shared >= MIN_SHARED_PREFIX:
+        from tinkerx.backends.local.generation import cache_kwarg
+
+        prefix = torch.tensor([list(rows[0][:shared])], dtype=torch.long, device=device)
+        cache = model(input_ids=prefix, use_cache=True, logits_to_keep=1).past_key_values
+        if hasattr(cache, "batch_repeat_interleave"):
+            cache.batch_repeat_interleave(len(rows))
+            input_ids, own_mask, own_positions = _left_padded([r[shared:] for r in rows], pad_token_id, device)
+            mask = torch.cat([own_mask.new_ones((len(rows), shared)), own_mask], dim=-1)
+            positions = own_positions + shared
+            out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, logits_to_keep=1, **cache_kwarg(model, cache))
+            return cache, out.logits[:, -1, :].float(), mask, positions
+        # A cache that cannot be copied row-wise: run every row whole, as below.
+    input_ids, mask, positions = _left_padded(rows, pad_token_id, device)
+    kwargs = {"attention_mask": mask, "position_ids": positions} if bool((mask == 0).any()) else {}
+    out = model(input_ids=input_ids, use_cache=True, logits_to_keep=1, **kwargs)
+    return out.past_key_values, out.logits[:, -1, :].float(), mask, positions
+
+
+def _left_padded(rows: Sequence[Sequence[int]], pad_token_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(token ids, mask, positions counted from each row's first real token) of the left-padded rows."""
+    n, width = len(rows), max(len(r) for r in rows)
+    input_ids = torch.full((n, width), pad_token_id, dtype=torch.long, device=device)
+    mask = torch.zeros((n, width), dtype=torch.long, device=device)
+    for i, r in enumerate(rows):
+        input_ids[i, width - len(r) :] = torch.tensor(list(r), dtype=torch.long, device=device)
+        mask[i, width - len(r) :] = 1
+    return input_ids, mask, (mask.cumsum(-1) - 1).clamp(min=0)
