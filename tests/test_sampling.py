@@ -223,3 +223,54 @@ def test_backend_row_limit_reaches_the_engine_and_bad_values_are_named(tmp_path)
     for bad in (0, -2, 2.5, "many", True):
         with pytest.raises(ValueError, match=r"backend\.max_batch_rows must be a positive integer or null"):
             LocalBackend(max_batch_rows=bad)
+
+
+def test_decode_loop_reads_device_values_only_at_its_checks():
+    """On an accelerator every read of a device value by the host (``item``, ``tolist``, ``bool``...)
+    waits for the device. The loop must read only at its chunked checks, and the model's forward
+    must not read during decode steps (transformers tests a 2D padding mask for padding every step;
+    the loop hands it a ready 4D mask). Counted here on CPU through torch's function hook."""
+    from torch.overrides import TorchFunctionMode
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from tinkerx.backends.local.generation import sample_batch
+
+    reads_names = {"item", "tolist", "__bool__", "__int__", "__index__", "__float__", "nonzero", "cpu", "numpy", "equal"}
+
+    class CountReads(TorchFunctionMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.in_decode_forward, self.in_loop, self.decode_forward = 0, 0, False
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if getattr(func, "__name__", "") in reads_names:
+                if self.decode_forward:
+                    self.in_decode_forward += 1
+                else:
+                    self.in_loop += 1
+            return func(*args, **(kwargs or {}))
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                         num_key_value_heads=1, max_position_embeddings=128)).eval()
+    counter = CountReads()
+
+    def before(_, args, kwargs):
+        counter.decode_forward = kwargs["input_ids"].shape[1] == 1
+
+    def after(*_):
+        counter.decode_forward = False
+
+    hooks = [model.register_forward_pre_hook(before, with_kwargs=True), model.register_forward_hook(after)]
+    max_tokens, check_every = 64, 16
+    try:
+        with counter:  # prompts of different lengths: padded rows, a mask every step
+            out = sample_batch(model, [[1, 2, 3], [6, 7, 8, 9, 10, 11]], 2, max_tokens=max_tokens, temperature=1.0, top_k=0, top_p=1.0,
+                               stop_token_ids={0}, stop_strings=[], decode=str, generators=[torch.Generator().manual_seed(i) for i in range(2)],
+                               check_every=check_every)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert sum(len(g.tokens) for per_prompt in out for g in per_prompt) > 2 * max_tokens  # rows did decode for many steps
+    assert counter.in_decode_forward == 0
+    assert counter.in_loop <= 3 * (max_tokens // check_every) + 12, counter.in_loop  # a few reads per check, not per token

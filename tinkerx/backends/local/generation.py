@@ -196,6 +196,11 @@ def sample_batch(
     batch = admit(min(per_prompt, len(waiting)), 0)
     can_compact = compact and hasattr(batch.cache, "batch_select_indices")
     can_join = can_compact and _can_join(batch.cache)
+    # The padding mask of a decode step, given to the model ready-made ([rows, 1, 1, cache], True
+    # where a row attends) where every layer is full attention through SDPA: from a 2D mask the model
+    # builds its own, and tests on the way whether any row is padded -- a host sync every token on an
+    # accelerator. Other attention implementations and layer types take the 2D mask.
+    ready_mask = can_join and getattr(getattr(model, "config", None), "_attn_implementation", None) == "sdpa"
     padded = bool((batch.mask == 0).any())
     step = 0
     while True:
@@ -246,7 +251,7 @@ def sample_batch(
         # may still join (they are aligned to it); an unpadded batch with nothing waiting skips it.
         if padded or (can_join and waiting):
             batch.mask = torch.cat([batch.mask, torch.ones((batch.mask.shape[0], 1), dtype=batch.mask.dtype, device=device)], dim=-1)
-        step_kwargs = {"attention_mask": batch.mask} if padded else {}
+        step_kwargs = {"attention_mask": batch.mask[:, None, None, :].bool() if ready_mask else batch.mask} if padded else {}
         out = model(input_ids=next_ids[:, None], position_ids=batch.next_position, **cache_kwarg(model, batch.cache), **step_kwargs)
         batch.next_position = batch.next_position + 1
         batch.steps = batch.steps + 1
