@@ -132,6 +132,17 @@ def test_grpo_through_the_sdk(server, tmp_path):
     assert "/api/v1/asample" in (run_dir / "http_traffic.yaml").read_text()
 
 
+def test_overlapped_grpo_through_the_sdk(server, tmp_path):
+    """The next step's sample requests go out before the update, through the SDK's futures."""
+    run_dir = tmp_path / "grpo"
+    args = ["method=grpo", "training.max_steps=3", "training.batch_size=2", "method.group_size=2", "evaluator.max_examples=4",
+            "training.eval_every=0", "method.evaluate_baseline=false", "method.overlap_rollouts=true"]
+    _cli([*args, "backend=tinker", f"backend.base_url={server}"], run_dir)
+    rows = [m for m in _metrics(run_dir) if m["step"] > 0]
+    assert [m["step"] for m in rows] == [1, 2, 3]
+    assert rows[0]["sample/staleness"] == 0 and all(m["sample/staleness"] <= 1 for m in rows)
+
+
 def test_missing_key_fails_in_one_line(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "TINKER_API_KEY"}
     result = subprocess.run(

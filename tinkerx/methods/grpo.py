@@ -6,6 +6,12 @@ completion's tokens up or down by its advantage, ``reward - mean(group reward)``
 rewards are all equal has zero advantage everywhere: it is skipped and counted (ALL-0 / ALL-1).
 The loss is one of Tinker's RL losses with the sampler's own logprobs; ``method.variant`` picks a
 paper's recipe (GRPO, Dr. GRPO, DAPO, GSPO, CISPO) as a preset of switches (methods/rl/variants.py).
+
+``overlap_rollouts``: step t+1's rollouts are sent (with the weights step t sampled with) before
+step t trains, so sampling and training run at the same time wherever the backend can (the Tinker
+service; ``backend=local`` with a rollout worker). Each batch is then sampled by the weights one
+update old, never older; the loss's importance ratio -- trainer logprob over the sampler's own
+logprob of each token -- corrects for it, as it does for any sampler/trainer mismatch.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from tinkerx.methods.rl.dynamic_sampling import draw_with_signal, signal_groups
 from tinkerx.methods.rl.metrics import rollout_metrics, sampler_trainer_kl
 from tinkerx.methods.rl.objective import kl_to_reference, policy_datums, reference_logprobs, trainable
 from tinkerx.methods.rl.pool import PromptPool
-from tinkerx.methods.rl.rollouts import Group, Sample, sample_groups, score_groups
+from tinkerx.methods.rl.rollouts import Group, PendingGroups, Sample, launch_groups, score_groups
 from tinkerx.methods.rl.variants import resolve_recipe, yaml_presets
 from tinkerx.pipeline import Pipeline, ResumeState
 from tinkerx.runs.checkpoints import checkpoint_base_model, load_weights, resolve_checkpoint
@@ -51,6 +57,7 @@ class GRPO:
         save_final: bool = True,
         variant: str | None = None,
         variants: dict[str, dict[str, Any]] | None = None,
+        overlap_rollouts: bool = False,
         **switches: Any,  # the recipe's other switches (clip_low, aggregation, kl_coef, ...): see variants.py
     ) -> None:
         explicit = {"loss_fn": loss_fn, "normalize_std": normalize_std, **switches}
@@ -70,6 +77,7 @@ class GRPO:
         self.checkpoint_threshold, self.checkpoint_min_steps = checkpoint_threshold, checkpoint_min_steps
         self.samples_per_step = samples_per_step
         self.evaluate_baseline, self.save_final = evaluate_baseline, save_final
+        self.overlap_rollouts = bool(overlap_rollouts)
 
     shown = SHOWN
 
@@ -81,6 +89,12 @@ class GRPO:
         self._summary: dict[str, Any] = {"init_from": self.init_from, "auto_checkpoints": []}
         self._updates = 0  # optimizer steps taken: 0 at the end means no group ever had signal
         self._elapsed_before = 0.0  # training time of earlier sessions of this run (resume)
+        # Overlapped rollouts: the next step's requests in flight, the updates made when they were
+        # sent, and the prompt pool as it was before they were taken (what a resume point saves: a
+        # resumed run samples those prompts again rather than skipping them).
+        self._pending: PendingGroups | None = None
+        self._pending_updates = 0
+        self._pool_before_pending: dict[str, Any] | None = None
         if resume is None:
             self.client = self._training_client(p)
         else:
@@ -100,7 +114,7 @@ class GRPO:
             "summary": self._summary,
             "updates": self._updates,
             "elapsed_s": self._elapsed(),
-            "pool": self.pool.state(),
+            "pool": self._pool_before_pending if self._pending is not None else self.pool.state(),
             "reward_counts": [self.p.reward.errors, self.p.reward.timeouts],
         }
 
@@ -150,10 +164,19 @@ class GRPO:
         seconds = {"sample": 0.0, "reward": 0.0}
         r = self.recipe
         penalty = (lambda s: overlong_penalty(len(s.tokens_T), p.sampling.max_tokens, r.overlong_buffer)) if r.overlong == "soft" else None
+        # Rollouts sent during the previous step (overlap_rollouts): the first draw of this step.
+        ready, self._pending = self._pending, None
+        staleness = [self._updates - self._pending_updates] if ready is not None else []
 
         def draw(n: int) -> list[Group]:
+            nonlocal ready
             began = time.perf_counter()
-            drawn = sample_groups(sampler, p.tokenizer, p.dataset, pool.take(n), self.group_size, p.sampling.params())
+            if ready is not None and len(ready.examples) == n:
+                pending, ready = ready, None
+            else:
+                pending = launch_groups(sampler, p.tokenizer, p.dataset, pool.take(n), self.group_size, p.sampling.params())
+                staleness.append(0)
+            drawn = pending.collect()
             sampled = time.perf_counter()
             score_groups(drawn, p.reward, r.normalize_std, penalty)
             seconds["sample"] += sampled - began
@@ -170,6 +193,12 @@ class GRPO:
         metrics = {**rollout_metrics(groups), "reward/errors": p.reward.errors + p.reward.timeouts - failures, "pool/passes": pool.passes}
         if r.dynamic_sampling:
             metrics.update({"sample/extra_draws": rounds, "groups/drawn": len(groups)})
+        if self.overlap_rollouts:
+            # Updates between the weights that sampled this step's first draw and the weights it trains.
+            metrics["sample/staleness"] = max(staleness)
+            if step + 1 < total:  # the next step's rollouts go out now, sampled while this step trains
+                self._pool_before_pending, self._pending_updates = pool.state(), self._updates
+                self._pending = launch_groups(sampler, p.tokenizer, p.dataset, pool.take(self.groups_per_batch), self.group_size, p.sampling.params())
         metrics.update(self._train(p, client, batch, step, total))
         self._write_samples(p, step, groups[: self.samples_per_step])
         done = time.perf_counter()

@@ -9,13 +9,15 @@ from tinkerx.backends.local.device import DTYPES
 
 
 class LocalBackend:
-    def __init__(self, device: str = "auto", dtype: str = "float32", num_threads: int | None = None, max_batch_rows: int | None = None) -> None:
+    def __init__(self, device: str = "auto", dtype: str = "float32", num_threads: int | None = None, max_batch_rows: int | None = None,
+                 rollout_device: str | None = None) -> None:
         if dtype not in DTYPES:
             raise ValueError(f"backend.dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
         if max_batch_rows is not None and (isinstance(max_batch_rows, bool) or not isinstance(max_batch_rows, int) or max_batch_rows < 1):
             raise ValueError(f"backend.max_batch_rows must be a positive integer or null (no limit), got {max_batch_rows!r}")
         self.device_name, self.dtype_name, self.num_threads = device, dtype, num_threads
         self.max_batch_rows = max_batch_rows
+        self.rollout_device = rollout_device
         self._service = None
 
     def open(self, model_loaders: Any | Sequence[Any], run_dir: Path, seed: int = 0):
@@ -34,6 +36,7 @@ class LocalBackend:
             checkpoint_dir=Path(run_dir) / "checkpoints",
             seed=seed,
             max_batch_rows=self.max_batch_rows,
+            rollout_device=None if self.rollout_device is None else resolve_device(str(self.rollout_device), "backend.rollout_device"),
         )
         return self._service
 

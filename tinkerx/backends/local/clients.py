@@ -21,6 +21,7 @@ import torch
 from tinker import types
 
 from tinkerx.backends.local.engine import ModelEngine, WeightsSnapshot
+from tinkerx.backends.local.rollout_worker import RolloutWorker
 from tinkerx.runs.faults import kill_point
 
 T = TypeVar("T")
@@ -30,7 +31,7 @@ class LocalServiceClient:
     """Creates training and sampling clients over models loaded in this process."""
 
     def __init__(self, model_loaders: Sequence[Any], *, device: torch.device, dtype: torch.dtype, checkpoint_dir: Path, seed: int = 0,
-                 max_batch_rows: int | None = None) -> None:
+                 max_batch_rows: int | None = None, rollout_device: torch.device | None = None) -> None:
         self._loaders = {m.base_model: m for m in model_loaders}
         self.device, self.dtype = device, dtype
         self.checkpoint_dir = Path(checkpoint_dir)
@@ -41,6 +42,10 @@ class LocalServiceClient:
         self._rng = torch.Generator().manual_seed(seed)
         self._base_engines: dict[str, ModelEngine] = {}
         self._ids = itertools.count()
+        # Sampling clients of a training client sample on a copy of its model on this device, on
+        # the copy's own thread (None: on the training model, between training calls).
+        self.rollout_device = rollout_device
+        self._rollout_workers: dict[int, RolloutWorker] = {}
 
     # The worker thread is the only place model code runs.
     def submit(self, fn: Callable[[], T]) -> "Future[T]":
@@ -118,8 +123,19 @@ class LocalServiceClient:
     def get_tokenizer(self, base_model: str) -> Any:
         return self.loader(base_model).load_tokenizer()
 
+    def rollout_worker(self, engine: ModelEngine) -> "RolloutWorker | None":
+        """The rollout worker of a training engine (made at its first sampling client), or None
+        when sampling runs on the training model."""
+        if self.rollout_device is None:
+            return None
+        if id(engine) not in self._rollout_workers:
+            self._rollout_workers[id(engine)] = RolloutWorker(engine, self.loader(engine.base_model), self.rollout_device)
+        return self._rollout_workers[id(engine)]
+
     def close(self) -> None:
         self._executor.shutdown(wait=True)
+        for worker in self._rollout_workers.values():
+            worker.close()
 
 
 class LocalTrainingClient:
@@ -205,7 +221,11 @@ class LocalTrainingClient:
         return self._submit(lambda: (self.engine.load(Path(path), with_optimizer=True), types.LoadWeightsResponse(path=path))[1])
 
     def create_sampling_client_now(self) -> "LocalSamplingClient":
-        return LocalSamplingClient(self.service, self.engine, self._submit(self.engine.snapshot).result())
+        snapshot = self._submit(self.engine.snapshot).result()
+        worker = self.service.rollout_worker(self.engine)
+        if worker is not None:  # sampling on a copy of the model, on its own thread, while this one trains
+            return LocalSamplingClient(self.service, worker.engine, snapshot, submit=worker.submit)
+        return LocalSamplingClient(self.service, self.engine, snapshot)
 
     def save_weights_and_get_sampling_client(self, name: str | None = None, **_: Any) -> "LocalSamplingClient":
         if name is not None:
@@ -226,8 +246,11 @@ class LocalTrainingClient:
 
 
 class LocalSamplingClient:
-    def __init__(self, service: LocalServiceClient, engine: ModelEngine, snapshot: WeightsSnapshot | None) -> None:
+    def __init__(self, service: LocalServiceClient, engine: ModelEngine, snapshot: WeightsSnapshot | None,
+                 submit: Callable[[Callable[[], Any]], "Future[Any]"] | None = None) -> None:
         self.service, self.engine, self.snapshot = service, engine, snapshot
+        # Where its model code runs: the service's worker, or a rollout worker's own thread.
+        self._submit = submit or service.submit
 
     def sample(
         self,
@@ -241,7 +264,7 @@ class LocalSamplingClient:
         if not include_prompt_logprobs:
             return future
         tokens = prompt.to_ints()
-        return self.service.submit(
+        return self._submit(
             lambda: types.SampleResponse(sequences=future.result().sequences, _prompt_logprobs_list=self._prompt_logprobs(tokens))
         )
 
@@ -280,7 +303,7 @@ class LocalSamplingClient:
                     )
                 )
 
-        self.service.submit(run)
+        self._submit(run)
         return futures
 
     def _prompt_logprobs(self, tokens: list[int], last_tokens: Sequence[int] | None = None) -> Any:
@@ -296,7 +319,7 @@ class LocalSamplingClient:
 
     def compute_logprobs(self, prompt: types.ModelInput) -> "Future[list[float | None]]":
         tokens = prompt.to_ints()
-        return self.service.submit(lambda: self._prompt_logprobs(tokens))
+        return self._submit(lambda: self._prompt_logprobs(tokens))
 
     def compute_logprobs_many(self, prompts: Sequence[types.ModelInput]) -> "list[Future[list[float | None]]]":
         """Like one ``compute_logprobs`` per prompt, in one request: prompts that differ only in their
@@ -318,7 +341,7 @@ class LocalSamplingClient:
                     if not f.done():
                         f.set_exception(e)
 
-        self.service.submit(run)
+        self._submit(run)
         return futures
 
     def get_tokenizer(self) -> Any:

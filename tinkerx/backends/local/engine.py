@@ -113,6 +113,8 @@ class ModelEngine:
             p.requires_grad_(trainable and (rank == 0 or p.requires_grad))
         self.model.eval()  # no dropout anywhere: sampler and trainer must agree on logprobs
         self.trainable = trainable
+        self.lora = {"train_mlp": train_mlp, "train_attn": train_attn, "train_unembed": train_unembed}
+        self.seed = seed
         self.optimizer: torch.optim.Optimizer | None = None
         self.version = 0
         self.steps = 0

@@ -39,18 +39,36 @@ class Group:
         return group_kind(self.rewards_G)
 
 
+@dataclass
+class PendingGroups:
+    """Rollouts in flight: the requests are out; ``collect`` waits for them."""
+
+    tokenizer: Any
+    examples: Sequence[Any]
+    prompts: list[list[int]]
+    futures: list[Any]
+
+    def collect(self) -> list[Group]:
+        groups = []
+        for example, prompt_T, future in zip(self.examples, self.prompts, self.futures):
+            samples = [
+                Sample(list(seq.tokens), list(seq.logprobs), seq.stop_reason, decode_completion(self.tokenizer, seq.tokens))
+                for seq in future.result().sequences
+            ]
+            groups.append(Group(example, prompt_T, samples))
+        return groups
+
+
+def launch_groups(sampling_client: Any, tokenizer: Any, dataset: Any, examples: Sequence[Any], group_size: int, params: Any) -> PendingGroups:
+    """Sends the requests for ``group_size`` completions of every example, all at once, and returns
+    without waiting (a method can train meanwhile: overlapped rollouts)."""
+    prompts = [prompt_tokens(tokenizer, dataset.messages(ex)) for ex in examples]
+    return PendingGroups(tokenizer, list(examples), prompts, sample_prompts(sampling_client, prompts, group_size, params))
+
+
 def sample_groups(sampling_client: Any, tokenizer: Any, dataset: Any, examples: Sequence[Any], group_size: int, params: Any) -> list[Group]:
     """``group_size`` completions of every example; all requests are in flight before any wait."""
-    prompts = [prompt_tokens(tokenizer, dataset.messages(ex)) for ex in examples]
-    futures = sample_prompts(sampling_client, prompts, group_size, params)
-    groups = []
-    for example, prompt_T, future in zip(examples, prompts, futures):
-        samples = [
-            Sample(list(seq.tokens), list(seq.logprobs), seq.stop_reason, decode_completion(tokenizer, seq.tokens))
-            for seq in future.result().sequences
-        ]
-        groups.append(Group(example, prompt_T, samples))
-    return groups
+    return launch_groups(sampling_client, tokenizer, dataset, examples, group_size, params).collect()
 
 
 def score_groups(
