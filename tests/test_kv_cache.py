@@ -47,7 +47,8 @@ def test_row_selection_repeat_and_crop_match_the_dynamic_layer():
     growing, dynamic = GrowingLayer(keys, values), _dynamic(keys, values)
     for layer in (growing, dynamic):
         layer.batch_repeat_interleave(2)
-        layer.batch_select_indices(torch.tensor([5, 0, 3]))
+        layer.batch_select_indices(torch.tensor([5, 0, 3, 1]))
+        layer.reorder_cache(torch.tensor([3, 0, 2]))
         layer.crop(-2)
     _same(growing, dynamic)
     new = _states(3, 1, seed=2)

@@ -90,6 +90,9 @@ class GrowingLayer(DynamicLayer):
         self._values_buffer = self._values_buffer[indices]
         self._expose()
 
+    def reorder_cache(self, beam_idx: torch.Tensor) -> None:
+        self.batch_select_indices(beam_idx.to(self._keys_buffer.device))
+
     def reset(self) -> None:
         super().reset()
         self._keys_buffer = self._values_buffer = None
