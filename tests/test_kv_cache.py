@@ -57,6 +57,10 @@ def test_row_selection_repeat_and_crop_match_the_dynamic_layer():
     _same(growing, dynamic)
     with pytest.raises(ValueError, match="negative"):
         growing.crop(1)
+    for layer in (growing, dynamic):  # reset, then a fresh start
+        layer.reset()
+        layer.update(*new)
+    _same(growing, dynamic)
 
 
 def test_dropping_leading_columns_and_joining_rows_left_pad_with_zeros():

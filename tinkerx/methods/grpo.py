@@ -164,18 +164,17 @@ class GRPO:
         seconds = {"sample": 0.0, "reward": 0.0}
         r = self.recipe
         penalty = (lambda s: overlong_penalty(len(s.tokens_T), p.sampling.max_tokens, r.overlong_buffer)) if r.overlong == "soft" else None
-        # Rollouts sent during the previous step (overlap_rollouts): the first draw of this step.
+        # Rollouts sent during the previous step (overlap_rollouts) are this step's first draw, of
+        # groups_per_batch prompts; dynamic sampling's extra draws are sampled now.
         ready, self._pending = self._pending, None
-        staleness = [self._updates - self._pending_updates] if ready is not None else []
+        # Updates between the weights that sampled the first draw and the weights it trains.
+        staleness = self._updates - self._pending_updates if ready is not None else 0
 
         def draw(n: int) -> list[Group]:
             nonlocal ready
             began = time.perf_counter()
-            if ready is not None and len(ready.examples) == n:
-                pending, ready = ready, None
-            else:
-                pending = launch_groups(sampler, p.tokenizer, p.dataset, pool.take(n), self.group_size, p.sampling.params())
-                staleness.append(0)
+            pending = ready if ready is not None else launch_groups(sampler, p.tokenizer, p.dataset, pool.take(n), self.group_size, p.sampling.params())
+            ready = None
             drawn = pending.collect()
             sampled = time.perf_counter()
             score_groups(drawn, p.reward, r.normalize_std, penalty)
@@ -194,8 +193,7 @@ class GRPO:
         if r.dynamic_sampling:
             metrics.update({"sample/extra_draws": rounds, "groups/drawn": len(groups)})
         if self.overlap_rollouts:
-            # Updates between the weights that sampled this step's first draw and the weights it trains.
-            metrics["sample/staleness"] = max(staleness)
+            metrics["sample/staleness"] = staleness
             if step + 1 < total:  # the next step's rollouts go out now, sampled while this step trains
                 self._pool_before_pending, self._pending_updates = pool.state(), self._updates
                 self._pending = launch_groups(sampler, p.tokenizer, p.dataset, pool.take(self.groups_per_batch), self.group_size, p.sampling.params())

@@ -31,11 +31,9 @@ class GrowingLayer(DynamicLayer):
     to the dynamic layer's.
     """
 
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor, room: int | None = None) -> None:
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor) -> None:
         super().__init__()
-        self.device = keys.device
-        self.is_initialized = True
-        self._place(keys, values, _room(keys.shape[-2]) if room is None else room)
+        self._place(keys, values, _room(keys.shape[-2]))
 
     @classmethod
     def replace_layers(cls, cache: object) -> None:
@@ -45,6 +43,7 @@ class GrowingLayer(DynamicLayer):
     def _place(self, keys: torch.Tensor, values: torch.Tensor, room: int) -> None:
         """New buffers holding ``keys`` / ``values`` with ``room`` free positions after them."""
         batch, heads, length, dim = keys.shape
+        self.device, self.is_initialized = keys.device, True
         self._keys_buffer = keys.new_empty((batch, heads, length + room, dim))
         self._values_buffer = values.new_empty((batch, values.shape[1], length + room, values.shape[-1]))
         self._keys_buffer[:, :, :length] = keys
@@ -58,6 +57,9 @@ class GrowingLayer(DynamicLayer):
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
         new = key_states.shape[-2]
+        if not self.is_initialized:  # after reset(), as a dynamic layer starts afresh
+            self._place(key_states, value_states, _room(new))
+            return self.keys, self.values
         if self._end + new > self._keys_buffer.shape[-2]:
             self._place(self.keys, self.values, max(new, _room(self._end - self._start)))
         self._keys_buffer[:, :, self._end : self._end + new] = key_states
