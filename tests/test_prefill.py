@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tinkerx.backends.local.generation import cache_kwarg, sample_batch
-from tinkerx.backends.local.prefill import MIN_SHARED_PREFIX, prefill, shared_prefix_length
+from tinkerx.backends.local.generation import sample_batch
+from tinkerx.backends.local.prefill import MIN_SHARED_PREFIX, cache_kwarg, prefill, shared_prefix_length
 from tinkerx.chat import prompt_tokens
 
 INSTRUCTION = "Solve the problem, show your steps, and give the final answer after ####. Problem: "

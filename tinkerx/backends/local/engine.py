@@ -13,8 +13,9 @@ from typing import Any, Sequence
 
 import torch
 
-from tinkerx.backends.local.generation import Generated, cache_kwarg, sample_batch
+from tinkerx.backends.local.generation import Generated, sample_batch
 from tinkerx.backends.local.losses import LOSS_INPUTS, LOSSES, check_loss_name
+from tinkerx.backends.local.prefill import cache_kwarg
 
 LORA_ALPHA = 32  # Tinker's LoRA scaling; kept fixed so the rank alone sets capacity
 

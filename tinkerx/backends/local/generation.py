@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from tinkerx.backends.local.prefill import prefill
+from tinkerx.backends.local.prefill import cache_kwarg, prefill
 
 # Uniforms are drawn for this many decode steps at a time: one draw per prompt per block, and a
 # bounded buffer however large max_tokens is.
@@ -267,14 +267,6 @@ def sample_batch(
         end = stops[row] + 1 if stopped else max_tokens
         results.append(Generated(tokens[row][:end], logprobs[row][:end], "stop" if stopped else "length"))
     return [results[i * num_samples : (i + 1) * num_samples] for i in range(len(prompts))]
-
-
-def cache_kwarg(model: torch.nn.Module, cache: object) -> dict[str, object]:
-    """transformers renamed ``past_key_values`` to ``cache`` (5.x); pass whichever this model takes."""
-    import inspect
-
-    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-    return {name: cache, "use_cache": True}
 
 
 def _find_stop_strings(

@@ -33,8 +33,6 @@ def prefill(model: torch.nn.Module, rows: Sequence[Sequence[int]], pad_token_id:
     positions [rows, columns run], the last column being each row's last token)."""
     shared = shared_prefix_length(rows) if share_prefix else 0
     if shared >= MIN_SHARED_PREFIX:
-        from tinkerx.backends.local.generation import cache_kwarg
-
         prefix = torch.tensor([list(rows[0][:shared])], dtype=torch.long, device=device)
         cache = model(input_ids=prefix, use_cache=True, logits_to_keep=1).past_key_values
         if hasattr(cache, "batch_repeat_interleave"):
@@ -49,6 +47,14 @@ def prefill(model: torch.nn.Module, rows: Sequence[Sequence[int]], pad_token_id:
     kwargs = {"attention_mask": mask, "position_ids": positions} if bool((mask == 0).any()) else {}
     out = model(input_ids=input_ids, use_cache=True, logits_to_keep=1, **kwargs)
     return out.past_key_values, out.logits[:, -1, :].float(), mask, positions
+
+
+def cache_kwarg(model: torch.nn.Module, cache: object) -> dict[str, object]:
+    """transformers renamed ``past_key_values`` to ``cache`` (5.x); pass whichever this model takes."""
+    import inspect
+
+    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    return {name: cache, "use_cache": True}
 
 
 def _left_padded(rows: Sequence[Sequence[int]], pad_token_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
