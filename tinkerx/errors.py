@@ -15,3 +15,8 @@ class ConfigError(UserError):
 
 class DataError(UserError):
     """A missing or malformed data file."""
+
+
+class OutOfMemoryError(UserError):
+    """Memory ran out in a step (CUDA OOM, a CPU allocator failure): which step, which sequence
+    lengths and which key lowers the footprint. The run stops cleanly and can be resumed."""

@@ -65,6 +65,18 @@ class Method(Protocol):
     def state(self) -> dict[str, Any]:
         ...
 
+    def sampling_client(self) -> Any:
+        """A sampling client for the policy's current weights (what front doors sample from)."""
+        ...
+
+    def load(self, path: str, with_optimizer: bool = False) -> None:
+        """Load a saved state (``save``'s path) into the trained policy."""
+        ...
+
+    def saved_checkpoints(self) -> list[dict[str, Any]]:
+        """Checkpoints the method saved on its own so far (e.g. GRPO's best-so-far): name, path, step."""
+        ...
+
     def finish(self) -> dict[str, Any]:
         """Final evaluation and checkpoint; returns the run's summary (``baseline`` / ``final`` and more)."""
         ...
