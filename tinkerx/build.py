@@ -61,10 +61,9 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[Any, Pipeline, list[Any]]:
     # 3. Data, the reward checked against it, then the tokenizer and the evaluator.
     dataset = instantiate(cfg.dataset, "dataset")
     if reward is not None:
-        from tinkerx.rewards.guarded import GuardedReward, validate_reward
+        from tinkerx.rewards.guarded import checked
 
-        validate_reward(reward, dataset.train[:4] or dataset.test[:4], timeout_s=cfg.reward_timeout_s)
-        reward = GuardedReward(reward, timeout_s=cfg.reward_timeout_s)
+        reward = checked(reward, dataset.train[:4] or dataset.test[:4], timeout_s=cfg.reward_timeout_s)
     tokenizer = model_loader.load_tokenizer()
     evaluator = None
     if cfg.get("evaluator") is not None:

@@ -12,23 +12,25 @@ compared with the original's, ignoring wall-clock keys (``time/...``).
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
-from tinkerx.runs.recorder import TIME_PREFIX
+from omegaconf import OmegaConf
+
+from tinkerx import cli
+from tinkerx.cli_errors import report_user_error
+from tinkerx.errors import UserError
+from tinkerx.mcp.replay import main as replay_session
+from tinkerx.runs.compare import compare_metrics
+from tinkerx.runs.data_files import recorded_data_overrides
+from tinkerx.runs.environment import match_thread_count
 
 # Hydra settings that describe where and how the original ran, not what it ran.
 _PER_RUN_HYDRA_KEYS = ("hydra.run.dir", "hydra.sweep.", "hydra.mode", "hydra.job.num", "hydra.job.id", "hydra.output_subdir")
 
 
 def reproduction_args(run_dir: Path, extra: list[str], new_dir: Path) -> list[str]:
-    from omegaconf import OmegaConf
-
-    from tinkerx.errors import UserError
-
     hydra_file = run_dir / ".hydra" / "hydra.yaml"
     if not hydra_file.is_file():
         raise UserError(f"{run_dir} is not a tinkerx run folder (no .hydra/hydra.yaml)")
@@ -38,8 +40,6 @@ def reproduction_args(run_dir: Path, extra: list[str], new_dir: Path) -> list[st
         raise UserError(f"cannot reproduce {run_dir}: {hydra_file} is unreadable: {type(e).__name__}: {' '.join(str(e).split())}") from None
     task = [str(o) for o in hydra.overrides.task]
     user_hydra = [str(o) for o in hydra.overrides.hydra if not str(o).startswith(_PER_RUN_HYDRA_KEYS)]
-    from tinkerx.runs.data_files import recorded_data_overrides
-
     # Relative data paths in the original overrides are replaced by the recorded absolute ones.
     data = recorded_data_overrides(run_dir, {_key(o) for o in extra})
     data_keys = {_key(o) for o in data}
@@ -68,36 +68,14 @@ def _absolute_path(override: str, original_cwd: Path) -> str:
 
 def sibling_dir(run_dir: Path) -> Path:
     """A new folder beside the original; the random tag keeps two reproductions in one second apart."""
-    from tinkerx.__main__ import unique_suffix
-
-    return run_dir.with_name(f"{run_dir.name}-reproduced-{time.strftime('%Y%m%d-%H%M%S')}-{unique_suffix()}")
+    return run_dir.with_name(f"{run_dir.name}-reproduced-{time.strftime('%Y%m%d-%H%M%S')}-{cli.unique_suffix()}")
 
 
 def _key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
-def metric_rows(path: Path) -> list[dict[str, Any]]:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [{k: v for k, v in row.items() if not k.startswith(TIME_PREFIX)} for row in rows]
-
-
-def compare_metrics(original: Path, reproduced: Path) -> str | None:
-    """None when the two metrics.jsonl files agree line for line (timing aside), else the first difference."""
-    a, b = metric_rows(original / "metrics.jsonl"), metric_rows(reproduced / "metrics.jsonl")
-    if len(a) != len(b):
-        return f"{len(a)} metric lines originally, {len(b)} now"
-    for i, (x, y) in enumerate(zip(a, b), start=1):
-        if x != y:
-            key = next(k for k in sorted(set(x) | set(y)) if x.get(k) != y.get(k))
-            return f"line {i}: {key} was {x.get(key)!r}, now {y.get(key)!r}"
-    return None
-
-
 def main(argv: list[str] | None = None) -> None:
-    from tinkerx.cli_errors import report_user_error
-    from tinkerx.errors import UserError
-
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__.strip().splitlines()[0])
@@ -108,24 +86,17 @@ def main(argv: list[str] | None = None) -> None:
     new_dir = Path(given).resolve() if given else sibling_dir(run_dir)
     extra = [o for o in extra if not o.startswith("hydra.run.dir=")]
     if (run_dir / "tool_calls.jsonl").is_file():  # an agent's MCP session: replay its tool calls
-        from tinkerx.mcp.replay import main as replay_session
-
         return replay_session(run_dir, new_dir)
     try:
         args = reproduction_args(run_dir, extra, new_dir)
     except UserError as e:
         report_user_error(e)
 
-    from tinkerx.__main__ import main as tinkerx_main
-
     if new_dir.exists() and any(new_dir.iterdir()):
         report_user_error(f"{new_dir} already holds files: reproduce into a new folder (hydra.run.dir=...)")
-    from tinkerx.runs.environment import match_thread_count
-
     match_thread_count(run_dir)
     print("reproducing with: python -m tinkerx " + " ".join(args))
-    sys.argv = ["tinkerx", *args]
-    tinkerx_main(composition_prefix=f"cannot reproduce {run_dir}: its config no longer composes: ")
+    cli.main(args, composition_prefix=f"cannot reproduce {run_dir}: its config no longer composes: ")
     if not extra:
         difference = compare_metrics(run_dir, new_dir)
         verdict = "metrics.jsonl matches the original line for line" if difference is None else f"metrics differ from the original: {difference}"

@@ -12,11 +12,19 @@ rewritten.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
+
+from omegaconf import OmegaConf
+
+from tinkerx import cli
+from tinkerx.app import run
+from tinkerx.cli_errors import report_user_error
+from tinkerx.errors import UserError
+from tinkerx.runs.environment import match_thread_count
+from tinkerx.runs.status import FAILED_MARKER, RESUME_ENV, run_status
 
 RESUMABLE_KEYS = (
     "training.save_every",
@@ -27,24 +35,9 @@ RESUMABLE_KEYS = (
     "backend.record",
     "backend.proxy",
 )
-RESUME_ENV = "TINKERX_RESUME"  # set for the trials of a resumed sweep: each continues its own folder
-
-
-def run_status(run_dir: Path) -> str | None:
-    """``finished`` / ``interrupted`` from summary.json, ``failed`` from failed.txt, None if it just stopped."""
-    if (run_dir / "failed.txt").is_file():
-        return "failed"
-    try:
-        return json.loads((run_dir / "summary.json").read_text()).get("status", "finished")
-    except (OSError, ValueError):
-        return None
 
 
 def resume_config(run_dir: Path, overrides: list[str]) -> Any:
-    from omegaconf import OmegaConf
-
-    from tinkerx.errors import UserError
-
     config_file = run_dir / "config.yaml"
     if not config_file.is_file():
         raise UserError(f"{run_dir} is not a tinkerx run folder (no config.yaml)")
@@ -63,41 +56,30 @@ def resume_config(run_dir: Path, overrides: list[str]) -> Any:
 
 
 def resume_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
-    from tinkerx.app import run
-    from tinkerx.errors import UserError
-
     cfg = resume_config(run_dir, overrides)  # refuses changed keys before anything else
     status = run_status(run_dir)
     if status == "finished":
         raise UserError(f"{run_dir} is finished (summary.json status: finished); nothing to resume")
-    if status == "failed":
-        raise UserError(f"{run_dir} failed before its first step ({(run_dir / 'failed.txt').read_text().strip()}); start it again instead")
-    from tinkerx.runs.environment import match_thread_count
-
+    if status == "failed" and (run_dir / FAILED_MARKER).is_file():
+        raise UserError(f"{run_dir} failed before its first step ({(run_dir / FAILED_MARKER).read_text().strip()}); start it again instead")
+    # A run that failed later (out of memory, say) continues from its last resume point.
     match_thread_count(run_dir)  # the resumed steps sum on CPU as the first ones did
     return run(cfg, run_dir, resume=True)
 
 
 def resume_sweep(sweep_dir: Path, overrides: list[str]) -> None:
     """Runs the sweep recorded in ``multirun.yaml`` again in its own folder, each trial continuing itself."""
-    from omegaconf import OmegaConf
-
     hydra = OmegaConf.load(sweep_dir / "multirun.yaml").hydra
     args = [str(o) for o in hydra.overrides.task] + [
         str(o) for o in hydra.overrides.hydra if not str(o).startswith(("hydra.sweep.dir", "hydra.mode"))
     ]
     os.environ[RESUME_ENV] = "1"
-    sys.argv = ["tinkerx", "-m", *args, *overrides, f"hydra.sweep.dir={sweep_dir}"]
-    from tinkerx.__main__ import main as tinkerx_main
-
-    print("resuming sweep: python -m tinkerx " + " ".join(sys.argv[1:]), file=sys.stderr)
-    tinkerx_main()
+    argv = ["-m", *args, *overrides, f"hydra.sweep.dir={sweep_dir}"]
+    print("resuming sweep: python -m tinkerx " + " ".join(argv), file=sys.stderr)
+    cli.main(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
-    from tinkerx.cli_errors import report_user_error
-    from tinkerx.errors import UserError
-
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__.strip())

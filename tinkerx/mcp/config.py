@@ -5,28 +5,31 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from tinkerx.cli_errors import describe_composition_error
 from tinkerx.errors import ConfigError
+from tinkerx.paths import CONFIG_DIR
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+def compose(overrides: list[str], values: dict[str, Any] | None = None) -> DictConfig:
+    """The CLI's config for ``overrides`` (group choices and ``key=value``s), then ``values`` set by key."""
+    return compose_run(overrides, values)[0]
 
 
-def compose(overrides: list[str], values: dict[str, Any] | None = None):
-    """The CLI's config for ``overrides`` (group choices and ``key=value``s), then ``values`` set by key.
+def compose_run(overrides: list[str], values: dict[str, Any] | None = None) -> tuple[DictConfig, str]:
+    """``compose``, and the method group's choice (``sft``, ``dpo``, ... also when an experiment picks it).
 
     Values from tool arguments are set on the composed config rather than written as override
     strings, so a path with ``:`` or quotes in it needs no escaping and keeps its type.
     """
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import OmegaConf, open_dict
-
-    from tinkerx.cli_errors import describe_composition_error
-
     GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = hydra_compose(config_name="config", overrides=list(overrides))
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            cfg = hydra_compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
     except Exception as error:  # noqa: BLE001 - composition errors become one line, others re-raise
         message = describe_composition_error(error)
         if message is None:
@@ -34,16 +37,18 @@ def compose(overrides: list[str], values: dict[str, Any] | None = None):
         raise ConfigError(message) from None
     finally:
         GlobalHydra.instance().clear()
+    method = str(cfg.hydra.runtime.choices.get("method"))
     with open_dict(cfg):
+        del cfg["hydra"]  # Hydra's own settings: the CLI's run config.yaml does not hold them either
         for key, value in (values or {}).items():
             if value is not None:
                 OmegaConf.update(cfg, key, value, force_add=True)
-    return cfg
+    return cfg, method
 
 
 def reward_choice(reward: str) -> tuple[list[str], dict[str, Any]]:
     """``reward`` as config: a built-in name (conf/reward/NAME.yaml) or a Python file's path."""
-    builtin = sorted(p.stem for p in (CONF_DIR / "reward").glob("*.yaml") if p.stem != "python")
+    builtin = sorted(p.stem for p in (CONFIG_DIR / "reward").glob("*.yaml") if p.stem != "python")
     if reward in builtin:
         return [f"reward={reward}"], {}
     if reward.endswith(".py"):

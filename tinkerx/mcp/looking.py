@@ -6,21 +6,22 @@ Both go through the project's own pieces: the data set's prompt format and chat 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from tinkerx.build import instantiate
+from tinkerx.chat import decode_completion, prompt_tokens
+from tinkerx.data.example import Example
+from tinkerx.data.jsonl import read_jsonl
 from tinkerx.errors import ConfigError
+from tinkerx.mcp.config import compose
+from tinkerx.sampler import sample_prompts
 
 MAX_PROMPTS = 256
 
 
-def sampling_client(training_client: Any) -> Any:
-    """The current weights as a sampling client (a future on some clients, the client on others)."""
-    client = training_client.save_weights_and_get_sampling_client()
-    return client if hasattr(client, "sample") else client.result()
-
-
 def sample_completions(
-    training_client: Any,
+    client: Any,
     p: Any,
     prompts: list[str] | None,
     prompts_path: str | None,
@@ -29,11 +30,6 @@ def sample_completions(
     temperature: float | None,
     seed: int | None,
 ) -> list[dict[str, Any]]:
-    from tinkerx.chat import decode_completion, prompt_tokens
-    from tinkerx.data.example import Example
-    from tinkerx.data.jsonl import read_jsonl
-    from tinkerx.sampler import sample_prompts
-
     if (prompts is None) == (prompts_path is None):
         raise ConfigError("give exactly one of prompts (a list of strings) or prompts_path (a .jsonl file with a question field)")
     if n < 1:
@@ -47,7 +43,7 @@ def sample_completions(
     overrides = {k: v for k, v in (("max_tokens", max_tokens), ("temperature", temperature)) if v is not None}
     params = p.sampling.params(seed=p.seed if seed is None else seed, **overrides)
     tokens = [prompt_tokens(p.tokenizer, p.dataset.messages(ex)) for ex in examples]
-    futures = sample_prompts(sampling_client(training_client), tokens, n, params)
+    futures = sample_prompts(client, tokens, n, params)
     rows = []
     for ex, future in zip(examples, futures):
         completions = [decode_completion(p.tokenizer, seq.tokens) for seq in future.result().sequences]
@@ -61,11 +57,6 @@ def sample_completions(
 
 def evaluate_elsewhere(run: Any, name: str, holdout_path: str | None, dataset: str | None, max_examples: int | None) -> dict[str, Any]:
     """The run's evaluator settings on another holdout file or data set (or another example count)."""
-    from pathlib import Path
-
-    from tinkerx.build import instantiate
-    from tinkerx.mcp.config import compose
-
     if holdout_path is not None and dataset is not None:
         raise ConfigError("give holdout_path or dataset, not both")
     groups, values = list(run.groups), dict(run.values)
@@ -83,6 +74,6 @@ def evaluate_elsewhere(run: Any, name: str, holdout_path: str | None, dataset: s
     p = run.pipeline
     data = instantiate(cfg.dataset, "dataset") if (dataset or holdout_path) else p.dataset
     evaluator = instantiate(cfg.evaluator, "evaluator", dataset=data, tokenizer=p.tokenizer, reward=p.reward)
-    result = evaluator(sampling_client(run.method.client))
+    result = evaluator(run.method.sampling_client())
     p.recorder.write_jsonl(f"eval/{name}.jsonl", result.records)
     return result.metrics

@@ -15,11 +15,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tinkerx.cli_errors import report_user_error
+from tinkerx.errors import UserError
 from tinkerx.mcp.records import read_session, read_tool_calls
 from tinkerx.mcp.session import TrainingSession
+from tinkerx.runs.compare import compare_metrics
 
-REPLAYED = ("init_sft", "init_grpo", "train_sft_step", "train_grpo_step", "sample", "evaluate", "save", "load", "finish")
-STEPPED = {"train_sft_step": "steps", "train_grpo_step": "iterations"}
+REPLAYED = ("start_run", "init_sft", "init_grpo", "train_step", "train_sft_step", "train_grpo_step", "sample", "evaluate", "save", "load", "finish")
+STEPPED = {"train_step": "steps", "train_sft_step": "steps", "train_grpo_step": "iterations"}
 
 
 def replay(session_dir: Path, new_dir: Path, log: Any = None) -> TrainingSession:
@@ -45,16 +48,11 @@ def replay(session_dir: Path, new_dir: Path, log: Any = None) -> TrainingSession
 
 def compare_runs(original: Path, replayed: Path) -> dict[str, str | None]:
     """Each run folder of the original session: None when its metrics.jsonl matches, else the first difference."""
-    from tinkerx.reproduce import compare_metrics
-
     runs = sorted(p.name for p in original.iterdir() if (p / "metrics.jsonl").is_file())
     return {run: compare_metrics(original / run, replayed / run) if (replayed / run / "metrics.jsonl").is_file() else "not replayed" for run in runs}
 
 
 def main(session_dir: Path, new_dir: Path) -> None:
-    from tinkerx.cli_errors import report_user_error
-    from tinkerx.errors import UserError
-
     print(f"replaying the agent session {session_dir} into {new_dir}", file=sys.stderr)
     try:
         replay(session_dir, new_dir, log=sys.stderr)
@@ -69,6 +67,8 @@ def main(session_dir: Path, new_dir: Path) -> None:
 
 
 def _relocated(value: Any, old: Path, new: Path) -> Any:
+    if isinstance(value, list):  # start_run's overrides: "key=<a path in the session folder>"
+        return [v.replace(str(old), str(new)) if isinstance(v, str) else v for v in value]
     if isinstance(value, str) and value.startswith(str(old)):
         return str(new) + value[len(str(old)) :]
     return value

@@ -38,7 +38,7 @@ def sft(rows: list[dict[str, Any]], history: list[dict[str, Any]]) -> dict[str, 
     return report
 
 
-def grpo(rows: list[dict[str, Any]], summary: dict[str, Any]) -> dict[str, Any]:
+def grpo(rows: list[dict[str, Any]], summary: dict[str, Any], saved: list[dict[str, Any]]) -> dict[str, Any]:
     """Per iteration: reward, accuracy, no-signal groups (ALL-0 / ALL-1), truncation, holdout."""
     iterations = []
     for r in rows:
@@ -53,7 +53,7 @@ def grpo(rows: list[dict[str, Any]], summary: dict[str, Any]) -> dict[str, Any]:
         "updates_this_call": sum(1 for r in rows if r.get("train/datums", 0) > 0),
         "all_0_groups": sum(r.get("groups/all_0", 0) for r in rows),
         "all_1_groups": sum(r.get("groups/all_1", 0) for r in rows),
-        "auto_checkpoints": summary.get("auto_checkpoints", []),
+        "auto_checkpoints": saved,
     }
     if rows and report["updates_this_call"] == 0:
         report["warning"] = "no update: every group scored alike (ALL-0 or ALL-1); raise max_tokens, change the data or the reward"

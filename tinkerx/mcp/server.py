@@ -21,8 +21,10 @@ from tinkerx.mcp.session import TrainingSession
 
 # (tool = TrainingSession method, reports progress and stops between steps, may run without waiting)
 SESSION_TOOLS = (
+    ("start_run", False, False),
     ("init_sft", False, False),
     ("init_grpo", False, False),
+    ("train_step", True, True),
     ("train_sft_step", True, True),
     ("train_grpo_step", True, True),
     ("sample", False, False),

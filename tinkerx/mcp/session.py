@@ -1,44 +1,58 @@
-"""The agent's training session: one method object at a time, driven step by step.
+"""The agent's training session: one run at a time, driven a few steps per tool call.
 
 Each public method here is one MCP tool (same name, same keyword arguments), which is also how
-``tinkerx.mcp.replay`` plays a recorded session back without the agent. The training, sampling and
-scoring all happen in the method, backend and evaluator objects ``tinkerx.build`` makes, exactly
-as for the CLI; this class only decides which of them to call, and keeps the session folder.
+``tinkerx.mcp.replay`` plays a recorded session back without the agent. A run's whole lifecycle
+(its folder, building, steps with resume points, finishing, closing, failures) is the CLI's own
+``tinkerx.runs.lifecycle.RunLifecycle``, and the run's method is used only through the ``Method``
+protocol, so any method the CLI runs can be started here (``start_run``). This class translates
+tool calls into lifecycle and method calls, and keeps the session folder.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from omegaconf.errors import MissingMandatoryValue
+
 from tinkerx.errors import ConfigError, UserError
 from tinkerx.mcp import debug, reports
-from tinkerx.mcp.config import compose, reward_choice
+from tinkerx.mcp.config import compose_run, reward_choice
+from tinkerx.mcp.looking import evaluate_elsewhere, sample_completions
 from tinkerx.mcp.records import SessionRecords
+from tinkerx.runs.checkpoints import checkpoint_base_model, resolve_checkpoint
+from tinkerx.runs.lifecycle import RunLifecycle
+from tinkerx.runs.rng import global_rng_state, set_global_rng_state
 
 Progress = Callable[[int, int, dict[str, Any]], None]  # (done, total, the step's metrics)
 StopRequested = Callable[[], bool]
+ROWS_SHOWN = 10  # a training call returns its last rows; all of them are in the run's metrics.jsonl
 
 
 @dataclass
-class Run:
-    """One method's run: a folder in the CLI's format inside the session folder."""
+class SessionRun:
+    """One run of the session: a run folder in the CLI's format inside the session folder."""
 
-    kind: str
-    run_dir: Path
+    kind: str  # the method group's choice: sft, grpo, dpo, distill, ...
     groups: list[str]
     values: dict[str, Any]
-    method: Any
-    pipeline: Any
-    closers: list[Any]
-    started: float = field(default_factory=time.time)
-    finished: bool = False
+    life: RunLifecycle
     evaluations: int = 0
+
+    @property
+    def method(self) -> Any:
+        return self.life.method
+
+    @property
+    def pipeline(self) -> Any:
+        return self.life.pipeline
+
+    @property
+    def run_dir(self) -> Path:
+        return self.life.run_dir
 
 
 class TrainingSession:
@@ -48,12 +62,26 @@ class TrainingSession:
         self.records = SessionRecords(self.dir)
         self.records.write_session(self.overrides)
         debug.install(self.dir)
-        self.run: Run | None = None
+        self.run: SessionRun | None = None
         self.runs_started = 0
         self.checkpoints: list[dict[str, Any]] = []
         self.started = time.time()
 
     # ---- starting a run --------------------------------------------------------------------
+    def start_run(self, overrides: list[str]) -> dict[str, Any]:
+        """Start a run of any method, configured exactly as on the command line (replaces any run in
+        progress) and measure its baseline.
+
+        overrides: what you would type after `python -m tinkerx`, e.g. ["method=dpo",
+        "dataset=arithmetic", "training.max_steps=20"] or ["experiment=distill_tiny_on_policy"];
+        the server's own (backend, model) come first, so yours win. Methods: sft, grpo, dpo,
+        distill, debate, eval. Then train_step, evaluate, sample, save, finish. Returns data sizes,
+        total_steps, the baseline and the run folder.
+        """
+        if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+            raise ConfigError(f"overrides must be a list of strings such as 'method=dpo', got {overrides!r}")
+        return self._start([*self.overrides, *overrides], {})
+
     def init_sft(
         self,
         examples_path: str,
@@ -76,7 +104,7 @@ class TrainingSession:
         a .jsonl file for evaluate(); without it 100 examples (at most a quarter) are held out.
         lr / lr_schedule (constant | linear | cosine) / warmup_steps / batch_size / max_steps (the
         schedule's length) / lora_rank default to the method's and model's config. Returns data
-        sizes, the baseline held-out accuracy, the reward check and the run folder.
+        sizes, the baseline held-out accuracy and the run folder.
         """
         if not 0 < validation_split < 0.5:
             raise ConfigError(f"validation_split must be in (0, 0.5), got {validation_split}")
@@ -88,7 +116,7 @@ class TrainingSession:
             "model.lora_rank": lora_rank, "training.batch_size": batch_size, "training.max_steps": max_steps,
             "method.validation_every": validation_every, "sampling.max_tokens": max_tokens, "seed": seed,
         }  # fmt: skip
-        return self._init("sft", [], values)
+        return self._start([*self.overrides, "method=sft", "dataset=jsonl"], values)
 
     def init_grpo(
         self,
@@ -132,62 +160,61 @@ class TrainingSession:
             "method.checkpoint_threshold": checkpoint_threshold, "method.checkpoint_min_steps": checkpoint_min_steps,
             "model.lora_rank": lora_rank, "seed": seed,
         }  # fmt: skip
-        return self._init("grpo", reward_groups, values)
+        return self._start([*self.overrides, "method=grpo", "dataset=jsonl", *reward_groups], values)
 
-    def _init(self, kind: str, groups: list[str], values: dict[str, Any]) -> dict[str, Any]:
-        from omegaconf import OmegaConf
-        from omegaconf.errors import MissingMandatoryValue
-
-        from tinkerx.app import SOURCE_DIR
-        from tinkerx.build import build
-        from tinkerx.runs.environment import environment
-
+    def _start(self, groups: list[str], values: dict[str, Any]) -> dict[str, Any]:
+        """A new run through the lifecycle. It is built (every value, the data and the reward
+        checked) while the run in progress still stands, so a refused start costs that run nothing
+        (not even a draw from the global random generators); for a moment both are open."""
         log = debug.area("init")
-        groups = [*self.overrides, f"method={kind}", "dataset=jsonl", *groups]
         values = {k: v for k, v in values.items() if v is not None}
-        cfg = compose(groups, values)
-        reward_check = _check_reward(cfg)  # before the run in progress is closed: a bad reward costs nothing
+        cfg, kind = compose_run(groups, values)
+        run_dir = self.dir / f"run{self.runs_started + 1:02d}_{kind}"
+        log.debug("composing %s with %s and %s", run_dir.name, groups, values)
+        rng = global_rng_state()
+        life = None
+        try:
+            life = RunLifecycle.open(cfg, run_dir)
+            life.build()
+        except BaseException as error:
+            if life is not None:
+                life.discard()
+            set_global_rng_state(rng)
+            _reraise(error)
         self.close("replaced")
         self.runs_started += 1
-        run_dir = self.dir / f"run{self.runs_started:02d}_{kind}"
-        log.debug("composing %s with %s and %s", run_dir.name, groups, values)
         try:
-            run_dir.mkdir(parents=True)
-            (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-            (run_dir / "environment.json").write_text(json.dumps(environment(SOURCE_DIR), indent=2) + "\n")
-            method, pipeline, closers = build(cfg, run_dir)
-            self.run = Run(kind, run_dir, groups, values, method, pipeline, closers)
-            method.setup(pipeline)
-            start_metrics = method.start()
-            if start_metrics:
-                pipeline.recorder.log_metrics(0, start_metrics)
-        except MissingMandatoryValue as e:
-            self._abandon(run_dir)
-            raise ConfigError(f"{e.full_key} is required and has no default") from None
-        except BaseException:
-            self._abandon(run_dir)
-            raise
-        log.debug("run %s ready: %d train examples", run_dir.name, len(pipeline.dataset.train))
+            life.begin()
+        except BaseException as error:
+            # Nothing was trained: the next run takes this number, so a replay (which skips failed calls) agrees.
+            life.discard()
+            self.runs_started -= 1
+            _reraise(error)
+        self.run = run = SessionRun(kind, groups, values, life)
+        data = run.pipeline.dataset
+        log.debug("run %s ready: %d train examples", run_dir.name, len(data.train))
         return {
             "method": kind,
             "run_dir": str(run_dir),
-            "train_examples": len(pipeline.dataset.train),
-            "validation_examples": len(pipeline.dataset.validation),
-            "holdout_examples": len(pipeline.dataset.test),
-            "total_steps": method.total_steps,
-            "baseline": method.summary().get("baseline"),
-            "reward_check": reward_check,
+            "train_examples": len(data.train),
+            "validation_examples": len(data.validation),
+            "holdout_examples": len(data.test),
+            "total_steps": run.method.total_steps,
+            "baseline": run.method.summary().get("baseline"),
+            "reward_check": getattr(run.pipeline.reward, "reference_check", None),
         }
 
-    def _abandon(self, run_dir: Path) -> None:
-        """Nothing was trained: close what was opened and remove the half-made folder."""
-        if self.run is not None and self.run.run_dir == run_dir:
-            self._close_closers(self.run)
-            self.run = None
-        shutil.rmtree(run_dir, ignore_errors=True)
-        self.runs_started -= 1  # the next run takes this number: a replay, which skips failed calls, agrees
-
     # ---- training --------------------------------------------------------------------------
+    def train_step(self, steps: int = 1, progress: Progress | None = None, stop: StopRequested | None = None) -> dict[str, Any]:
+        """Train the run in progress (any method) for `steps` steps of its schedule.
+
+        Returns how far it got and the metrics of the last steps (all are in the run's
+        metrics.jsonl). A resume point is saved every training.save_every steps.
+        """
+        run = self._active()
+        rows = self._train(run, "train_step", steps, progress, stop)
+        return {**self._position(run, rows, steps), "metrics": rows[-ROWS_SHOWN:]}
+
     def train_sft_step(self, steps: int | None = None, epochs: float | None = None, progress: Progress | None = None, stop: StopRequested | None = None) -> dict[str, Any]:
         """Train the SFT run for `steps` optimizer steps, or `epochs` passes over the data.
 
@@ -198,7 +225,7 @@ class TrainingSession:
         if (steps is None) == (epochs is None):
             raise ConfigError("give exactly one of steps or epochs")
         if epochs is not None:
-            steps = math.ceil(epochs * len(run.method.train) / run.pipeline.training.batch_size)
+            steps = math.ceil(epochs * len(run.pipeline.dataset.train) / run.pipeline.training.batch_size)
         rows = self._train(run, "train_sft_step", steps, progress, stop)
         return {**self._position(run, rows, steps), **reports.sft(rows, run.pipeline.recorder.history)}
 
@@ -211,34 +238,38 @@ class TrainingSession:
         """
         run = self._active("grpo")
         rows = self._train(run, "train_grpo_step", iterations, progress, stop)
-        return {**self._position(run, rows, iterations), **reports.grpo(rows, run.method.summary())}
+        return {**self._position(run, rows, iterations), **reports.grpo(rows, run.method.summary(), run.method.saved_checkpoints())}
 
-    def _train(self, run: Run, tool: str, steps: int, progress: Progress | None, stop: StopRequested | None) -> list[dict[str, Any]]:
+    def _train(self, run: SessionRun, tool: str, steps: int, progress: Progress | None, stop: StopRequested | None) -> list[dict[str, Any]]:
         method, log = run.method, debug.area("training")
         if steps < 1:
             raise ConfigError(f"the number of steps must be >= 1, got {steps}")
-        remaining = method.total_steps - method.step_index
-        if remaining <= 0:
-            raise UserError(f"all {method.total_steps} steps of this run's schedule are done: call finish(), or init again with a larger max_steps")
-        steps = min(steps, remaining)
+        if run.life.steps_left <= 0:
+            raise UserError(f"all {method.total_steps} steps of this run's schedule are done: call finish(), or start again with a larger max_steps")
+        steps = min(steps, run.life.steps_left)
         rows: list[dict[str, Any]] = []
-        for done in range(1, steps + 1):
-            if stop is not None and stop():
-                log.debug("%s stopped on request after %d of %d steps", tool, done - 1, steps)
-                break
-            metrics = method.step()
-            run.pipeline.recorder.log_metrics(method.step_index, metrics)
+
+        def on_step(metrics: dict[str, Any]) -> None:
             rows.append({"step": method.step_index, **metrics})
             log.debug("step %d: %s", method.step_index, metrics)
-            self.records.heartbeat(tool, run=run.run_dir.name, step=method.step_index, done=done, total=steps)
+            self.records.heartbeat(tool, run=run.run_dir.name, step=method.step_index, done=len(rows), total=steps)
             if progress is not None:
-                progress(done, steps, metrics)
+                progress(len(rows), steps, metrics)
+
+        try:
+            run.life.drive(steps, stop, on_step)
+        except BaseException as error:
+            # The step did not complete: the run ends here, its files and resume points kept.
+            run.life.fail(error)
+            raise
+        if len(rows) < steps:
+            log.debug("%s stopped on request after %d of %d steps", tool, len(rows), steps)
         return rows
 
-    def _position(self, run: Run, rows: list[dict[str, Any]], asked: int) -> dict[str, Any]:
+    def _position(self, run: SessionRun, rows: list[dict[str, Any]], asked: int) -> dict[str, Any]:
         return {
             "steps_run": len(rows),
-            "stopped_early": len(rows) < min(asked, len(rows) + run.method.total_steps - run.method.step_index),
+            "stopped_early": len(rows) < min(asked, len(rows) + run.life.steps_left),
             "step": run.method.step_index,
             "total_steps": run.method.total_steps,
         }
@@ -258,13 +289,12 @@ class TrainingSession:
         Give prompts (a short list of questions) or prompts_path (a .jsonl with "question" and
         optionally "answer": then each completion's reward is shown too). Look at samples often.
         """
-        from tinkerx.mcp.looking import sample_completions
-
         run = self._active()
-        rows = sample_completions(run.method.client, run.pipeline, prompts, prompts_path, n, max_tokens, temperature, seed)
-        run.pipeline.recorder.write_jsonl("sampled.jsonl", [{"at_step": run.method.step_index, **r} for r in rows], append=True)
-        debug.area("sampling").debug("sampled %d prompts x %d at step %d", len(rows), n, run.method.step_index)
-        return {"step": run.method.step_index, "samples": rows}
+        step = run.method.step_index
+        rows = sample_completions(run.method.sampling_client(), run.pipeline, prompts, prompts_path, n, max_tokens, temperature, seed)
+        run.pipeline.recorder.write_jsonl("sampled.jsonl", [{"at_step": step, **r} for r in rows], append=True)
+        debug.area("sampling").debug("sampled %d prompts x %d at step %d", len(rows), n, step)
+        return {"step": step, "samples": rows}
 
     def evaluate(self, holdout_path: str | None = None, dataset: str | None = None, max_examples: int | None = None) -> dict[str, Any]:
         """Held-out evaluation of the current weights (greedy, graded by the run's reward).
@@ -273,17 +303,16 @@ class TrainingSession:
         dataset: a configured data set (gsm8k, math, arithmetic, ...). Returns accuracy,
         reward_mean, truncation_rate and more; per-example records go to the run folder.
         """
-        from tinkerx.mcp.looking import evaluate_elsewhere
-
         run = self._active()
         run.evaluations += 1
-        name = f"mcp_{run.evaluations:03d}_step_{run.method.step_index:06d}"
+        step = run.method.step_index
+        name = f"mcp_{run.evaluations:03d}_step_{step:06d}"
         if holdout_path is None and dataset is None and max_examples is None:
             metrics = run.method.evaluate(name)
         else:
             metrics = evaluate_elsewhere(run, name, holdout_path, dataset, max_examples)
-        run.pipeline.recorder.log_metrics(run.method.step_index, {f"eval/{k}": v for k, v in metrics.items()})
-        return {"step": run.method.step_index, "metrics": metrics, "records": str(run.run_dir / "eval" / f"{name}.jsonl")}
+        run.pipeline.recorder.log_metrics(step, {f"eval/{k}": v for k, v in metrics.items()})
+        return {"step": step, "metrics": metrics, "records": str(run.run_dir / "eval" / f"{name}.jsonl")}
 
     # ---- checkpoints -----------------------------------------------------------------------
     def save(self, name: str) -> dict[str, Any]:
@@ -300,29 +329,21 @@ class TrainingSession:
     def load(self, name_or_path: str, with_optimizer: bool = True) -> dict[str, Any]:
         """Load a checkpoint (a name from list_checkpoints, a local path, or tinker://...) into the
         current run's model; the step count stays where it is."""
-        from tinkerx.runs.checkpoints import checkpoint_base_model
-
         run = self._active()
         path = self._checkpoint_path(name_or_path)
         trained_from = checkpoint_base_model(path)
         if trained_from and trained_from != run.pipeline.base_model:
             raise ConfigError(f"{name_or_path} was trained from {trained_from}, but this run's model is {run.pipeline.base_model}")
-        client = run.method.client
-        (client.load_state_with_optimizer if with_optimizer else client.load_state)(path).result()
+        run.method.load(path, with_optimizer)
         debug.area("checkpoints").debug("loaded %s (optimizer: %s) at step %d", path, with_optimizer, run.method.step_index)
         return {"loaded": path, "with_optimizer": with_optimizer, "step": run.method.step_index}
 
     def _checkpoint_path(self, name_or_path: str) -> str:
-        from tinkerx.runs.checkpoints import resolve_checkpoint
-
         named = [c["path"] for c in self.list_checkpoints()["checkpoints"] if c["name"] == name_or_path]
         return named[-1] if named else resolve_checkpoint(name_or_path, "checkpoint")
 
     def list_checkpoints(self) -> dict[str, Any]:
-        automatic = []
-        if self.run is not None:
-            for c in self.run.method.summary().get("auto_checkpoints", []):
-                automatic.append({"name": f"auto_step_{c['step']:06d}", "path": c["path"], "run": self.run.run_dir.name, "step": c["step"], "holdout_reward": c["holdout_reward"]})
+        automatic = [{**c, "run": self.run.run_dir.name} for c in self.run.method.saved_checkpoints()] if self.run is not None else []
         return {"checkpoints": self.checkpoints + automatic}
 
     # ---- the session -----------------------------------------------------------------------
@@ -330,16 +351,16 @@ class TrainingSession:
         run = self.run
         status: dict[str, Any] = {"session_dir": str(self.dir), "elapsed_s": round(time.time() - self.started, 1)}
         if run is None:
-            return {**status, "method": None, "hint": "start with init_sft or init_grpo"}
+            return {**status, "method": None, "hint": "start with start_run, init_sft or init_grpo"}
         history = run.pipeline.recorder.history
         return {
             **status,
             "method": run.kind,
             "run_dir": str(run.run_dir),
-            "finished": run.finished,
+            "finished": run.life.ended,
             "step": run.method.step_index,
             "total_steps": run.method.total_steps,
-            "run_elapsed_s": round(time.time() - run.started, 1),
+            "run_elapsed_s": round(time.time() - run.life.started, 1),
             "last_metrics": history[-1] if history else None,
             "checkpoints": self.list_checkpoints()["checkpoints"],
         }
@@ -348,53 +369,30 @@ class TrainingSession:
         """End the run: final held-out evaluation, final checkpoint, summary.json (and W&B closed).
         Returns the summary with baseline and final figures."""
         run = self._active()
-        summary = run.method.finish()
-        if run.kind == "grpo" and run.pipeline.evaluator is not None:
-            # GRPO evaluates on its eval_every schedule; the agent stops wherever it likes.
-            summary["final"] = run.method.evaluate("final")
-        summary = {"method": run.kind, "run_dir": str(run.run_dir), **summary, "status": "finished", "wall_time_s": time.time() - run.started}
-        run.pipeline.recorder.finish(summary)  # summary.json; closes W&B
-        self._close_closers(run)
-        run.finished = True
+        summary = run.life.finish()
         self.records.write_checkpoints(self.list_checkpoints()["checkpoints"])
         return summary
 
     def close(self, status: str = "closed") -> None:
-        """Ends the current run without its final evaluation (a new init, or the server stopping)."""
+        """Ends the current run without its final evaluation (a new start, or the server stopping);
+        ``tinkerx.resume`` can continue it from its last resume point."""
         run = self.run
-        if run is None or run.finished:
-            return
-        run.pipeline.recorder.finish({"method": run.kind, "run_dir": str(run.run_dir), **run.method.summary(), "status": status})
-        self._close_closers(run)
-        run.finished = True
+        if run is not None and not run.life.ended:
+            run.life.stop(status)
 
-    @staticmethod
-    def _close_closers(run: Run) -> None:
-        for closer in reversed(run.closers):
-            closer.close()
-        run.closers = []
-
-    def _active(self, kind: str | None = None) -> Run:
+    def _active(self, kind: str | None = None) -> SessionRun:
         run = self.run
-        if run is None or run.finished:
-            raise UserError("no run in progress: start one with init_sft or init_grpo")
+        if run is None or run.life.ended:
+            raise UserError("no run in progress: start one with start_run, init_sft or init_grpo")
         if kind is not None and run.kind != kind:
-            raise UserError(f"the run in progress is {run.kind}; this tool needs {kind} (start one with init_{kind})")
+            raise UserError(f"the run in progress is {run.kind}; this tool needs {kind} (use train_step, or start one with init_{kind})")
         return run
 
 
-def _check_reward(cfg: Any) -> dict[str, Any] | None:
-    """The run's reward tried on a few training examples' reference answers; UserError if it cannot run."""
-    from tinkerx.build import instantiate
-    from tinkerx.rewards.guarded import validate_reward
-
-    if cfg.get("reward") is None:
-        return None
-    reward = instantiate(cfg.reward, "reward")
-    examples = instantiate(cfg.dataset, "dataset").train[:4]
-    scores = validate_reward(reward, examples)
-    debug.area("reward").debug("reward %s on %d reference answers: %s", reward.name, len(examples), scores)
-    return {"reward": reward.name, "reference_answers": [e.solution or e.answer for e in examples], "scores": scores}
+def _reraise(error: BaseException) -> None:
+    if isinstance(error, MissingMandatoryValue):
+        raise ConfigError(f"{error.full_key} is required and has no default") from None
+    raise error
 
 
 def _existing(path: str, argument: str) -> str:

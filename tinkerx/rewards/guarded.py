@@ -83,6 +83,8 @@ class GuardedReward:
         self.errors = 0
         self.timeouts = 0
         self.last_error: str | None = None
+        # What ``checked`` found when it tried the reward before the run (shown by the MCP server).
+        self.reference_check: dict[str, Any] | None = None
         self._lock = threading.Lock()
 
     def compute_reward(self, completion: str, ground_truth: str) -> float:
@@ -158,3 +160,13 @@ def validate_reward(
         log.warning("reward %s scored 0 on all %d reference solutions; is it the right reward for this data set?",
                     name, len(scores))
     return scores
+
+
+def checked(reward: Reward, examples: Sequence[Example], timeout_s: float) -> GuardedReward:
+    """``reward`` tried on a few examples' reference solutions (``validate_reward``), then guarded;
+    the check's scores stay on the result as ``reference_check``."""
+    examples = list(examples)[:4]
+    scores = validate_reward(reward, examples, timeout_s=timeout_s)
+    guarded = GuardedReward(reward, timeout_s=timeout_s)
+    guarded.reference_check = {"reward": guarded.name, "reference_answers": [e.solution or e.answer for e in examples], "scores": scores}
+    return guarded

@@ -11,6 +11,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+# The checkout tinkerx runs from, whose git state environment.json records (no git facts in a wheel).
+SOURCE_DIR = Path(__file__).resolve().parents[2]
+
 PACKAGES = (
     "tinkerx", "torch", "transformers", "tokenizers", "peft", "datasets", "tinker",
     "hydra-core", "omegaconf", "math-verify", "wandb", "vcrpy", "rich", "numpy",
