@@ -1,6 +1,6 @@
 """What resume costs: time to write a resume point, against the training steps between two of them.
 
-A resume point is what ``training.save_every`` writes (``tinkerx.runs.driver.save_resume_point``):
+A resume point is what ``training.save_every`` writes (``tinkerx.lifecycle.save_resume_point``):
 the backend's checkpoint of weights and optimizer, the method state, RNG states and a manifest with
 sha256 of every file. Timed on the real SFT method and driver code, interleaved with its own steps;
 the share is ``checkpoint / (save_every x step + checkpoint)`` at the default cadence.
@@ -31,7 +31,7 @@ def measure(label: str, overrides: list[str], steps: int) -> dict:
     from hydra.core.global_hydra import GlobalHydra
 
     from tinkerx.build import build
-    from tinkerx.runs.driver import save_resume_point
+    from tinkerx.lifecycle import save_resume_point
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):

@@ -21,7 +21,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from tinkerx.build import build
-from tinkerx.runs.driver import drive
+from tinkerx.driver import drive
 from tinkerx.data.example import Example
 from tinkerx.errors import ConfigError
 from tinkerx.methods.debate import Debate, Judge

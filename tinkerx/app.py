@@ -15,9 +15,9 @@ from omegaconf import DictConfig, OmegaConf
 from tinkerx.errors import UserError
 from tinkerx.runs import resume_points
 from tinkerx.runs.display import comparison_table, console, key_value_table, show
-from tinkerx.runs.driver import drive_run
+from tinkerx.driver import drive_run
 from tinkerx.runs.interrupts import EXIT_CODES
-from tinkerx.runs.lifecycle import RunLifecycle
+from tinkerx.lifecycle import RunLifecycle
 from tinkerx.runs.status import FAILED_MARKER, RESUME_ENV, run_status
 
 

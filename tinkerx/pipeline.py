@@ -31,7 +31,7 @@ class Pipeline:
 class Method(Protocol):
     """A training or evaluation recipe driven one step at a time.
 
-    The CLI's loop (``tinkerx.runs.driver``), ``tinkerx.resume`` and the MCP server are all drivers
+    The CLI's loop (``tinkerx.driver``), ``tinkerx.resume`` and the MCP server are all drivers
     of this one shape, so none of them holds a copy of a training loop. Everything a method needs to
     continue exactly where it stopped that is not in the backend's checkpoint (data position, pools,
     counters, the summary so far) comes out of ``state()`` as plain JSON values.

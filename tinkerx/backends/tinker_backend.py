@@ -30,7 +30,7 @@ def resolve_api_key(env_name: str) -> str:
     """The key from ``$env_name``, else from a ``.env`` file found from the working directory up."""
     key, source = os.environ.get(env_name), f"${env_name}"
     if not key:
-        from dotenv import dotenv_values, find_dotenv
+        from dotenv import dotenv_values, find_dotenv  # deferred: read only when the key is not in the environment
 
         dotenv = find_dotenv(usecwd=True)
         key, source = (dotenv_values(dotenv).get(env_name) if dotenv else None), dotenv or ".env"
@@ -45,8 +45,8 @@ def resolve_api_key(env_name: str) -> str:
 
 def check_reachable(base_url: str | None, timeout_s: float) -> None:
     """UserError unless a Tinker server answers within ``timeout_s`` (any status but 404: auth comes later)."""
-    import httpx
-    from tinker.lib.base_url import resolve_base_url
+    import httpx  # deferred: the tinker SDK and its HTTP stack stay off the CLI's start-up path
+    from tinker.lib.base_url import resolve_base_url  # deferred: as above
 
     server = resolve_base_url(base_url)
     url = f"{server.rstrip('/')}/api/v1/healthz"
@@ -100,7 +100,7 @@ class TinkerBackend:
         if not replay:
             # The SDK retries an unreachable server for minutes before it gives up with a traceback.
             check_reachable(self.base_url, self.connect_timeout_s)
-        import tinker
+        import tinker  # deferred: the SDK stays off the CLI's start-up path
 
         try:
             self._prepare(Path(run_dir), replay, key)
@@ -120,15 +120,15 @@ class TinkerBackend:
         vcr_logger.setLevel(logging.WARNING)
         proxy_url, verify = None, True
         if self.proxy and not replay:
-            from tinkerx.backends.tinker_proxy import Mitmweb, trust_mitmproxy
+            from tinkerx.backends.tinker_proxy import Mitmweb, trust_mitmproxy  # deferred: mitmproxy only with backend.proxy
 
             self._mitmweb = Mitmweb(self.proxy_port, self.proxy_web_port, run_dir / "mitmweb.log").start()
             proxy_url, verify = self._mitmweb.url, trust_mitmproxy()
         self._use_httpx_transport(proxy_url, verify)
         if self.record or replay:
-            from tinker.lib.base_url import resolve_base_url
+            from tinker.lib.base_url import resolve_base_url  # deferred: the SDK, as above
 
-            from tinkerx.backends.tinker_traffic import use_cassette
+            from tinkerx.backends.tinker_traffic import use_cassette  # deferred: vcrpy only with backend.record / replay
 
             path = replay if replay else _new_cassette_path(run_dir)
             server = resolve_base_url(self.base_url)  # what the SDK will use: argument, $TINKER_BASE_URL or prod
@@ -140,8 +140,8 @@ class TinkerBackend:
 
     def _use_httpx_transport(self, proxy_url: str | None, verify: Any) -> None:
         """Every SDK connection goes through ``httpx.AsyncHTTPTransport``, which vcrpy patches."""
-        import httpx
-        import tinker._base_client as base
+        import httpx  # deferred: the SDK's HTTP stack, as above
+        import tinker._base_client as base  # deferred: as above
 
         def transport() -> httpx.AsyncHTTPTransport:
             return httpx.AsyncHTTPTransport(http2=True, proxy=proxy_url, verify=verify)

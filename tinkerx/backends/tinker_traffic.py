@@ -33,9 +33,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import vcr
 from vcr.cassette import Cassette
 from vcr.persisters.filesystem import FilesystemPersister
 from vcr.serialize import serialize
+
+from tinkerx.wire import canonical_forward_backward, decompress
 
 REDACTED = "<redacted>"
 SECRET_HEADERS = ("x-api-key", "authorization", "cf-access-client-id", "cf-access-client-secret", "cookie", "set-cookie")
@@ -55,8 +58,6 @@ def canonical_body(request: Any) -> bytes:
     if isinstance(body, str):
         body = body.encode()
     if request.path.endswith(("/forward_backward", "/forward")):
-        from tinkerx.serve.codec import canonical_forward_backward, decompress
-
         return canonical_forward_backward(decompress(body, request.headers.get("content-encoding")))
     try:
         return json.dumps(json.loads(body or b"null"), sort_keys=True).encode()
@@ -199,8 +200,6 @@ def _scrubber(secret: str | None, server: str | None):
 def use_cassette(path: Path, *, replay: bool, secret: str | None, server: str):
     """A context manager that records to (or, with ``replay``, plays back from) ``path`` the traffic
     to ``server`` (the SDK's base URL)."""
-    import vcr
-
     server = server.rstrip("/") + "/"
     request_hook, response_hook = _scrubber(secret, None if replay else server)
     recorder = vcr.VCR(

@@ -14,6 +14,9 @@ from pathlib import Path
 
 from tinkerx.cli_errors import report_user_error
 from tinkerx.errors import UserError
+from tinkerx.mcp.config import compose
+from tinkerx.mcp.server import create_server
+from tinkerx.mcp.session import TrainingSession
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -27,10 +30,6 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(sys.argv[1:] if argv is None else argv)
-    from tinkerx.mcp.config import compose
-    from tinkerx.mcp.server import create_server
-    from tinkerx.mcp.session import TrainingSession
-
     try:
         compose(args.overrides)  # a typo in an override fails here, as one line, before serving
     except UserError as e:

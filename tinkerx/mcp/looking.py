@@ -11,7 +11,7 @@ from typing import Any
 
 from tinkerx.build import instantiate
 from tinkerx.chat import decode_completion, prompt_tokens
-from tinkerx.data.example import Example
+from tinkerx.example import Example
 from tinkerx.data.jsonl import read_jsonl
 from tinkerx.errors import ConfigError
 from tinkerx.mcp.config import compose

@@ -3,7 +3,7 @@
 Each public method here is one MCP tool (same name, same keyword arguments), which is also how
 ``tinkerx.mcp.replay`` plays a recorded session back without the agent. A run's whole lifecycle
 (its folder, building, steps with resume points, finishing, closing, failures) is the CLI's own
-``tinkerx.runs.lifecycle.RunLifecycle``, and the run's method is used only through the ``Method``
+``tinkerx.lifecycle.RunLifecycle``, and the run's method is used only through the ``Method``
 protocol, so any method the CLI runs can be started here (``start_run``). This class translates
 tool calls into lifecycle and method calls, and keeps the session folder.
 """
@@ -24,7 +24,7 @@ from tinkerx.mcp.config import compose_run, reward_choice
 from tinkerx.mcp.looking import evaluate_elsewhere, sample_completions
 from tinkerx.mcp.records import SessionRecords
 from tinkerx.runs.checkpoints import checkpoint_base_model, resolve_checkpoint
-from tinkerx.runs.lifecycle import RunLifecycle
+from tinkerx.lifecycle import RunLifecycle
 from tinkerx.runs.rng import global_rng_state, set_global_rng_state
 
 Progress = Callable[[int, int, dict[str, Any]], None]  # (done, total, the step's metrics)

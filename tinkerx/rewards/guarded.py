@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, Sequence
 
-from tinkerx.data.example import Example
+from tinkerx.example import Example
 from tinkerx.errors import UserError
 
 log = logging.getLogger(__name__)

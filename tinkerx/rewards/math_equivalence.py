@@ -39,7 +39,7 @@ class _DropTimeoutDisabledWarning(logging.Filter):
 
 @lru_cache(maxsize=1)
 def _math_verify():
-    import math_verify
+    import math_verify  # deferred: sympy-heavy, loaded only when the reward first grades
 
     for name in ("math_verify.parser", "math_verify.grader"):
         logging.getLogger(name).addFilter(_DropTimeoutDisabledWarning())

@@ -15,6 +15,8 @@ from typing import Any, Iterator
 
 from omegaconf import DictConfig, OmegaConf
 
+from tinkerx.errors import DataError
+
 DATA_FILES = "data_files.json"
 
 
@@ -62,8 +64,6 @@ def recorded_data_overrides(run_dir: Path, overridden: set[str]) -> list[str]:
     Keys in ``overridden`` (the user gave another file) are left alone. UserError when a file is
     gone or its content changed.
     """
-    from tinkerx.errors import DataError
-
     record = Path(run_dir) / DATA_FILES
     if not record.is_file():
         return []

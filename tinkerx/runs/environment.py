@@ -63,7 +63,7 @@ def git_state(source_dir: Path) -> dict[str, Any]:
 
 def torch_threads() -> int:
     """CPU float sums differ with the thread count, so line-for-line reproduction needs the same one."""
-    import torch
+    import torch  # deferred: torch stays off the CLI's start-up path (--cfg job, errors)
 
     return torch.get_num_threads()
 
@@ -87,7 +87,7 @@ def match_thread_count(run_dir: Path) -> int | None:
         return None
     if not isinstance(wanted, int) or wanted < 1:
         return None
-    import torch
+    import torch  # deferred: torch stays off the CLI's start-up path (--cfg job, errors)
 
     if torch.get_num_threads() != wanted:
         print(f"using {wanted} torch threads, as the original run did (this machine defaulted to {torch.get_num_threads()})")

@@ -7,6 +7,8 @@ import signal
 import threading
 from typing import Any
 
+from tinkerx.runs.display import console
+
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
@@ -23,8 +25,6 @@ class StopRequests:
         if self.signal is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt  # the second Ctrl-C: stop now, mid-step
         self.signal = signum
-        from tinkerx.runs.display import console
-
         console.print(f"[yellow]{signal.Signals(signum).name}: finishing the current step, then saving and stopping (Ctrl-C again to abandon it)[/yellow]")
 
     def __enter__(self) -> "StopRequests":

@@ -15,8 +15,8 @@ def restore_random_state(state: Any) -> tuple:
 
 def global_rng_state() -> dict[str, Any]:
     """Python's, numpy's and torch's process-wide generators (a custom reward may draw from them)."""
-    import numpy as np
-    import torch
+    import numpy as np  # deferred: with torch, below
+    import torch  # deferred: torch stays off the CLI's start-up path
 
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     return {
@@ -27,8 +27,8 @@ def global_rng_state() -> dict[str, Any]:
 
 
 def set_global_rng_state(state: dict[str, Any]) -> None:
-    import numpy as np
-    import torch
+    import numpy as np  # deferred: with torch, below
+    import torch  # deferred: torch stays off the CLI's start-up path
 
     random.setstate(restore_random_state(state["python"]))
     kind, keys, pos, has_gauss, cached = state["numpy"]
@@ -50,6 +50,6 @@ def _encode(tensor: Any) -> str:
 
 
 def _decode(text: str) -> Any:
-    import torch
+    import torch  # deferred: as above
 
     return torch.frombuffer(bytearray(base64.b64decode(text)), dtype=torch.uint8).clone()

@@ -13,6 +13,11 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from tinkerx.cli_errors import EXIT_FAILED_TRIALS, report_user_error
+from tinkerx.runs.display import console
+from tinkerx.runs.sweep_checks import override_keys, warn_ignored_keys
+from tinkerx.runs.sweep_summary import summary_table, sweep_rows, write_summary
+
 
 class SweepCallback(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -22,10 +27,6 @@ class SweepCallback(Callback):
         _warn_ignored(config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from tinkerx.cli_errors import EXIT_FAILED_TRIALS, report_user_error
-        from tinkerx.runs.display import console
-        from tinkerx.runs.sweep_summary import sweep_rows, summary_table, write_summary
-
         sweep_dir = Path(str(config.hydra.sweep.dir))
         if not sweep_dir.is_dir():
             return
@@ -40,8 +41,6 @@ class SweepCallback(Callback):
 
 
 def _warn_ignored(config: DictConfig) -> None:
-    from tinkerx.runs.sweep_checks import override_keys, warn_ignored_keys
-
     ignored = config.get("method_ignores")
     if not ignored:
         return

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from tinkerx.cli_errors import warn
+
 
 def override_keys(overrides: Iterable[str]) -> list[str]:
     return [str(o).split("=", 1)[0].lstrip("+~") for o in overrides if "=" in str(o)]
@@ -20,8 +22,6 @@ def ignored_overrides(keys: Iterable[str], ignored: Iterable[str]) -> list[str]:
 
 
 def warn_ignored_keys(method: str, keys: Iterable[str], ignored: Iterable[str]) -> list[str]:
-    from tinkerx.cli_errors import warn
-
     found = ignored_overrides(keys, ignored)
     if found:
         warn(f"method={method} ignores {', '.join(found)}: runs that differ only there are the same run "

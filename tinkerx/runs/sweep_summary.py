@@ -11,6 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+from rich.table import Table
+
 FAILED_FILE = "failed.json"
 SUMMARY_FILE = "summary.json"
 SWEEP_CSV = "sweep_summary.csv"
@@ -34,8 +37,6 @@ def trial_dirs(sweep_dir: Path) -> list[Path]:
 
 
 def trial_overrides(trial_dir: Path) -> list[str]:
-    from omegaconf import OmegaConf
-
     return [str(o) for o in OmegaConf.load(trial_dir / ".hydra" / "overrides.yaml")]
 
 
@@ -113,8 +114,6 @@ def _short_number(value: str) -> str:
 
 def summary_table(rows: list[dict[str, Any]], title: str):
     """The terminal view, narrow enough to read: what differs between trials, the final metrics."""
-    from rich.table import Table
-
     # The headline figures only (accuracy first); the files keep every metric.
     metrics = sorted((c for c in columns(rows) if c.startswith("final/")), key=lambda c: c != "final/accuracy")[:2]
     table = Table(title=title)

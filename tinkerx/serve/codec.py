@@ -14,6 +14,10 @@ import numpy as np
 import tinker
 from tinker.proto import tinker_public_pb2 as pb
 
+from tinkerx import wire
+from tinkerx.serve.http_errors import TooLarge
+from tinkerx.wire import canonical_forward_backward  # noqa: F401 - the server's codec includes it
+
 PROTO_CONTENT_TYPE = "application/x-protobuf"
 
 _NUMPY_OF_DTYPE = {pb.DTYPE_FLOAT32: np.float32, pb.DTYPE_INT64: np.int64, pb.DTYPE_INT32: np.int32}
@@ -33,23 +37,20 @@ class ForwardBackwardCall:
 
 
 def decompress(body: bytes, content_encoding: str | None, max_bytes: int | None = None) -> bytes:
-    """The body as sent; the server passes ``max_bytes``, the traffic recorder (trusted input) does not."""
-    if (content_encoding or "").lower() == "zstd":
-        import zstandard
+    """The body as sent, at most ``max_bytes`` of it (the server's limit; a small bomb must not
+    expand into memory)."""
+    if max_bytes is None or (content_encoding or "").lower() != "zstd":
+        return wire.decompress(body, content_encoding)
+    import zstandard  # deferred: only zstd-compressed bodies need it
 
-        if max_bytes is None:
-            return zstandard.ZstdDecompressor().decompress(body)
-        # Read one byte past the limit, never more: a small bomb must not expand into memory.
-        try:
-            data = zstandard.ZstdDecompressor().stream_reader(body).read(max_bytes + 1)
-        except zstandard.ZstdError as exc:
-            raise ValueError(f"the zstd-compressed body is corrupt: {exc}") from None
-        if len(data) > max_bytes:
-            from tinkerx.serve.http_errors import TooLarge
-
-            raise TooLarge(f"the decompressed body exceeds this server's limit of {max_bytes} bytes (server.max_request_bytes)")
-        return data
-    return body
+    # Read one byte past the limit, never more.
+    try:
+        data = zstandard.ZstdDecompressor().stream_reader(body).read(max_bytes + 1)
+    except zstandard.ZstdError as exc:
+        raise ValueError(f"the zstd-compressed body is corrupt: {exc}") from None
+    if len(data) > max_bytes:
+        raise TooLarge(f"the decompressed body exceeds this server's limit of {max_bytes} bytes (server.max_request_bytes)")
+    return data
 
 
 def decode_forward_backward(body: bytes) -> ForwardBackwardCall:
@@ -74,13 +75,6 @@ def numbering_of_forward_backward(body: bytes) -> tuple[str, int]:
     msg = pb.ForwardBackwardRequest()
     msg.ParseFromString(body)
     return msg.model_id, msg.seq_id
-
-
-def canonical_forward_backward(body: bytes) -> bytes:
-    """A byte-stable form of a request body: protobuf map order is not fixed, so re-serialise."""
-    msg = pb.ForwardBackwardRequest()
-    msg.ParseFromString(body)
-    return msg.SerializeToString(deterministic=True)
 
 
 def _datum(msg: pb.Datum) -> tinker.Datum:

@@ -11,7 +11,7 @@ from typing import Any
 from tinkerx.pipeline import Method, Pipeline
 from tinkerx.runs.display import StepProgress
 from tinkerx.runs.interrupts import StopRequests
-from tinkerx.runs.lifecycle import RunLifecycle, save_resume_point  # noqa: F401 - save_resume_point: benchmarks time it
+from tinkerx.lifecycle import RunLifecycle
 from tinkerx.runs.resume_points import ResumePoint
 
 
