@@ -21,7 +21,6 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from tinkerx.app import run
 from tinkerx.cli_errors import closest_first, install_compact_errors, one_line, report_user_error
 from tinkerx.errors import UserError
 from tinkerx.paths import CONFIG_DIR, EXPERIMENT_DIR
@@ -64,6 +63,8 @@ _entry.__module__ = "tinkerx.__main__"
 
 
 def _run(cfg: DictConfig, run_dir: Path) -> dict:
+    from tinkerx.app import run  # deferred: the run machinery (rich, build, the lifecycle) stays off --cfg job and error paths
+
     check_seed(cfg.get("seed"))
     # Absolute data paths and their hashes, so ``tinkerx.reproduce`` works from anywhere.
     record_data_files(cfg, run_dir)

@@ -14,9 +14,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from tinkerx.cli_errors import EXIT_FAILED_TRIALS, report_user_error
-from tinkerx.runs.display import console
 from tinkerx.runs.sweep_checks import override_keys, warn_ignored_keys
-from tinkerx.runs.sweep_summary import summary_table, sweep_rows, write_summary
 
 
 class SweepCallback(Callback):
@@ -27,6 +25,10 @@ class SweepCallback(Callback):
         _warn_ignored(config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        # deferred (both): rich's console and tables load only after a sweep, not on every start-up
+        from tinkerx.runs.display import console  # deferred: see above
+        from tinkerx.runs.sweep_summary import summary_table, sweep_rows, write_summary  # deferred: see above
+
         sweep_dir = Path(str(config.hydra.sweep.dir))
         if not sweep_dir.is_dir():
             return

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
-from rich.table import Table
 
 FAILED_FILE = "failed.json"
 SUMMARY_FILE = "summary.json"
@@ -114,6 +113,8 @@ def _short_number(value: str) -> str:
 
 def summary_table(rows: list[dict[str, Any]], title: str):
     """The terminal view, narrow enough to read: what differs between trials, the final metrics."""
+    from rich.table import Table  # deferred: rich loads only for this view, not on every CLI start-up
+
     # The headline figures only (accuracy first); the files keep every metric.
     metrics = sorted((c for c in columns(rows) if c.startswith("final/")), key=lambda c: c != "final/accuracy")[:2]
     table = Table(title=title)
