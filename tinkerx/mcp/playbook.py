@@ -1,7 +1,9 @@
 """Guidance for the agent: the server's ``instructions`` and the ``playbook`` prompt."""
 
 INSTRUCTIONS = """\
-tinkerx trains a language model step by step (SFT or GRPO) on the configured backend and model.
+tinkerx trains a language model step by step on the configured backend and model: SFT and GRPO
+through the guided init_sft / init_grpo, any method (dpo, distill, debate, eval, ...) through
+start_run(overrides) with the command line's overrides, then train_step.
 Every call is recorded in the session folder (status() shows it); a session can be replayed exactly.
 
 Playbook:
@@ -22,4 +24,4 @@ Playbook:
 
 
 def playbook_prompt(goal: str) -> str:
-    return f"{INSTRUCTIONS}\nYour goal: {goal}\nStart by calling status(), then init_sft or init_grpo."
+    return f"{INSTRUCTIONS}\nYour goal: {goal}\nStart by calling status(), then init_sft, init_grpo or start_run."
