@@ -92,7 +92,7 @@ def test_agent_session_sft_then_grpo_over_stdio(tmp_path):
 
     async def agent(client: Any) -> None:
         tools = {t.name for t in (await client.list_tools()).tools}
-        assert {"init_sft", "init_grpo", "train_sft_step", "train_grpo_step", "sample", "evaluate", "save", "load",
+        assert {"start_run", "train_step", "init_sft", "init_grpo", "train_sft_step", "train_grpo_step", "sample", "evaluate", "save", "load",
                 "list_checkpoints", "status", "finish", "wait", "cancel"} <= tools  # fmt: skip
         assert "playbook" in {p.name for p in (await client.list_prompts()).prompts}
 

@@ -49,7 +49,7 @@ def test_streamable_http_serves_the_tools_on_localhost(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=30)
-    assert {"init_sft", "init_grpo", "train_grpo_step", "status", "wait", "cancel"} <= seen["tools"]
+    assert {"start_run", "train_step", "init_sft", "init_grpo", "train_grpo_step", "status", "wait", "cancel"} <= seen["tools"]
     assert seen["status"]["method"] is None and seen["status"]["session_dir"] == str(tmp_path / "session")
     assert seen["missing"].is_error and "no run in progress" in seen["missing"].content[0].text
     assert (tmp_path / "session" / "tool_calls.jsonl").is_file()

@@ -12,12 +12,12 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from tinkerx.driver import drive_run
 from tinkerx.errors import UserError
+from tinkerx.lifecycle import RunLifecycle
 from tinkerx.runs import resume_points
 from tinkerx.runs.display import comparison_table, console, key_value_table, show
-from tinkerx.driver import drive_run
 from tinkerx.runs.interrupts import EXIT_CODES
-from tinkerx.lifecycle import RunLifecycle
 from tinkerx.runs.status import FAILED_MARKER, RESUME_ENV, run_status
 
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from tinkerx.lifecycle import RunLifecycle
 from tinkerx.pipeline import Method, Pipeline
 from tinkerx.runs.display import StepProgress
 from tinkerx.runs.interrupts import StopRequests
-from tinkerx.lifecycle import RunLifecycle
 from tinkerx.runs.resume_points import ResumePoint
 
 

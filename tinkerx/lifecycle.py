@@ -156,7 +156,8 @@ class RunLifecycle:
         if not self.steps_done and self.point is None:
             _leave_only_failure(self.run_dir, reason)
             return
-        summary = {"method": getattr(self.method, "name", None), "run_dir": str(self.run_dir), "status": "failed", "error": reason, "steps": self.steps_done}
+        summary = {"method": getattr(self.method, "name", None), "run_dir": str(self.run_dir), "status": "failed", "error": reason,
+                   "steps": self.steps_done, "wall_time_s": self._wall_time()}  # fmt: skip
         if isinstance(error, OutOfMemoryError):
             summary["resume"] = f"python -m tinkerx.resume {self.run_dir}  (continues from the last resume point)"
         if self.pipeline is not None:
@@ -175,9 +176,13 @@ class RunLifecycle:
         self.pipeline.recorder.finish({"method": self.method.name, "run_dir": str(self.run_dir), "status": status, "steps": steps})
         self.close()
 
-    def _end(self, summary: dict[str, Any]) -> dict[str, Any]:
+    def _wall_time(self) -> float:
+        """This session's wall time, plus the earlier sessions' of a resumed run."""
         previous = _previous_wall_time(self.run_dir) if self.point is not None else 0.0
-        summary = {"method": self.method.name, "run_dir": str(self.run_dir), **summary, "wall_time_s": previous + time.time() - self.started}
+        return previous + time.time() - self.started
+
+    def _end(self, summary: dict[str, Any]) -> dict[str, Any]:
+        summary = {"method": self.method.name, "run_dir": str(self.run_dir), **summary, "wall_time_s": self._wall_time()}
         self.pipeline.recorder.finish(summary)  # summary.json; closes W&B
         self.close()
         return summary

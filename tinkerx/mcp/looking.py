@@ -11,9 +11,9 @@ from typing import Any
 
 from tinkerx.build import instantiate
 from tinkerx.chat import decode_completion, prompt_tokens
-from tinkerx.example import Example
 from tinkerx.data.jsonl import read_jsonl
 from tinkerx.errors import ConfigError
+from tinkerx.example import Example
 from tinkerx.mcp.config import compose
 from tinkerx.sampler import sample_prompts
 

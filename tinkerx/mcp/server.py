@@ -18,7 +18,6 @@ from tinkerx.mcp.jobs import Busy, Job, JobRunner
 from tinkerx.mcp.playbook import INSTRUCTIONS, playbook_prompt
 from tinkerx.mcp.session import TrainingSession
 
-
 # (tool = TrainingSession method, reports progress and stops between steps, may run without waiting)
 SESSION_TOOLS = (
     ("start_run", False, False),

@@ -19,12 +19,12 @@ from typing import Any, Callable
 from omegaconf.errors import MissingMandatoryValue
 
 from tinkerx.errors import ConfigError, UserError
+from tinkerx.lifecycle import RunLifecycle
 from tinkerx.mcp import debug, reports
 from tinkerx.mcp.config import compose_run, reward_choice
 from tinkerx.mcp.looking import evaluate_elsewhere, sample_completions
 from tinkerx.mcp.records import SessionRecords
 from tinkerx.runs.checkpoints import checkpoint_base_model, resolve_checkpoint
-from tinkerx.lifecycle import RunLifecycle
 from tinkerx.runs.rng import global_rng_state, set_global_rng_state
 
 Progress = Callable[[int, int, dict[str, Any]], None]  # (done, total, the step's metrics)

@@ -16,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, Sequence
 
-from tinkerx.example import Example
 from tinkerx.errors import UserError
+from tinkerx.example import Example
 
 log = logging.getLogger(__name__)
 
