@@ -116,3 +116,17 @@ def test_a_failure_before_the_first_step_leaves_only_failed_txt(tmp_path):
     life.fail(raised.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".hydra", "failed.txt"]
     assert (tmp_path / "failed.txt").read_text() == "ValueError: bad input\n" and run_status(tmp_path) == "failed"
+
+
+def test_a_sweep_summary_counts_a_trial_that_failed_after_its_first_step_as_failed(tmp_path):
+    from tinkerx.runs.sweep_summary import trial_row
+
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "overrides.yaml").write_text("- training.batch_size=64\n")
+    life = lifecycle(tmp_path, ScriptedMethod(4, fail_at=3, fail_with=OutOfMemoryError("out of memory in step 3")))
+    life.begin()
+    with pytest.raises(OutOfMemoryError) as raised:
+        life.drive()
+    life.fail(raised.value)
+    row = trial_row(tmp_path)
+    assert (row["status"], row["reason"]) == ("failed", "OutOfMemoryError: out of memory in step 3")

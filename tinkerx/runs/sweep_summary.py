@@ -1,7 +1,8 @@
 """One row per trial of a sweep folder: overrides, status, baseline and final metrics, wall time.
 
 Each trial's folder says how it ended: ``summary.json`` when it finished, ``failed.json`` (with its
-one-line reason) when it failed; neither means it never finished (killed, interrupted).
+one-line reason) when it failed (``summary.json`` with ``status: failed`` when that was after its
+first step); neither means it never finished (killed).
 """
 
 from __future__ import annotations
@@ -44,8 +45,11 @@ def trial_row(trial_dir: Path) -> dict[str, Any]:
     summary_file, failed_file = trial_dir / SUMMARY_FILE, trial_dir / FAILED_FILE
     if summary_file.is_file():
         summary = json.loads(summary_file.read_text())
-        # An interrupted trial (Ctrl-C, SIGTERM) has a summary too; tinkerx.resume finishes it.
-        row["status"] = "interrupted" if summary.get("status") == "interrupted" else "completed"
+        # An interrupted trial (Ctrl-C, SIGTERM) has a summary too, and so has one that failed after
+        # its first step (out of memory, say); tinkerx.resume continues both.
+        status = summary.get("status")
+        row["status"] = status if status in ("interrupted", "failed") else "completed"
+        row["reason"] = summary.get("error", "") if status == "failed" else ""
         for part in ("baseline", "final"):
             for key, value in (summary.get(part) or {}).items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
