@@ -106,3 +106,12 @@ def test_a_refused_start_keeps_the_run_in_progress(tmp_path, method_protocol):  
     assert session.status()["method"] == "sft" and not session.status()["finished"]
     assert sorted(p.name for p in session.dir.iterdir() if p.name.startswith("run")) == ["run01_sft"]
     assert call(session, "train_step", steps=2)["step"] == 2
+
+
+def test_a_start_missing_a_required_value_names_it_and_leaves_no_folder(tmp_path):
+    from tinkerx.errors import ConfigError
+
+    session = TrainingSession(tmp_path / "session", SERVER)
+    with pytest.raises(ConfigError, match="dataset.path is required"):
+        session.start_run(["method=dpo", "dataset=preference_jsonl", "~reward", "~evaluator"])
+    assert not [p for p in session.dir.iterdir() if p.name.startswith("run")]

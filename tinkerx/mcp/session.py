@@ -10,6 +10,7 @@ tool calls into lifecycle and method calls, and keeps the session folder.
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +98,8 @@ class TrainingSession(GuidedTools):
         except BaseException as error:
             if life is not None:
                 life.discard()
+            else:  # the config did not resolve: only the folder was made
+                shutil.rmtree(run_dir, ignore_errors=True)
             set_global_rng_state(rng)
             _reraise(error)
         self.close("replaced")

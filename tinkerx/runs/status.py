@@ -18,6 +18,3 @@ def run_status(run_dir: Path) -> str | None:
     except (OSError, ValueError):
         return None
 
-
-def failed_before_first_step(run_dir: Path) -> bool:
-    return (run_dir / FAILED_MARKER).is_file()
