@@ -109,6 +109,8 @@ def main(argv: list[str], composition_prefix: str = "") -> None:
         version.setbase("1.3")
         parser = get_args_parser()
         args = parser.parse_args(argv)
+        if args.experimental_rerun is not None:
+            raise UserError("--experimental-rerun is not supported: re-run a run folder with python -m tinkerx.reproduce RUN_DIR")
         _run_hydra(args=args, args_parser=parser, task_function=_entry, config_path=str(CONFIG_DIR), config_name="config")
     except UserError as e:
         report_user_error(e)
