@@ -115,3 +115,26 @@ def test_a_start_missing_a_required_value_names_it_and_leaves_no_folder(tmp_path
     with pytest.raises(ConfigError, match="dataset.path is required"):
         session.start_run(["method=dpo", "dataset=preference_jsonl", "~reward", "~evaluator"])
     assert not [p for p in session.dir.iterdir() if p.name.startswith("run")]
+
+
+def test_the_guided_tools_use_only_the_method_protocol_and_replay(tmp_path, method_protocol, capsys):  # noqa: F811
+    from tinkerx import reproduce
+
+    rows = "".join(json.dumps({"question": f"{a}+{b}=", "answer": str(a + b)}) + "\n" for a in range(6) for b in range(6))
+    (tmp_path / "sums.jsonl").write_text(rows)
+    session = TrainingSession(tmp_path / "session", SERVER)
+    started = call(session, "init_sft", examples_path=str(tmp_path / "sums.jsonl"), holdout_path=str(tmp_path / "sums.jsonl"),
+                   batch_size=4, max_steps=6, max_tokens=3, validation_every=0)  # fmt: skip
+    assert started["method"] == "sft" and started["reward_check"]["scores"] == [1.0] * 4
+    call(session, "train_sft_step", steps=2)
+    saved = call(session, "save", name="a")
+    call(session, "train_step", steps=2)
+    assert call(session, "load", name_or_path="a") == {"loaded": saved["path"], "with_optimizer": True, "step": 4}
+    sampled = call(session, "sample", prompts=["2+2="], n=2, temperature=1.0)
+    assert len(sampled["samples"][0]["completions"]) == 2
+    assert "accuracy" in call(session, "evaluate")["metrics"]
+    assert [c["name"] for c in call(session, "list_checkpoints")["checkpoints"]] == ["a"]
+    call(session, "finish")
+
+    reproduce.main([str(session.dir), f"hydra.run.dir={tmp_path / 'again'}"])
+    assert "metrics.jsonl matches the original line for line" in capsys.readouterr().err
