@@ -11,10 +11,10 @@ from hydra.utils import instantiate
 from tests.conftest import compose
 from tinkerx.errors import ConfigError
 from tinkerx.methods.grpo import GRPO
-from tinkerx.methods.rl.advantages import ALL_0, ALL_1, FLAT, SIGNAL, group_advantages, group_kind
-from tinkerx.methods.rl.metrics import rollout_metrics, sampler_trainer_kl
-from tinkerx.methods.rl.pool import PromptPool
-from tinkerx.methods.rl.rollouts import Group, Sample, rl_datum
+from tinkerx.methods.shared.advantages import ALL_0, ALL_1, FLAT, SIGNAL, group_advantages, group_kind
+from tinkerx.methods.shared.rollout_metrics import rollout_metrics, sampler_trainer_kl
+from tinkerx.methods.shared.pool import PromptPool
+from tinkerx.methods.shared.rollouts import Group, Sample, rl_datum
 
 def run_cfg(overrides: list[str], run_dir: Path) -> dict:
     from tinkerx.app import run

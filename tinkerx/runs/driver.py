@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tinkerx.pipeline import Pipeline, ResumeState
+from tinkerx.pipeline import Method, Pipeline, ResumeState
 from tinkerx.runs import resume_points
 from tinkerx.runs.display import StepProgress, console
 from tinkerx.runs.faults import kill_point
@@ -17,7 +17,7 @@ from tinkerx.runs.interrupts import StopRequests
 from tinkerx.runs.rng import global_rng_state, set_global_rng_state
 
 
-def save_resume_point(method: Any, p: Pipeline) -> Path:
+def save_resume_point(method: Method, p: Pipeline) -> Path:
     """Checkpoint every policy, then write the method's state beside it (see ``runs.resume_points``)."""
     checkpoints = method.save(f"step_{method.step_index:06d}")
     service_rng = getattr(p.service, "rng_state", None)
@@ -36,10 +36,8 @@ def restore(point: resume_points.ResumePoint, p: Pipeline) -> ResumeState:
     return ResumeState(step=point.step, method_state=point.method_state, checkpoints=point.checkpoints)
 
 
-def drive(method: Any, p: Pipeline, resume: resume_points.ResumePoint | None = None) -> dict[str, Any]:
+def drive(method: Method, p: Pipeline, resume: resume_points.ResumePoint | None = None) -> dict[str, Any]:
     """Runs ``method`` to its end (or to a stop request) and returns its summary with a ``status``."""
-    if not hasattr(method, "step"):  # a one-shot method (evaluation): no steps to drive
-        return {**method.run(p), "status": "finished"}
     with StopRequests() as stop:
         state = restore(resume, p) if resume is not None else None
         if state is not None:
