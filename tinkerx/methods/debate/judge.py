@@ -26,12 +26,7 @@ from tinkerx.chat import decode_completion, prompt_tokens
 from tinkerx.errors import ConfigError
 from tinkerx.methods.debate.prompts import SIDES, judge_messages
 from tinkerx.methods.debate.transcript import Setup, Transcript, Turn, Verdict
-from tinkerx.methods.debate.verdict import (
-    combine_orders,
-    label_probability,
-    parse_verdict,
-    swapped,
-)
+from tinkerx.methods.debate.verdict import combine_orders, label_probability, parse_verdict, swapped
 from tinkerx.methods.shared.policy import resolved
 from tinkerx.sampler import compute_logprobs_all, sample_prompts
 

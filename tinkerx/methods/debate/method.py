@@ -16,14 +16,7 @@ from tinkerx.errors import ConfigError, UserError
 from tinkerx.methods.debate.loop import assign_sides, run_debates
 from tinkerx.methods.debate.metrics import RunTally, step_metrics
 from tinkerx.methods.debate.training import step_record, train_on, winning_turns
-from tinkerx.methods.shared.policy import (
-    base_sampler,
-    load_policy,
-    open_policy,
-    policy_sampler,
-    resume_policy,
-    save_policy,
-)
+from tinkerx.methods.shared.policy import base_sampler, load_policy, open_policy, policy_sampler, resume_policy, save_policy
 from tinkerx.pipeline import Pipeline, ResumeState
 from tinkerx.runs.display import console, show
 from tinkerx.runs.rng import restore_random_state

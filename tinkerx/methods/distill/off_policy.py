@@ -12,12 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tinkerx.errors import ConfigError
-from tinkerx.methods.distill.samples import (
-    CACHE_NAME,
-    TeacherTaught,
-    read_samples,
-    sample_teacher,
-)
+from tinkerx.methods.distill.samples import CACHE_NAME, TeacherTaught, read_samples, sample_teacher
 from tinkerx.methods.distill.teacher import teacher_of
 from tinkerx.methods.sft import SFT
 from tinkerx.methods.shared.policy import evaluate_sampler

@@ -14,18 +14,9 @@ import time
 from typing import Any
 
 from tinkerx.errors import ConfigError
-from tinkerx.methods.distill.advantages import (
-    reverse_kl_advantages,
-    token_advantage_datum,
-)
+from tinkerx.methods.distill.advantages import reverse_kl_advantages, token_advantage_datum
 from tinkerx.methods.distill.teacher import teacher_of
-from tinkerx.methods.shared.policy import (
-    OnePolicy,
-    evaluate_sampler,
-    open_policy,
-    policy_sampler,
-    resume_policy,
-)
+from tinkerx.methods.shared.policy import OnePolicy, evaluate_sampler, open_policy, policy_sampler, resume_policy
 from tinkerx.methods.shared.pool import PromptPool
 from tinkerx.methods.shared.rollout_metrics import rollout_metrics
 from tinkerx.methods.shared.rollouts import Group, sample_groups, score_groups

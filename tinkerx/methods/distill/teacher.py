@@ -14,11 +14,7 @@ from typing import Any, Mapping
 
 from tinkerx.errors import ConfigError
 from tinkerx.methods.shared.policy import policy_sampler, resolved
-from tinkerx.runs.checkpoints import (
-    checkpoint_base_model,
-    load_weights,
-    resolve_checkpoint,
-)
+from tinkerx.runs.checkpoints import checkpoint_base_model, load_weights, resolve_checkpoint
 
 
 class Teacher:

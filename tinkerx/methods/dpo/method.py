@@ -15,26 +15,9 @@ import time
 from typing import Any
 
 from tinkerx.errors import ConfigError
-from tinkerx.methods.dpo.loss import (
-    VARIANTS,
-    dpo_loss_fn,
-    preference_accuracy,
-    sequence_logprobs,
-)
-from tinkerx.methods.dpo.pairs import (
-    TokenizedPair,
-    add_reference_logprobs,
-    read_pair_cache,
-    sample_pairs,
-    tokenize_pairs,
-)
-from tinkerx.methods.shared.policy import (
-    OnePolicy,
-    evaluate_sampler,
-    open_policy,
-    policy_sampler,
-    resume_policy,
-)
+from tinkerx.methods.dpo.loss import VARIANTS, dpo_loss_fn, preference_accuracy, sequence_logprobs
+from tinkerx.methods.dpo.pairs import TokenizedPair, add_reference_logprobs, read_pair_cache, sample_pairs, tokenize_pairs
+from tinkerx.methods.shared.policy import OnePolicy, evaluate_sampler, open_policy, policy_sampler, resume_policy
 from tinkerx.methods.shared.pool import PromptPool
 from tinkerx.pipeline import Pipeline, ResumeState
 from tinkerx.runs.checkpoints import checkpoint_base_model, resolve_checkpoint

@@ -20,26 +20,12 @@ from typing import Any
 from rich.table import Table
 
 from tinkerx.errors import ConfigError, UserError
-from tinkerx.eval.compare import (
-    compare_results,
-    example_key,
-    load_results,
-    results_entry,
-)
+from tinkerx.eval.compare import compare_results, example_key, load_results, results_entry
 from tinkerx.eval.partial_credit import partial_credit
 from tinkerx.eval.suite import LoadedBenchmark
-from tinkerx.methods.shared.policy import (
-    base_sampler,
-    evaluate_sampler,
-    policy_sampler,
-    resolved,
-)
+from tinkerx.methods.shared.policy import base_sampler, evaluate_sampler, policy_sampler, resolved
 from tinkerx.pipeline import Pipeline, ResumeState
-from tinkerx.runs.checkpoints import (
-    checkpoint_base_model,
-    load_weights,
-    resolve_checkpoint,
-)
+from tinkerx.runs.checkpoints import checkpoint_base_model, load_weights, resolve_checkpoint
 from tinkerx.runs.display import console, show
 
 

@@ -21,31 +21,13 @@ from typing import Any
 
 from tinkerx.errors import ConfigError
 from tinkerx.methods.grpo.dynamic_sampling import draw_with_signal, signal_groups
-from tinkerx.methods.grpo.objective import (
-    kl_to_reference,
-    policy_datums,
-    reference_logprobs,
-    trainable,
-)
+from tinkerx.methods.grpo.objective import kl_to_reference, policy_datums, reference_logprobs, trainable
 from tinkerx.methods.grpo.variants import resolve_recipe, yaml_presets
 from tinkerx.methods.shared.advantages import overlong_penalty
-from tinkerx.methods.shared.policy import (
-    OnePolicy,
-    base_sampler,
-    open_policy,
-    policy_sampler,
-    resume_policy,
-    save_policy,
-)
+from tinkerx.methods.shared.policy import OnePolicy, base_sampler, open_policy, policy_sampler, resume_policy, save_policy
 from tinkerx.methods.shared.pool import PromptPool
 from tinkerx.methods.shared.rollout_metrics import rollout_metrics, sampler_trainer_kl
-from tinkerx.methods.shared.rollouts import (
-    Group,
-    PendingGroups,
-    Sample,
-    launch_groups,
-    score_groups,
-)
+from tinkerx.methods.shared.rollouts import Group, PendingGroups, Sample, launch_groups, score_groups
 from tinkerx.pipeline import Pipeline, ResumeState
 from tinkerx.runs.checkpoints import checkpoint_base_model, resolve_checkpoint
 from tinkerx.runs.display import console
