@@ -110,7 +110,7 @@ def worker_tinkerx(label: str, steps: int, before: bool) -> dict[str, Any]:
 
     from _common import open_service
     from tinkerx.backends.local import engine as engine_module
-    from tinkerx.methods.rl.rollouts import rl_datum, sample_groups, score_groups
+    from tinkerx.methods.shared.rollouts import rl_datum, sample_groups, score_groups
     from tinkerx.rewards.guarded import GuardedReward
     from tinkerx.rewards.numeric import NumericReward
 

@@ -12,10 +12,10 @@ import torch
 from tests.test_dpo import ONE_DIGIT, _rows, _run, tinker_cli, tinker_server, write_starts_with_digit  # noqa: F401 (a fixture)
 from tinkerx.errors import ConfigError
 from tinkerx.methods.distill import distill
-from tinkerx.methods.distillation.advantages import reverse_kl_advantages, token_advantage_datum
-from tinkerx.methods.distillation.off_policy import OffPolicyDistill
-from tinkerx.methods.distillation.on_policy import OnPolicyDistill
-from tinkerx.methods.distillation.teacher import Teacher
+from tinkerx.methods.distill.advantages import reverse_kl_advantages, token_advantage_datum
+from tinkerx.methods.distill.off_policy import OffPolicyDistill
+from tinkerx.methods.distill.on_policy import OnPolicyDistill
+from tinkerx.methods.distill.teacher import Teacher
 from tinkerx.models.tiny import TinyModel
 
 

@@ -15,7 +15,7 @@ from tests.conftest import compose
 from tinkerx.chat import supervised_datum
 from tinkerx.errors import ConfigError, DataError
 from tinkerx.methods.dpo import DPO
-from tinkerx.methods.preference.loss import dpo_loss_fn, preference_accuracy
+from tinkerx.methods.dpo.loss import dpo_loss_fn, preference_accuracy
 
 BETA = 0.5
 

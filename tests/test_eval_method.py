@@ -12,7 +12,7 @@ from tests.conftest import compose
 from tinkerx.errors import ConfigError
 from tinkerx.eval.compare import compare_benchmark, load_results, paired_bootstrap
 from tinkerx.eval.partial_credit import digit_credit, partial_credit, token_f1
-from tinkerx.methods.evaluate import Evaluate
+from tinkerx.methods.eval import Evaluate
 
 
 # --- partial credit ---------------------------------------------------------------------------------

@@ -9,12 +9,13 @@ import pytest
 from hydra.utils import instantiate
 
 from tests.conftest import compose
+from tests.test_dpo import tinker_server  # noqa: F401 (a fixture)
 from tinkerx.errors import ConfigError
 from tinkerx.methods.grpo import GRPO
-from tinkerx.methods.rl.advantages import ALL_0, ALL_1, FLAT, SIGNAL, group_advantages, group_kind
-from tinkerx.methods.rl.metrics import rollout_metrics, sampler_trainer_kl
-from tinkerx.methods.rl.pool import PromptPool
-from tinkerx.methods.rl.rollouts import Group, Sample, rl_datum
+from tinkerx.methods.shared.advantages import ALL_0, ALL_1, FLAT, SIGNAL, group_advantages, group_kind
+from tinkerx.methods.shared.rollout_metrics import rollout_metrics, sampler_trainer_kl
+from tinkerx.methods.shared.pool import PromptPool
+from tinkerx.methods.shared.rollouts import Group, Sample, rl_datum
 
 def run_cfg(overrides: list[str], run_dir: Path) -> dict:
     from tinkerx.app import run
@@ -217,3 +218,18 @@ def test_plots_draw_metrics_and_summary_evaluations(tmp_path):
     assert [(r["step"], r.get("eval/accuracy")) for r in rows] == [(0, 0.1), (1, None), (2, None), (3, 0.4)]
     out = plot([run], tmp_path / "docs" / "curve.png", keys=["eval/accuracy", "reward/mean", "absent/key"])
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_grpo_through_the_sdk_makes_no_deprecated_sdk_call(tinker_server, tmp_path, monkeypatch):
+    from tests.test_dpo import tinker_cli
+
+    # The SDK hands out sampling clients as futures; using the future as the client is deprecated (a
+    # FutureWarning on every call). As errors in the run's process, any such use fails the run. The KL
+    # penalty adds the base model's sampler; the holdout evaluation samples the policy through the SDK.
+    monkeypatch.setenv("PYTHONWARNINGS", "error::FutureWarning")
+    summary = tinker_cli(["method=grpo", "method.kl_coef=0.01", "training.max_steps=2", "training.batch_size=2", "method.group_size=2",
+                          "evaluator.max_examples=4", "training.eval_every=0"], tmp_path / "run", tinker_server)  # fmt: skip
+    assert summary["steps"] == 2 and "accuracy" in summary["final"] and summary["checkpoint"].startswith("tinker://")
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 1, 2]

@@ -12,11 +12,11 @@ import torch
 from tests.conftest import compose
 from tinkerx.backends.local.losses import LOSSES
 from tinkerx.errors import ConfigError
-from tinkerx.methods.rl.advantages import overlong_penalty
-from tinkerx.methods.rl.dynamic_sampling import draw_with_signal, signal_groups
-from tinkerx.methods.rl.objective import policy_datums, trainable
-from tinkerx.methods.rl.rollouts import Group, Sample
-from tinkerx.methods.rl.variants import SWITCHES, resolve_recipe
+from tinkerx.methods.shared.advantages import overlong_penalty
+from tinkerx.methods.grpo.dynamic_sampling import draw_with_signal, signal_groups
+from tinkerx.methods.grpo.objective import policy_datums, trainable
+from tinkerx.methods.shared.rollouts import Group, Sample
+from tinkerx.methods.grpo.variants import SWITCHES, resolve_recipe
 
 VARIANTS = ("grpo", "dr_grpo", "dapo", "gspo", "cispo")
 
@@ -88,7 +88,7 @@ def _batch(seed=0):
 
 
 def _set_advantages(groups, normalize_std):
-    from tinkerx.methods.rl.advantages import group_advantages
+    from tinkerx.methods.shared.advantages import group_advantages
 
     for grp in groups:
         for s, a in zip(grp.samples, group_advantages(grp.rewards_G, normalize_std)):

@@ -16,7 +16,7 @@ from tinkerx.chat import prompt_tokens
 
 def _group_datums(tokenizer, loss_fn: str, group_size: int = 4, seed: int = 0):
     """Two prompts x ``group_size`` completions of varied lengths, built as GRPO builds them."""
-    from tinkerx.methods.rl.rollouts import Sample, rl_datum
+    from tinkerx.methods.shared.rollouts import Sample, rl_datum
 
     g = torch.Generator().manual_seed(seed)
     data = []

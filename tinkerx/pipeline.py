@@ -35,6 +35,9 @@ class Method(Protocol):
     of this one shape, so none of them holds a copy of a training loop. Everything a method needs to
     continue exactly where it stopped that is not in the backend's checkpoint (data position, pools,
     counters, the summary so far) comes out of ``state()`` as plain JSON values.
+
+    Evaluation (``method=eval``) is one too, with ``total_steps = 0``: its ``finish`` evaluates. What
+    methods do alike (opening, sampling, evaluating and saving the policy) is in ``tinkerx.methods.shared``.
     """
 
     name: str

@@ -27,6 +27,7 @@ from tinkerx.errors import ConfigError
 from tinkerx.methods.debate.prompts import SIDES, judge_messages
 from tinkerx.methods.debate.transcript import Setup, Transcript, Turn, Verdict
 from tinkerx.methods.debate.verdict import combine_orders, label_probability, parse_verdict, swapped
+from tinkerx.methods.shared.policy import resolved
 from tinkerx.sampler import compute_logprobs_all, sample_prompts
 
 VERDICTS = ("logprobs", "text")
@@ -63,7 +64,7 @@ class Judge:
     def start(self, service: Any, policy_base_model: str, policy_tokenizer: Any) -> None:
         """Connect to the run's service; without a model of its own the judge is the policy's base model."""
         base_model = self.base_model or policy_base_model
-        self._client = service.create_sampling_client(base_model=base_model)
+        self._client = resolved(service.create_sampling_client(base_model=base_model))
         self._tokenizer = self.model_loader.load_tokenizer() if self.model_loader is not None else policy_tokenizer
 
     def judge(self, transcripts: Sequence[Transcript]) -> None:

@@ -12,10 +12,11 @@ import random
 import time
 from typing import Any
 
-from tinkerx.errors import ConfigError
+from tinkerx.errors import ConfigError, UserError
 from tinkerx.methods.debate.loop import assign_sides, run_debates
 from tinkerx.methods.debate.metrics import RunTally, step_metrics
 from tinkerx.methods.debate.training import step_record, train_on, winning_turns
+from tinkerx.methods.shared.policy import base_sampler, load_policy, open_policy, policy_sampler, resume_policy, save_policy
 from tinkerx.pipeline import Pipeline, ResumeState
 from tinkerx.runs.display import console, show
 from tinkerx.runs.rng import restore_random_state
@@ -55,7 +56,7 @@ class Debate:
         self.p = p
         self.questions = _multiple_choice(p.dataset.split(self.split), self.split)
         self.judge.start(p.service, p.base_model, p.tokenizer)
-        self.base = p.service.create_sampling_client(base_model=p.base_model) if self.dry_run else None
+        self.base = base_sampler(p) if self.dry_run else None
         self.rng = random.Random(p.seed)
         self.order: list[int] = []
         self.tally = RunTally()
@@ -63,9 +64,7 @@ class Debate:
         if resume is None:
             self.policies = {} if self.dry_run else self._training_clients(p)
             return
-        self.policies = {
-            name: p.service.create_training_client_from_state_with_optimizer(path).result() for name, path in resume.checkpoints.items()
-        }
+        self.policies = {name: resume_policy(p, path) for name, path in resume.checkpoints.items()}
         s = resume.method_state
         self.step_index, self.order = s["step_index"], list(s["order"])
         self.rng.setstate(restore_random_state(s["rng"]))
@@ -96,7 +95,7 @@ class Debate:
         del self.order[: self.num_debates]
         setups = assign_sides(batch, self.rng, step)
 
-        clients = {name: c.save_weights_and_get_sampling_client() for name, c in self.policies.items()}
+        clients = {name: policy_sampler(c) for name, c in self.policies.items()}
         debaters = {side: self.base if self.dry_run else clients[name] for side, name in self.policy_of.items()}
         transcripts = run_debates(debaters, p.tokenizer, setups, self.rounds, p.sampling.params())
         debated = time.perf_counter()
@@ -117,7 +116,20 @@ class Debate:
         return self.tally.summary()
 
     def save(self, name: str) -> dict[str, str]:
-        return {policy: c.save_state(name).result().path for policy, c in self.policies.items()}
+        return {policy: save_policy(c, name) for policy, c in self.policies.items()}
+
+    def sampling_client(self) -> Any:
+        """Debater A's policy (the one policy in self-play); the base model in a dry run, which trains none."""
+        return self.base if self.dry_run else policy_sampler(self.policies[self.policy_of["A"]])
+
+    def load(self, path: str, with_optimizer: bool = False) -> None:
+        if len(self.policies) != 1:
+            what = "none (method.dry_run=true)" if not self.policies else f"{len(self.policies)} ({', '.join(self.policies)})"
+            raise UserError(f"method=debate can load one checkpoint only into its one policy (method.self_play=true); this run trains {what}")
+        load_policy(next(iter(self.policies.values())), path, with_optimizer)
+
+    def saved_checkpoints(self) -> list[dict[str, Any]]:
+        return []  # the final and resume-point checkpoints only, which the driver asks for
 
     def summary(self) -> dict[str, Any]:
         return {"steps": self.step_index, "debates": self.step_index * self.num_debates, "dry_run": self.dry_run, **self.tally.summary()}
@@ -132,7 +144,7 @@ class Debate:
     def _training_clients(self, p: Pipeline) -> dict[str, Any]:
         names = sorted(set(self.policy_of.values()))
         # Distinct seeds give two policies distinct LoRA initialisations.
-        return {name: p.service.create_lora_training_client(p.base_model, rank=p.lora_rank, seed=p.seed + i).result() for i, name in enumerate(names)}
+        return {name: open_policy(p, seed=p.seed + i) for i, name in enumerate(names)}
 
     def _train(self, p: Pipeline, policies: dict[str, Any], transcripts: list[Any], step: int, total: int) -> dict[str, Any]:
         adam = p.optim.adam_params(step - 1, total)

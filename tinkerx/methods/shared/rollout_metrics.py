@@ -6,8 +6,8 @@ import math
 from collections import Counter
 from typing import Any, Sequence
 
-from tinkerx.methods.rl.advantages import ALL_0, ALL_1, SIGNAL
-from tinkerx.methods.rl.rollouts import Group, Sample
+from tinkerx.methods.shared.advantages import ALL_0, ALL_1, SIGNAL
+from tinkerx.methods.shared.rollouts import Group, Sample
 
 
 def rollout_metrics(groups: Sequence[Group]) -> dict[str, float]:

@@ -5,7 +5,7 @@ completions of each (all requests in flight at once), grade them with the reward
 completion's tokens up or down by its advantage, ``reward - mean(group reward)``. A group whose
 rewards are all equal has zero advantage everywhere: it is skipped and counted (ALL-0 / ALL-1).
 The loss is one of Tinker's RL losses with the sampler's own logprobs; ``method.variant`` picks a
-paper's recipe (GRPO, Dr. GRPO, DAPO, GSPO, CISPO) as a preset of switches (methods/rl/variants.py).
+paper's recipe (GRPO, Dr. GRPO, DAPO, GSPO, CISPO) as a preset of switches (methods/grpo/variants.py).
 
 ``overlap_rollouts``: step t+1's rollouts are sent (with the weights step t sampled with) before
 step t trains, so sampling and training run at the same time wherever the backend can (the Tinker
@@ -20,15 +20,16 @@ import time
 from typing import Any
 
 from tinkerx.errors import ConfigError
-from tinkerx.methods.rl.advantages import overlong_penalty
-from tinkerx.methods.rl.dynamic_sampling import draw_with_signal, signal_groups
-from tinkerx.methods.rl.metrics import rollout_metrics, sampler_trainer_kl
-from tinkerx.methods.rl.objective import kl_to_reference, policy_datums, reference_logprobs, trainable
-from tinkerx.methods.rl.pool import PromptPool
-from tinkerx.methods.rl.rollouts import Group, PendingGroups, Sample, launch_groups, score_groups
-from tinkerx.methods.rl.variants import resolve_recipe, yaml_presets
+from tinkerx.methods.grpo.dynamic_sampling import draw_with_signal, signal_groups
+from tinkerx.methods.grpo.objective import kl_to_reference, policy_datums, reference_logprobs, trainable
+from tinkerx.methods.grpo.variants import resolve_recipe, yaml_presets
+from tinkerx.methods.shared.advantages import overlong_penalty
+from tinkerx.methods.shared.policy import OnePolicy, base_sampler, open_policy, policy_sampler, resume_policy, save_policy
+from tinkerx.methods.shared.pool import PromptPool
+from tinkerx.methods.shared.rollout_metrics import rollout_metrics, sampler_trainer_kl
+from tinkerx.methods.shared.rollouts import Group, PendingGroups, Sample, launch_groups, score_groups
 from tinkerx.pipeline import Pipeline, ResumeState
-from tinkerx.runs.checkpoints import checkpoint_base_model, load_weights, resolve_checkpoint
+from tinkerx.runs.checkpoints import checkpoint_base_model, resolve_checkpoint
 from tinkerx.runs.display import console
 
 NO_UPDATE_WARNING = (
@@ -39,7 +40,7 @@ NO_UPDATE_WARNING = (
 SHOWN = ("reward/mean", "reward/accuracy", "groups/all_0", "groups/all_1", "sample/truncation_rate", "reward/errors", "eval/accuracy")
 
 
-class GRPO:
+class GRPO(OnePolicy):
     name = "grpo"
 
     def __init__(
@@ -96,16 +97,16 @@ class GRPO:
         self._pending_updates = 0
         self._pool_before_pending: dict[str, Any] | None = None
         if resume is None:
-            self.client = self._training_client(p)
+            self.client = open_policy(p, self.init_from)
         else:
-            self.client = p.service.create_training_client_from_state_with_optimizer(resume.checkpoints["policy"]).result()
+            self.client = resume_policy(p, resume.checkpoints["policy"])
             s = resume.method_state
             self.step_index, self._summary, self._updates = s["step_index"], dict(s["summary"]), s["updates"]
             self._elapsed_before = s["elapsed_s"]
             self.pool.load_state(s["pool"])
             p.reward.errors, p.reward.timeouts = s["reward_counts"]
         # The KL penalty's reference: the frozen base model, through logprobs of the sampled tokens.
-        self.reference = p.service.create_sampling_client(base_model=p.base_model) if self.recipe.kl_coef > 0 else None
+        self.reference = base_sampler(p) if self.recipe.kl_coef > 0 else None
         self._started = time.perf_counter()
 
     def state(self) -> dict[str, Any]:
@@ -138,9 +139,6 @@ class GRPO:
     def _elapsed(self) -> float:
         return self._elapsed_before + time.perf_counter() - self._started
 
-    def save(self, name: str) -> dict[str, str]:
-        return {"policy": self.client.save_state(name).result().path}
-
     def summary(self) -> dict[str, Any]:
         summary = {**self._summary, "steps": self.step_index, "updates": self._updates}
         summary["reward_failures"] = self.p.reward.errors + self.p.reward.timeouts
@@ -148,7 +146,15 @@ class GRPO:
             summary["warning"] = NO_UPDATE_WARNING
         return summary
 
+    def saved_checkpoints(self) -> list[dict[str, Any]]:
+        """The best-so-far checkpoints ``checkpoint_threshold`` asked for (also ``auto_checkpoints`` in the summary)."""
+        return [{"name": f"auto_step_{c['step']:06d}", **c} for c in self._summary["auto_checkpoints"]]
+
     def finish(self) -> dict[str, Any]:
+        if self.step_index < self.total_steps and self.p.evaluator is not None:
+            # Stopped early (a driver that steps on request, e.g. an agent over MCP): the held-out
+            # schedule never reached its last evaluation, so "final" would be stale or missing.
+            self._summary["final"] = self.evaluate("final")
         if self.save_final:
             self._summary["checkpoint"] = self.save("final")["policy"]
         summary = self.summary()
@@ -159,7 +165,7 @@ class GRPO:
     # ---- one step --------------------------------------------------------------------------
     def _step(self, p: Pipeline, client: Any, pool: PromptPool, step: int, total: int) -> dict[str, Any]:
         start = time.perf_counter()
-        sampler = client.save_weights_and_get_sampling_client()
+        sampler = policy_sampler(client)
         failures = p.reward.errors + p.reward.timeouts
         seconds = {"sample": 0.0, "reward": 0.0}
         r = self.recipe
@@ -241,11 +247,6 @@ class GRPO:
         if trained_from and trained_from != p.base_model:
             raise ConfigError(f"method.init_from was trained from {trained_from}, but model is {p.base_model}; choose the matching model=")
 
-    def _training_client(self, p: Pipeline) -> Any:
-        if self.init_from:  # weights only: a warm start is a fresh optimizer on top of e.g. an SFT run
-            return load_weights(p.service, self.init_from, "method.init_from")
-        return p.service.create_lora_training_client(p.base_model, rank=p.lora_rank, seed=p.seed).result()
-
     def _holdout_due(self, p: Pipeline, step: int, total: int) -> bool:
         every, last = p.training.eval_every, step == total - 1
         return p.evaluator is not None and (last or bool(every and (step + 1) % every == 0))
@@ -258,7 +259,7 @@ class GRPO:
         best = max((c["holdout_reward"] for c in saved), default=float("-inf"))
         reward = holdout["reward_mean"]
         if self.checkpoint_threshold is not None and step + 1 >= self.checkpoint_min_steps and reward >= self.checkpoint_threshold and reward > best:
-            path = client.save_state(f"auto_step_{step + 1:06d}").result().path
+            path = save_policy(client, f"auto_step_{step + 1:06d}")
             saved.append({"step": step + 1, "holdout_reward": reward, "path": path})
             metrics["checkpoint/saved"] = 1
         return metrics
@@ -280,8 +281,3 @@ class GRPO:
         ]
         if rows:
             p.recorder.write_jsonl("samples.jsonl", rows, append=True)
-
-    def evaluate(self, name: str) -> dict[str, Any]:
-        result = self.p.evaluator(self.client.save_weights_and_get_sampling_client())
-        self.p.recorder.write_jsonl(f"eval/{name}.jsonl", result.records)
-        return result.metrics

@@ -2,11 +2,11 @@
 
 - ``off_policy``: the teacher samples completions for the training prompts (optionally keeping only
   those the reward marks correct), cached in ``teacher_samples.jsonl``; the student is fine-tuned
-  on them (see ``methods/distillation/off_policy.py``).
+  on them (see ``methods/distill/off_policy.py``).
 - ``on_policy``: the student samples, the teacher scores each sampled token, and the per-token
-  reverse KL is descended with the ``importance_sampling`` loss (``methods/distillation/on_policy.py``).
+  reverse KL is descended with the ``importance_sampling`` loss (``methods/distill/on_policy.py``).
 
-The teacher is ``components.teacher`` (``methods/distillation/teacher.py``): a model config, a
+The teacher is ``components.teacher`` (``methods/distill/teacher.py``): a model config, a
 checkpoint, or both, served by the run's backend beside the student.
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from tinkerx.errors import ConfigError
-from tinkerx.methods.distillation.off_policy import OffPolicyDistill
-from tinkerx.methods.distillation.on_policy import OnPolicyDistill
+from tinkerx.methods.distill.off_policy import OffPolicyDistill
+from tinkerx.methods.distill.on_policy import OnPolicyDistill
 from tinkerx.methods.sft import SFT
 from tinkerx.runs.checkpoints import resolve_checkpoint
 

@@ -9,12 +9,14 @@ from typing import Any
 from tinkerx.backends.local.losses import LOSS_INPUTS
 from tinkerx.chat import completion_tokens, prompt_tokens, supervised_datum
 from tinkerx.errors import ConfigError
+from tinkerx.methods.sft.overfit import OverfitWatch
+from tinkerx.methods.shared.policy import OnePolicy, open_policy, resume_policy
 from tinkerx.pipeline import Pipeline, ResumeState
 from tinkerx.runs.display import console
 from tinkerx.runs.rng import restore_random_state
 
 
-class SFT:
+class SFT(OnePolicy):
     name = "sft"
 
     def __init__(
@@ -55,9 +57,9 @@ class SFT:
         self._watch = OverfitWatch(self.overfit_patience)
         self._summary: dict[str, Any] = {}
         if resume is None:
-            self.client = p.service.create_lora_training_client(p.base_model, rank=p.lora_rank, seed=p.seed).result()
+            self.client = open_policy(p)
             return
-        self.client = p.service.create_training_client_from_state_with_optimizer(resume.checkpoints["policy"]).result()
+        self.client = resume_policy(p, resume.checkpoints["policy"])
         s = resume.method_state
         self.step_index, self._order, self._summary = s["step_index"], list(s["order"]), dict(s["summary"])
         self._order_rng.setstate(restore_random_state(s["order_rng"]))
@@ -111,9 +113,6 @@ class SFT:
         metrics["time/step_s"] = time.perf_counter() - start
         return metrics
 
-    def save(self, name: str) -> dict[str, str]:
-        return {"policy": self.client.save_state(name).result().path}
-
     def summary(self) -> dict[str, Any]:
         return {**self._summary, "steps": self.step_index, "overfitting_warnings": self._watch.warnings}
 
@@ -129,36 +128,3 @@ class SFT:
         out = client.forward(data, "cross_entropy").result()
         tokens = sum(sum(d.loss_fn_inputs["weights"].tolist()) for d in data)
         return out.metrics["loss:sum"] / max(tokens, 1.0)
-
-    def evaluate(self, name: str) -> dict[str, Any]:
-        result = self.p.evaluator(self.client.save_weights_and_get_sampling_client().result())
-        self.p.recorder.write_jsonl(f"eval/{name}.jsonl", result.records)
-        return result.metrics
-
-
-class OverfitWatch:
-    """Flags overfitting: validation loss rising for ``patience`` checks while training loss falls."""
-
-    def __init__(self, patience: int) -> None:
-        self.patience, self.warnings = patience, 0
-        self._train: list[float] = []
-        self._val: list[float] = []
-
-    def update(self, train_loss: float, val_loss: float) -> str | None:
-        self._train.append(train_loss)
-        self._val.append(val_loss)
-        k = self.patience
-        if len(self._val) <= k:
-            return None
-        val_rising = all(b > a for a, b in zip(self._val[-k - 1 : -1], self._val[-k:]))
-        train_falling = self._train[-1] < self._train[-k - 1]
-        if val_rising and train_falling:
-            self.warnings += 1
-            return f"validation loss rose {k} checks in a row ({self._val[-k - 1]:.4f} -> {self._val[-1]:.4f}) while training loss fell: overfitting"
-        return None
-
-    def state(self) -> dict[str, Any]:
-        return {"warnings": self.warnings, "train": self._train, "val": self._val}
-
-    def load_state(self, state: dict[str, Any]) -> None:
-        self.warnings, self._train, self._val = state["warnings"], list(state["train"]), list(state["val"])

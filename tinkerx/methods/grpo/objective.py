@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from tinkerx.methods.rl.advantages import SIGNAL
-from tinkerx.methods.rl.rollouts import Group, Sample, rl_datum
-from tinkerx.methods.rl.variants import RLRecipe
+from tinkerx.methods.grpo.variants import RLRecipe
+from tinkerx.methods.shared.advantages import SIGNAL
+from tinkerx.methods.shared.rollouts import Group, Sample, rl_datum
 
 
 def sequence_scales(aggregation: str, lengths_N: Sequence[int], max_tokens: int) -> list[float]:

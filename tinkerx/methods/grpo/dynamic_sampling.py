@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from tinkerx.methods.rl.advantages import SIGNAL
-from tinkerx.methods.rl.rollouts import Group
+from tinkerx.methods.shared.advantages import SIGNAL
+from tinkerx.methods.shared.rollouts import Group
 
 
 def draw_with_signal(draw: Callable[[int], list[Group]], wanted: int, max_rounds: int) -> tuple[list[Group], int]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from tinkerx.errors import ConfigError
+from tinkerx.methods.shared.policy import policy_sampler, resolved
 from tinkerx.runs.checkpoints import checkpoint_base_model, load_weights, resolve_checkpoint
 
 
@@ -44,9 +45,9 @@ class Teacher:
             # A training client loaded from the checkpoint hands out a sampling client of its weights,
             # on the local backend and on Tinker alike (a state path is not a sampler path there).
             trainer = load_weights(service, self.checkpoint, "components.teacher.checkpoint")
-            self.client = trainer.save_weights_and_get_sampling_client()
+            self.client = policy_sampler(trainer)
         else:
-            self.client = service.create_sampling_client(base_model=base_model)
+            self.client = resolved(service.create_sampling_client(base_model=base_model))
         self.name = self.checkpoint or base_model
 
 

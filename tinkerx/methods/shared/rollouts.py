@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from tinkerx.chat import decode_completion, prompt_tokens
-from tinkerx.methods.rl.advantages import group_advantages, group_kind
+from tinkerx.methods.shared.advantages import group_advantages, group_kind
 from tinkerx.sampler import sample_prompts
 
 

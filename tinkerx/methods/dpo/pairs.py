@@ -15,7 +15,7 @@ from typing import Any, Sequence
 from tinkerx.chat import completion_tokens, prompt_tokens, supervised_datum
 from tinkerx.data.jsonl import check_jsonl
 from tinkerx.data.preference import PreferencePair
-from tinkerx.methods.rl.rollouts import sample_groups, score_groups
+from tinkerx.methods.shared.rollouts import sample_groups, score_groups
 
 
 @dataclass

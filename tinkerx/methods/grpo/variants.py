@@ -10,7 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
+from omegaconf import OmegaConf
+
 from tinkerx.errors import ConfigError
+from tinkerx.paths import CONFIG_DIR
 
 RL_LOSSES = ("importance_sampling", "ppo", "cispo", "gspo", "dro")
 AGGREGATIONS = ("sum", "sequence_mean", "token_mean", "constant")
@@ -99,9 +102,4 @@ def _checked(r: RLRecipe) -> RLRecipe:
 
 def yaml_presets() -> dict[str, dict[str, Any]]:
     """The presets of ``conf/method/grpo.yaml``, for a GRPO built in code without a config."""
-    from pathlib import Path
-
-    from omegaconf import OmegaConf
-
-    path = Path(__file__).resolve().parents[3] / "conf" / "method" / "grpo.yaml"
-    return OmegaConf.to_container(OmegaConf.load(path).method.variants)  # type: ignore[return-value]
+    return OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "method" / "grpo.yaml").method.variants)  # type: ignore[return-value]

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from tinkerx.errors import ConfigError
-from tinkerx.methods.distillation.teacher import teacher_of
-from tinkerx.methods.distillation.samples import CACHE_NAME, TeacherTaught, read_samples, sample_teacher
+from tinkerx.methods.distill.samples import CACHE_NAME, TeacherTaught, read_samples, sample_teacher
+from tinkerx.methods.distill.teacher import teacher_of
 from tinkerx.methods.sft import SFT
+from tinkerx.methods.shared.policy import evaluate_sampler
 from tinkerx.pipeline import Pipeline, ResumeState
 from tinkerx.runs.display import console
 
@@ -74,10 +75,8 @@ class OffPolicyDistill:
     def start(self) -> dict[str, Any] | None:
         metrics: dict[str, Any] = {"teacher/samples": self._teacher_summary["samples"]}
         if self.evaluate_teacher and self.p.evaluator is not None and self.teacher.shares_tokenizer:
-            result = self.p.evaluator(self.teacher.client)
-            self.p.recorder.write_jsonl("eval/teacher.jsonl", result.records)
-            self._teacher_summary.update(result.metrics)
-            metrics["teacher/accuracy"] = result.metrics["accuracy"]
+            self._teacher_summary.update(evaluate_sampler(self.p, self.teacher.client, "teacher"))
+            metrics["teacher/accuracy"] = self._teacher_summary["accuracy"]
         self.sft.start()
         return metrics
 
@@ -89,6 +88,15 @@ class OffPolicyDistill:
 
     def save(self, name: str) -> dict[str, str]:
         return self.sft.save(name)
+
+    def sampling_client(self) -> Any:
+        return self.sft.sampling_client()
+
+    def load(self, path: str, with_optimizer: bool = False) -> None:
+        self.sft.load(path, with_optimizer)
+
+    def saved_checkpoints(self) -> list[dict[str, Any]]:
+        return self.sft.saved_checkpoints()
 
     def summary(self) -> dict[str, Any]:
         return {**self.sft.summary(), "teacher": self._teacher_summary}

@@ -7,6 +7,9 @@ confidence interval for the change in accuracy.
 
 Without a suite it evaluates the run's own data set: its test split, or, when the source has no
 test split of its own (a single JSON-lines file), the whole file; the run says which.
+
+A method like the others, with no steps: ``setup`` checks everything and opens the sampling client,
+``finish`` evaluates and returns the summary.
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ from typing import Any
 
 from rich.table import Table
 
-from tinkerx.errors import ConfigError
+from tinkerx.errors import ConfigError, UserError
 from tinkerx.eval.compare import compare_results, example_key, load_results, results_entry
 from tinkerx.eval.partial_credit import partial_credit
 from tinkerx.eval.suite import LoadedBenchmark
-from tinkerx.pipeline import Pipeline
+from tinkerx.methods.shared.policy import base_sampler, evaluate_sampler, policy_sampler, resolved
+from tinkerx.pipeline import Pipeline, ResumeState
 from tinkerx.runs.checkpoints import checkpoint_base_model, load_weights, resolve_checkpoint
 from tinkerx.runs.display import console, show
 
@@ -28,6 +32,9 @@ from tinkerx.runs.display import console, show
 class Evaluate:
     name = "eval"
     trains = False  # so it can run on a backend that only samples (an HTTP endpoint)
+    shown: tuple[str, ...] = ()
+    total_steps = 0  # nothing to train: the evaluation is the run's finish
+    step_index = 0
 
     def __init__(
         self,
@@ -46,16 +53,29 @@ class Evaluate:
         self.baseline = load_results(compare) if compare else None
         self.bootstrap_samples, self.confidence, self.seed = bootstrap_samples, confidence, seed
 
-    def run(self, p: Pipeline) -> dict[str, Any]:
+    def setup(self, p: Pipeline, resume: ResumeState | None = None) -> None:
+        """Everything checked and the sampling client open before any example is sampled."""
         if p.evaluator is None:
             raise ConfigError("method=eval needs an evaluator (evaluator=default)")
-        suite = p.components.get("suite")
-        benchmarks = suite.load() if suite is not None and suite.benchmarks else self._run_dataset(p)
-        self._check(p, benchmarks)
-        sampler = self._sampling_client(p)
+        self.p = p
+        self.suite = p.components.get("suite")
+        self.benchmarks = self.suite.load() if self.suite is not None and self.suite.benchmarks else self._run_dataset(p)
+        self._check(p, self.benchmarks)
+        self.sampler = self._sampling_client(p)
+        self._summary: dict[str, Any] = {}
+
+    def start(self) -> dict[str, Any] | None:
+        return None
+
+    def step(self) -> dict[str, Any]:
+        raise UserError("method=eval has no training steps (total_steps is 0): finish() evaluates")
+
+    def finish(self) -> dict[str, Any]:
+        """Evaluates every benchmark: ``eval/NAME.jsonl``, ``results.json`` and, with a baseline, ``comparison.json``."""
+        p, suite = self.p, self.suite
         results: dict[str, Any] = {}
-        for name, bench in benchmarks.items():
-            records = self._evaluate(p, sampler, bench)
+        for name, bench in self.benchmarks.items():
+            records = self._evaluate(p, self.sampler, bench)
             p.recorder.write_jsonl(f"eval/{name}.jsonl", records)
             # Failed requests stay in the jsonl but are not paired: they say nothing about the model.
             results[name] = {**results_entry(_metrics(records), [r for r in records if not r.get("error")]), "evaluated": _describe(p, bench)}
@@ -66,7 +86,30 @@ class Evaluate:
             summary["comparison"] = str(p.recorder.write_json("comparison.json", comparison))
             summary["baseline"] = _headline({n: self.baseline["benchmarks"][n] for n in comparison["benchmarks"]})
             show(_comparison_table(comparison))
+        self._summary = summary
         return summary
+
+    def summary(self) -> dict[str, Any]:
+        return dict(self._summary)
+
+    def state(self) -> dict[str, Any]:
+        return {"step_index": 0}
+
+    def evaluate(self, name: str) -> dict[str, Any]:
+        """The run's evaluator on the evaluated weights (``eval/<name>.jsonl``), as for any method."""
+        return evaluate_sampler(self.p, self.sampler, name)
+
+    def sampling_client(self) -> Any:
+        return self.sampler
+
+    def save(self, name: str) -> dict[str, str]:
+        return {}  # nothing is trained, so nothing new to save
+
+    def load(self, path: str, with_optimizer: bool = False) -> None:
+        raise UserError("method=eval trains nothing to load into: name the weights to evaluate with method.checkpoint=PATH")
+
+    def saved_checkpoints(self) -> list[dict[str, Any]]:
+        return []
 
     # ---- parts -----------------------------------------------------------------------------
     @staticmethod
@@ -96,11 +139,11 @@ class Evaluate:
 
     def _sampling_client(self, p: Pipeline) -> Any:
         if self.checkpoint is None:
-            return p.service.create_sampling_client(base_model=p.base_model)
+            return base_sampler(p)
         if "sampler_weights" in self.checkpoint:  # weights saved for sampling: no trainer needed
-            return p.service.create_sampling_client(model_path=self.checkpoint)
+            return resolved(p.service.create_sampling_client(model_path=self.checkpoint))
         # A training state (what save_state writes, e.g. an SFT or GRPO run's final checkpoint).
-        return load_weights(p.service, self.checkpoint, "method.checkpoint").save_weights_and_get_sampling_client()
+        return policy_sampler(load_weights(p.service, self.checkpoint, "method.checkpoint"))
 
     @staticmethod
     def _evaluate(p: Pipeline, sampler: Any, bench: LoadedBenchmark) -> list[dict[str, Any]]:

@@ -14,18 +14,19 @@ import time
 from typing import Any
 
 from tinkerx.errors import ConfigError
-from tinkerx.methods.distillation.teacher import teacher_of
-from tinkerx.methods.distillation.advantages import reverse_kl_advantages, token_advantage_datum
-from tinkerx.methods.rl.metrics import rollout_metrics
-from tinkerx.methods.rl.pool import PromptPool
-from tinkerx.methods.rl.rollouts import Group, sample_groups, score_groups
+from tinkerx.methods.distill.advantages import reverse_kl_advantages, token_advantage_datum
+from tinkerx.methods.distill.teacher import teacher_of
+from tinkerx.methods.shared.policy import OnePolicy, evaluate_sampler, open_policy, policy_sampler, resume_policy
+from tinkerx.methods.shared.pool import PromptPool
+from tinkerx.methods.shared.rollout_metrics import rollout_metrics
+from tinkerx.methods.shared.rollouts import Group, sample_groups, score_groups
 from tinkerx.pipeline import Pipeline, ResumeState
-from tinkerx.runs.checkpoints import checkpoint_base_model, load_weights
+from tinkerx.runs.checkpoints import checkpoint_base_model
 
 SHOWN = ("distill/reverse_kl", "reward/accuracy", "eval/accuracy", "eval/of_teacher")
 
 
-class OnPolicyDistill:
+class OnPolicyDistill(OnePolicy):
     name = "distill"
     shown = SHOWN
 
@@ -61,12 +62,9 @@ class OnPolicyDistill:
         self._summary: dict[str, Any] = {"teacher": {"source": self.teacher.name}, "init_from": self.init_from}
         self._sampled_tokens = 0  # cumulative, to compare methods at equal sampling cost
         if resume is None:
-            if self.init_from:  # weights only: a warm start is a fresh optimizer on top of e.g. an SFT run
-                self.client = load_weights(p.service, self.init_from, "method.init_from")
-            else:
-                self.client = p.service.create_lora_training_client(p.base_model, rank=p.lora_rank, seed=p.seed).result()
+            self.client = open_policy(p, self.init_from)
             return
-        self.client = p.service.create_training_client_from_state_with_optimizer(resume.checkpoints["policy"]).result()
+        self.client = resume_policy(p, resume.checkpoints["policy"])
         s = resume.method_state
         self.step_index, self._summary, self._sampled_tokens = s["step_index"], dict(s["summary"]), s["sampled_tokens"]
         self.pool.load_state(s["pool"])
@@ -81,7 +79,7 @@ class OnPolicyDistill:
     def start(self) -> dict[str, Any] | None:
         metrics: dict[str, Any] = {}
         if self.evaluate_teacher and self.p.evaluator is not None:  # the ceiling, measured once
-            self._summary["teacher"].update(self._evaluate(self.teacher.client, "teacher"))
+            self._summary["teacher"].update(evaluate_sampler(self.p, self.teacher.client, "teacher"))
             metrics["teacher/accuracy"] = self._summary["teacher"]["accuracy"]
         if self.evaluate_baseline and self.p.evaluator is not None:
             self._summary["baseline"] = self.evaluate("baseline")
@@ -91,7 +89,7 @@ class OnPolicyDistill:
     def step(self) -> dict[str, Any]:
         p, step = self.p, self.step_index
         start = time.perf_counter()
-        sampler = self.client.save_weights_and_get_sampling_client()
+        sampler = policy_sampler(self.client)
         groups = sample_groups(sampler, p.tokenizer, p.dataset, self.pool.take(self.groups_per_batch), self.group_size, p.sampling.params())
         sampled = time.perf_counter()
         teacher_T = self._teacher_logprobs(groups)
@@ -157,9 +155,6 @@ class OnPolicyDistill:
             metrics["eval/of_teacher"] = result["accuracy"] / teacher  # the student's share of the ceiling
         return metrics
 
-    def save(self, name: str) -> dict[str, str]:
-        return {"policy": self.client.save_state(name).result().path}
-
     def summary(self) -> dict[str, Any]:
         return {**self._summary, "steps": self.step_index, "sampled_tokens": self._sampled_tokens}
 
@@ -167,12 +162,4 @@ class OnPolicyDistill:
         if self.save_final:
             self._summary["checkpoint"] = self.save("final")["policy"]
         return self.summary()
-
-    def evaluate(self, name: str) -> dict[str, Any]:
-        return self._evaluate(self.client.save_weights_and_get_sampling_client(), name)
-
-    def _evaluate(self, sampling_client: Any, name: str) -> dict[str, Any]:
-        result = self.p.evaluator(sampling_client)
-        self.p.recorder.write_jsonl(f"eval/{name}.jsonl", result.records)
-        return result.metrics
 

@@ -6,7 +6,7 @@ data set (arithmetic, GSM8K, ...), from the starting model itself: each prompt i
 test split). The reference is the starting weights (the base model, or ``init_from``); its logprobs
 are computed once per pair and cached with the pairs in ``pairs.jsonl``, which resume reads back.
 Each step trains ``training.batch_size`` pairs with ``forward_backward_custom`` and the DPO loss
-(``methods/preference/loss.py``): the same call on Tinker and on the local backend.
+(``methods/dpo/loss.py``): the same call on Tinker and on the local backend.
 """
 
 from __future__ import annotations
@@ -15,18 +15,19 @@ import time
 from typing import Any
 
 from tinkerx.errors import ConfigError
-from tinkerx.methods.preference.loss import VARIANTS, dpo_loss_fn, preference_accuracy, sequence_logprobs
-from tinkerx.methods.preference.pairs import TokenizedPair, add_reference_logprobs, read_pair_cache, sample_pairs, tokenize_pairs
-from tinkerx.methods.rl.pool import PromptPool
+from tinkerx.methods.dpo.loss import VARIANTS, dpo_loss_fn, preference_accuracy, sequence_logprobs
+from tinkerx.methods.dpo.pairs import TokenizedPair, add_reference_logprobs, read_pair_cache, sample_pairs, tokenize_pairs
+from tinkerx.methods.shared.policy import OnePolicy, evaluate_sampler, open_policy, policy_sampler, resume_policy
+from tinkerx.methods.shared.pool import PromptPool
 from tinkerx.pipeline import Pipeline, ResumeState
-from tinkerx.runs.checkpoints import checkpoint_base_model, load_weights, resolve_checkpoint
+from tinkerx.runs.checkpoints import checkpoint_base_model, resolve_checkpoint
 from tinkerx.runs.display import console
 
 PAIR_SOURCES = ("dataset", "sampling")
 CACHE_NAME = "pairs.jsonl"
 
 
-class DPO:
+class DPO(OnePolicy):
     name = "dpo"
     shown = ("dpo/loss", "dpo/reward_margin", "dpo/accuracy", "eval/pref_accuracy", "eval/accuracy")
 
@@ -61,14 +62,7 @@ class DPO:
         self.p = p
         self.total_steps, self.step_index = p.training.max_steps, 0
         self._summary: dict[str, Any] = {"init_from": self.init_from}
-        if resume is None:
-            self.client = (
-                load_weights(p.service, self.init_from, "method.init_from")  # weights only: a fresh optimizer
-                if self.init_from
-                else p.service.create_lora_training_client(p.base_model, rank=p.lora_rank, seed=p.seed).result()
-            )
-        else:
-            self.client = p.service.create_training_client_from_state_with_optimizer(resume.checkpoints["policy"]).result()
+        self.client = open_policy(p, self.init_from) if resume is None else resume_policy(p, resume.checkpoints["policy"])
         self.pairs = self._pairs(p)
         self._summary["pairs"] = {split: len(pairs) for split, pairs in self.pairs.items()}
         if not self.pairs.get("train"):
@@ -98,7 +92,7 @@ class DPO:
         if cache.is_file():
             console.print(f"preference pairs read from {cache}")
             return read_pair_cache(cache, p.tokenizer, p.dataset)
-        reference = self.client.save_weights_and_get_sampling_client()  # the starting weights, frozen from here on
+        reference = policy_sampler(self.client)  # the starting weights, frozen from here on
         if self.pairs_from == "dataset":
             by_split = {"train": p.dataset.pairs["train"], "test": p.dataset.pairs["test"][: self.eval_pairs]}
         else:
@@ -150,9 +144,7 @@ class DPO:
         """Preference accuracy on held-out pairs, and the task's accuracy when the data set is graded."""
         metrics = self._preference_metrics(self.pairs.get("test", []))
         if self.p.evaluator is not None:
-            result = self.p.evaluator(self.client.save_weights_and_get_sampling_client())
-            self.p.recorder.write_jsonl(f"eval/{name}.jsonl", result.records)
-            metrics.update(result.metrics)
+            metrics.update(evaluate_sampler(self.p, self.sampling_client(), name))
         return metrics
 
     def _preference_metrics(self, pairs: list[TokenizedPair]) -> dict[str, float]:
@@ -172,9 +164,6 @@ class DPO:
             "pref_margin": float(self.beta * margin_P.mean()),
             "pref_logprob_accuracy": float((chosen_P > rejected_P).float().mean()),  # the policy itself prefers chosen
         }
-
-    def save(self, name: str) -> dict[str, str]:
-        return {"policy": self.client.save_state(name).result().path}
 
     def summary(self) -> dict[str, Any]:
         return {**self._summary, "steps": self.step_index}
