@@ -31,10 +31,11 @@ def measure(label: str, overrides: list[str], steps: int) -> dict:
     from hydra.core.global_hydra import GlobalHydra
 
     from tinkerx.build import build
+    from tinkerx.paths import CONFIG_DIR
     from tinkerx.runs.driver import save_resume_point
 
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=["method=sft", "~evaluator", "method.validation_every=0", *overrides])
     run_dir = Path(tempfile.mkdtemp(prefix="tinkerx-bench-ckpt-"))
     method, pipeline, closers = build(cfg, run_dir)

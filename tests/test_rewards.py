@@ -135,7 +135,7 @@ def test_reward_configs_instantiate(compose_config, tmp_path, option, cls):
     user_file = tmp_path / "my_reward.py"
     user_file.write_text("def compute_reward(completion, ground_truth):\n    return 1.0\n")
     overrides = [f"+reward={option}"] + ([f"reward.path={user_file}"] if option == "python" else [])
-    reward = instantiate(compose_config(overrides).reward)
+    reward = instantiate(compose_config(overrides, config_name=None).reward)
     assert isinstance(reward, cls) and reward.name
 
 
