@@ -119,7 +119,7 @@ def _distill_args(teacher_run: Path, folder: Path, *extra: str) -> list[str]:
 
 
 def test_on_policy_distillation_pulls_the_student_towards_the_teacher(teacher_run, tmp_path):
-    # From an untrained student a few steps cannot yet move greedy accuracy (experiment=distill_tiny_on_policy
+    # From an untrained student a few steps cannot yet move greedy accuracy (experiment=distill_tiny_arithmetic_on_policy
     # shows that, from a warm start); what they must move is the per-token reverse KL to the teacher.
     summary = run_in_process(_distill_args(teacher_run, tmp_path, "training.max_steps=10", "training.batch_size=8", "optim.lr=3e-3"), tmp_path / "run")
     assert summary["teacher"]["accuracy"] >= 0.8, summary["teacher"]  # the ceiling, measured once
