@@ -44,9 +44,15 @@ def test_a_run_of_today_is_left_alone():
     assert modernize(choices, ["seed=1"], Path("nowhere")) == (choices, ["seed=1"])
 
 
-def test_an_unknown_tuned_file_is_a_one_line_error():
-    with pytest.raises(UserError, match="never shipped; known: debate_tiny_mmlu_stem, grpo_tiny_arithmetic, sft_tiny_arithmetic"):
-        modernize({"experiment/tuned": "made_up"}, [], LEGACY_RUNS / "sft_default")
+def test_a_combination_that_had_no_tuned_file_adds_nothing():
+    # Hydra recorded experiment/tuned=grpo_tiny_gsm8k for such a run although no file of that name existed.
+    choices = {"experiment/tuned": "grpo_tiny_gsm8k", "experiment": None, "method": "grpo", "dataset": "gsm8k"}
+    assert modernize(choices, ["seed=1"], Path("nowhere")) == ({"experiment": None, "method": "grpo", "dataset": "gsm8k"}, ["seed=1"])
+
+
+def test_a_tuned_run_without_its_resolved_config_is_a_one_line_error(tmp_path):
+    with pytest.raises(UserError, match="needs its config.yaml"):
+        modernize({"experiment/tuned": "sft_tiny_arithmetic"}, [], tmp_path)
 
 
 @pytest.mark.slow

@@ -44,7 +44,8 @@ _PLAIN_VALUE = re.compile(r"^[\w.+-]+$")
 def modernize(choices: Mapping[str, Any], task: list[str], run_dir: Path) -> tuple[dict[str, Any], list[str]]:
     """``(choices, task overrides)`` of a run's ``.hydra/hydra.yaml`` as they compose today.
 
-    Runs written after the change come back unchanged. Keys the task overrides already set are
+    Runs written after the change come back unchanged; so do older runs whose method x model x
+    data set had no tuned file and whose experiment kept its name. Keys the task overrides already set are
     not repeated: they win over the tuned file, as they did when the run was made.
     """
     choices = dict(choices)
@@ -52,11 +53,10 @@ def modernize(choices: Mapping[str, Any], task: list[str], run_dir: Path) -> tup
     task = [_renamed(o) for o in task if _key(o) != TUNED_GROUP]
     if choices.get("experiment") in RENAMED_EXPERIMENTS:
         choices["experiment"] = RENAMED_EXPERIMENTS[choices["experiment"]]
-    if tuned is None:
-        return choices, task
+    # Hydra recorded the interpolated name for every run, also where no such file existed (the entry
+    # was optional): only these three files ever did, and the keys they set never changed.
     if tuned not in TUNED_KEYS:
-        raise UserError(f"cannot reproduce {run_dir}: it used the tuned values {tuned!r}, which tinkerx never shipped; "
-                        f"known: {', '.join(sorted(TUNED_KEYS))}")
+        return choices, task
     already_set = {_key(o) for o in task}
     resolved = _resolved_config(run_dir)
     tuned_overrides = [f"{key}={_override_value(OmegaConf.select(resolved, key))}" for key in TUNED_KEYS[tuned] if key not in already_set]
