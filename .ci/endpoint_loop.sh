@@ -29,7 +29,7 @@ python -m tinkerx "${EVAL[@]}" hydra.run.dir="$OUT/baseline"
 stop_server
 
 # 2. Train a variant (here SFT on 2-digit addition; GRPO works the same way).
-python -m tinkerx experiment=tiny_sft_short $TRAIN hydra.run.dir="$OUT/sft"
+python -m tinkerx experiment=sft_tiny_arithmetic_short $TRAIN hydra.run.dir="$OUT/sft"
 
 # 3. Serve the trained checkpoint (a run folder means its final checkpoint) and benchmark it there.
 serve server.checkpoint="$OUT/sft" hydra.run.dir="$OUT/serve_sft"

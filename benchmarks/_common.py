@@ -82,8 +82,9 @@ def open_service(loader: Any, device: str = "cpu", seed: int = 0):
     from omegaconf import OmegaConf
 
     from tinkerx.backends.local import LocalBackend
+    from tinkerx.paths import CONFIG_DIR
 
-    defaults = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "backend" / "local.yaml")
+    defaults = OmegaConf.load(CONFIG_DIR / "backend" / "local.yaml")
     backend = LocalBackend(device=device, max_batch_rows=defaults.max_batch_rows)
     return backend, backend.open([loader], Path(tempfile.mkdtemp(prefix="tinkerx-bench-")), seed=seed)
 

@@ -32,9 +32,10 @@ def measure(label: str, overrides: list[str], steps: int) -> dict:
 
     from tinkerx.build import build
     from tinkerx.lifecycle import save_resume_point
+    from tinkerx.paths import CONFIG_DIR
 
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=["method=sft", "~evaluator", "method.validation_every=0", *overrides])
     run_dir = Path(tempfile.mkdtemp(prefix="tinkerx-bench-ckpt-"))
     method, pipeline, closers = build(cfg, run_dir)

@@ -1,4 +1,4 @@
-"""How soon each user mistake ends the CLI with its one-line error (tests/test_bad_input.py's cases).
+"""How soon each user mistake ends the CLI with its one-line error (the cases of bad_input_cases.py).
 
     flock /tmp/tinkerx-heavy.lock python benchmarks/bench_fail_fast.py [--repeats 3]
 
@@ -19,15 +19,13 @@ import tempfile
 from pathlib import Path
 
 from _common import console, machine_line, median_ratio, table, timed, verdict
+from bad_input_cases import cases as bad_input_cases
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 GOALS_S = {"unreachable tinker server": 30.0}
 
 
 def main(argv: list[str] | None = None) -> None:
-    from tests.test_bad_input import _cases
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
@@ -39,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
         return subprocess.run([sys.executable, "-m", *cmd], cwd=tmp, env=env, capture_output=True, text=True)
 
     console.print(f"[bold]bench_fail_fast[/bold]  {machine_line(with_torch=False)}")
-    cases = _cases(tmp)
+    cases = bad_input_cases(tmp)
     baseline = ["tinkerx", "--cfg", "job"]
     times: dict[str, list[float]] = {name: [] for name in cases}
     base_times: dict[str, list[float]] = {name: [] for name in cases}

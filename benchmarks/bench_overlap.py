@@ -3,7 +3,7 @@
     flock /tmp/tinkerx-heavy.lock python benchmarks/bench_overlap.py [--smollm2] [--steps 6] [--repeats 2]
 
 Each run is ``python -m tinkerx`` in its own process on ``backend=local``: with ``--smollm2``,
-SmolLM2-135M with LoRA 16 on 2-digit addition prompts (``experiment=smollm2_grpo_arithmetic``'s
+SmolLM2-135M with LoRA 16 on 2-digit addition prompts (``experiment=grpo_smollm2_arithmetic``'s
 batch, group, lengths and rank); without, the tiny model (full fine-tuning). The reward is a coin
 (an even number of characters), which any model earns about half the time: every group has signal,
 so every step trains -- what is timed is the step, not learning (the untrained SmolLM2 scores 0 on
@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 COIN = "def compute_reward(completion, ground_truth):\n    return float(len(completion) % 2 == 0)\n"
 TINY = ["method=grpo", "model=tiny", "dataset=arithmetic", "optim.lr=1e-3", "training.batch_size=32", "method.group_size=8", "sampling.max_tokens=8"]
-SMOLLM2 = ["experiment=smollm2_grpo_arithmetic"]
+SMOLLM2 = ["experiment=grpo_smollm2_arithmetic"]
 SETTINGS = {
     "sync": [],
     "sync, all cores": None,  # torch's own thread count

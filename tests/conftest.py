@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-CONF_DIR = ROOT / "conf"
-SHARED_DATA = ROOT.parent / "shared" / "data"
+# Test files import these from tests.helpers; re-exported here for tests written before it existed.
+from tests.helpers.cli import run_cli  # noqa: F401
+from tests.helpers.compose import compose
+from tests.helpers.paths import CONF_DIR, ROOT, SHARED_DATA  # noqa: F401
 
 
 def pytest_configure(config) -> None:
@@ -29,25 +28,22 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-def compose(overrides: list[str] | None = None):
-    """Compose the project config as the CLI would, without running anything."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            return hydra_compose(config_name="config", overrides=overrides or [], return_hydra_config=False)
-    finally:
-        GlobalHydra.instance().clear()
+@pytest.fixture
+def compose_config():
+    """Compose the project config as the CLI would: ``compose_config(["method=grpo"])``, with
+    ``return_hydra_config=True`` for the hydra.* keys. Composition is built in tests/helpers/compose.py only."""
+    return compose
 
 
-def run_cli(args: list[str], module: str = "tinkerx", timeout: float = 600, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "offline", "TINKER_TELEMETRY": "0", "HF_HUB_OFFLINE": "1",
-           # From any cwd, this checkout's tinkerx, not another installed copy.
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
+@pytest.fixture(scope="module")
+def tinker_server(tmp_path_factory):
+    """A local Tinker-compatible server (``python -m tinkerx.serve``) for the module's tests; its URL."""
+    from tests.helpers.tinker_server import start_server
+
+    process, url = start_server(tmp_path_factory.mktemp("serve"))
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,8 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from tests.conftest import CONF_DIR, ROOT
+from tests.helpers.paths import CONF_DIR
+from tinkerx.paths import EXPERIMENT_DIR
 
 GROUPS = ("method", "model", "dataset", "backend", "logger", "reward", "evaluator")
 
@@ -15,7 +16,7 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
-EXPERIMENTS = sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml"))
+EXPERIMENTS = sorted(p.stem for p in EXPERIMENT_DIR.glob("*.yaml"))
 
 
 def test_every_group_has_options():
@@ -29,18 +30,6 @@ def test_every_group_has_options():
 AXES = ("model", "dataset", "backend")
 
 
-@pytest.fixture(scope="module")
-def composer():
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        yield lambda overrides: hydra_compose(config_name="config", overrides=overrides)
-    GlobalHydra.instance().clear()
-
-
 def _check(cfg, overrides):
     assert cfg.method._target_.startswith("tinkerx.methods."), overrides
     for key in ("seed", "optim", "sampling", "training", "model", "dataset", "backend"):
@@ -48,14 +37,14 @@ def _check(cfg, overrides):
 
 
 @pytest.mark.parametrize("group", [g for g in GROUPS if g not in AXES and g != "method"])
-def test_every_option_of_the_other_groups_composes(composer, group):
+def test_every_option_of_the_other_groups_composes(compose_config, group):
     for option in options(group):
-        _check(composer([f"{group}={option}"]), [f"{group}={option}"])
+        _check(compose_config([f"{group}={option}"]), [f"{group}={option}"])
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_every_experiment_composes_and_its_settings_validate(composer, experiment):
-    cfg = composer([f"experiment={experiment}"])
+def test_every_experiment_composes_and_its_settings_validate(compose_config, experiment):
+    cfg = compose_config([f"experiment={experiment}"])
     if cfg.method.get("init_from"):
         # Warm starts name a run folder made by an earlier command; its existence is checked at start-up.
         cfg.method.init_from = None
@@ -64,22 +53,22 @@ def test_every_experiment_composes_and_its_settings_validate(composer, experimen
     assert OmegaConf.select(cfg, "model.base_model")
 
 
-def test_experiment_overrides_groups(composer):
-    cfg = composer(["experiment=sft_smollm2_gsm8k"])
+def test_experiment_overrides_groups(compose_config):
+    cfg = compose_config(["experiment=sft_smollm2_gsm8k"])
     assert cfg.model.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert cfg.dataset._target_.endswith("GSM8K")
 
 
-def test_every_option_file_maps_to_one_class(composer):
+def test_every_option_file_maps_to_one_class(compose_config):
     for group in ("model", "backend", "reward", "dataset", "evaluator"):
         for option in options(group):
-            node = composer([f"{group}={option}"])[group]
+            node = compose_config([f"{group}={option}"])[group]
             target = node.get("_target_") or OmegaConf.select(node, "loader._target_")
             assert target and target.startswith("tinkerx."), f"{group}/{option}"
 
 
-def test_default_settings_validate(composer):
-    cfg = composer([])
+def test_default_settings_validate(compose_config):
+    cfg = compose_config([])
     optim, sampling, training = instantiate(cfg.optim), instantiate(cfg.sampling), instantiate(cfg.training)
     assert optim.lr > 0 and sampling.max_tokens >= 1 and training.batch_size >= 1
     assert cfg.backend._target_ == "tinkerx.backends.local.LocalBackend"

@@ -1,7 +1,7 @@
 """Defaults compose from what they describe: every model x data set x method, composed (nothing loaded).
 
 The learning rate comes from the model (``lr``; ``rl_lr`` for GRPO), the generation budget from the
-data set, and the offline demo's tuning reaches only the demo's own combination.
+data set, and an experiment's values reach a run only when it names the experiment.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import re
 import pytest
 from omegaconf import OmegaConf
 
-from tests.conftest import CONF_DIR, ROOT
-from tests.test_config import composer  # noqa: F401  (the module-scoped Hydra compose fixture)
+from tests.helpers.paths import CONF_DIR
+from tinkerx.paths import EXPERIMENT_DIR
 
 MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
 # Preference pairs feed DPO only: there is no ground truth for sft / grpo / eval / debate to use.
@@ -25,9 +25,8 @@ METHODS = ("sft", "grpo", "eval", "debate")
 MIN_BUDGET = {"gsm8k": 512, "math": 1024, "mmlu_stem": 512, "mcq_jsonl": 512, "gpqa_diamond": 1024, "jsonl": 256, "arithmetic": 8}
 MAX_BUDGET = {"arithmetic": 32}
 
-# Values from conf/config.yaml that only the demo's tuning (experiments/tuned/) changes.
+# Values from conf/config.yaml that only an experiment (conf/experiment/) changes.
 PLAIN = {"optim.schedule": "constant", "optim.warmup_steps": 0, "training.batch_size": 32, "training.max_steps": 100}
-TUNED = {p.stem for p in (ROOT / "experiments" / "tuned").glob("*.yaml")}
 
 
 BACKENDS = sorted(p.stem for p in (CONF_DIR / "backend").glob("*.yaml"))
@@ -45,22 +44,20 @@ def _value(cfg, key):
     return OmegaConf.select(cfg, key)
 
 
-def test_every_combination_composes_model_and_data_set_defaults(composer):
+def test_every_combination_composes_model_and_data_set_defaults(compose_config):
     checked = 0
     for i, (method, model, dataset) in enumerate(combinations()):
         # Backends write only their own node: taking turns covers each with every method and model.
         backend = BACKENDS[i % len(BACKENDS)]
         where = f"method={method} model={model} dataset={dataset} backend={backend}"
-        cfg = composer([f"method={method}", f"model={model}", f"dataset={dataset}", f"backend={backend}"])
+        cfg = compose_config([f"method={method}", f"model={model}", f"dataset={dataset}", f"backend={backend}"])
         assert cfg.method._target_.startswith("tinkerx.methods.") and cfg.backend._target_, where
         m, budget = cfg.model, cfg.dataset.max_tokens
-        tuned = f"{method}_{model}_{dataset}"
 
         # Budget: the data set's, fitting a full answer, and inside the model's context.
         assert budget >= MIN_BUDGET[dataset] and budget <= MAX_BUDGET.get(dataset, budget), where
-        if tuned not in TUNED:
-            assert cfg.sampling.max_tokens == budget, where
-            assert cfg.evaluator is None or cfg.evaluator.max_tokens == budget, where
+        assert cfg.sampling.max_tokens == budget, where
+        assert cfg.evaluator is None or cfg.evaluator.max_tokens == budget, where
         if m.lora_rank > 0:  # a real model: room for the prompt beside the answer
             assert budget + 1024 <= m.context_length, where
 
@@ -71,11 +68,10 @@ def test_every_combination_composes_model_and_data_set_defaults(composer):
             assert 1e-5 <= m.rl_lr <= m.lr <= 1e-3, where
         else:  # full fine-tuning of the tiny model from scratch
             assert m.rl_lr < m.lr <= 1e-2, where
-        if tuned not in TUNED:
-            assert cfg.optim.lr == (m.rl_lr if method == "grpo" else m.lr), where
-            # Nothing from the demo leaks: run length and schedule stay conf/config.yaml's.
-            for key, plain in PLAIN.items():
-                assert _value(cfg, key) == plain, (where, key)
+        assert cfg.optim.lr == (m.rl_lr if method == "grpo" else m.lr), where
+        # No experiment applies itself, the demo's included: run length and schedule stay conf/config.yaml's.
+        for key, plain in PLAIN.items():
+            assert _value(cfg, key) == plain, (where, key)
         checked += 1
     assert checked == len(MODELS) * len(DATASETS) * 3 + len(MODELS) * len(MULTIPLE_CHOICE)
 
@@ -85,29 +81,37 @@ def test_every_combination_composes_model_and_data_set_defaults(composer):
     (["model=llama-3.1-8b-instruct", "dataset=math"], (1e-4, 5e-4), 2048),
     (["method=grpo", "dataset=math", "model=qwen3-4b-instruct"], (1e-5, 1e-4), 2048),
 ])
-def test_real_runs_get_lora_learning_rates_and_full_budgets(composer, overrides, lr, max_tokens):
-    cfg = composer(overrides)
+def test_real_runs_get_lora_learning_rates_and_full_budgets(compose_config, overrides, lr, max_tokens):
+    cfg = compose_config(overrides)
     assert lr[0] <= cfg.optim.lr <= lr[1]
     assert cfg.sampling.max_tokens == cfg.evaluator.max_tokens == max_tokens
     assert cfg.model.lora_rank == 32
     assert cfg.training.max_steps == PLAIN["training.max_steps"] and cfg.optim.schedule == "constant"
 
 
-def test_explicit_overrides_win(composer):
-    cfg = composer(["method=grpo", "dataset=gsm8k", "model=qwen3-8b", "optim.lr=1e-5", "sampling.max_tokens=300"])
+def test_explicit_overrides_win(compose_config):
+    cfg = compose_config(["method=grpo", "dataset=gsm8k", "model=qwen3-8b", "optim.lr=1e-5", "sampling.max_tokens=300"])
     assert cfg.optim.lr == 1e-5 and cfg.sampling.max_tokens == 300 and cfg.evaluator.max_tokens == 300
-    # Over the demo's tuning as well.
-    cfg = composer(["optim.lr=1e-3", "training.max_steps=5", "sampling.max_tokens=4", "evaluator.max_tokens=6"])
+    # Over an experiment's values as well.
+    cfg = compose_config(["experiment=sft_tiny_arithmetic", "optim.lr=1e-3", "training.max_steps=5", "sampling.max_tokens=4", "evaluator.max_tokens=6"])
     assert cfg.optim.lr == 1e-3 and cfg.training.max_steps == 5 and cfg.sampling.max_tokens == 4 and cfg.evaluator.max_tokens == 6
-    cfg = composer(["model=qwen3-8b", "model.lr=1e-4", "dataset=gsm8k", "dataset.max_tokens=700"])
+    cfg = compose_config(["model=qwen3-8b", "model.lr=1e-4", "dataset=gsm8k", "dataset.max_tokens=700"])
     assert cfg.optim.lr == 1e-4 and cfg.sampling.max_tokens == 700
 
 
-def test_bare_default_is_the_tuned_offline_demo(composer):
-    cfg = composer([])
+def test_bare_default_is_sft_of_the_tiny_model_on_plain_defaults(compose_config):
+    cfg = compose_config([])
     assert (cfg.method._target_, cfg.model.base_model, cfg.dataset._target_) == (
         "tinkerx.methods.sft.SFT", "tinkerx/tiny", "tinkerx.data.arithmetic.Arithmetic")
-    assert "sft_tiny_arithmetic" in TUNED
+    assert {k: _value(cfg, k) for k in PLAIN} == PLAIN
+    assert (cfg.optim.lr, cfg.sampling.max_tokens) == (cfg.model.lr, cfg.dataset.max_tokens)
+
+
+def test_the_offline_demo_is_an_experiment_you_name(compose_config):
+    # The values the demo's 98.5-100% held-out accuracy was measured with (README, Quick start).
+    cfg = compose_config(["experiment=sft_tiny_arithmetic"])
+    assert (cfg.method._target_, cfg.model.base_model, cfg.dataset._target_) == (
+        "tinkerx.methods.sft.SFT", "tinkerx/tiny", "tinkerx.data.arithmetic.Arithmetic")
     assert (cfg.optim.lr, cfg.optim.schedule, cfg.optim.warmup_steps) == (3e-3, "cosine", 20)
     assert (cfg.training.batch_size, cfg.training.max_steps, cfg.sampling.max_tokens) == (64, 700, 8)
 
@@ -115,34 +119,46 @@ def test_bare_default_is_the_tuned_offline_demo(composer):
 # What each experiment was tuned with; they keep it whatever the defaults around them do.
 EXPERIMENTS = {
     "sft_tiny_arithmetic": {"optim.lr": 3e-3, "optim.schedule": "cosine", "optim.warmup_steps": 20, "training.max_steps": 700, "training.batch_size": 64, "sampling.max_tokens": 8},
-    "sft_tiny_mixed_ops": {"optim.lr": 3e-3, "optim.schedule": "cosine", "training.max_steps": 1200, "training.batch_size": 64, "sampling.max_tokens": 8},
-    "tiny_sft_short": {"optim.lr": 3e-3, "optim.schedule": "constant", "training.max_steps": 240, "sampling.max_tokens": 8},
-    "tiny_grpo": {"optim.lr": 1e-4, "optim.schedule": "constant", "training.batch_size": 32, "training.max_steps": 100, "sampling.max_tokens": 8},
-    "smollm2_grpo_arithmetic": {"optim.lr": 2e-4, "training.batch_size": 8, "training.max_steps": 40, "sampling.max_tokens": 16, "model.lora_rank": 16},
+    "sft_tiny_arithmetic_mixed_ops": {"optim.lr": 3e-3, "optim.schedule": "cosine", "optim.warmup_steps": 20, "training.max_steps": 1200, "training.batch_size": 64, "sampling.max_tokens": 8},
+    "sft_tiny_arithmetic_short": {"optim.lr": 3e-3, "optim.schedule": "constant", "training.max_steps": 240, "sampling.max_tokens": 8},
+    "grpo_tiny_arithmetic": {"optim.lr": 1e-4, "optim.schedule": "constant", "training.batch_size": 32, "training.max_steps": 100, "sampling.max_tokens": 8},
+    "grpo_tiny_arithmetic_from_scratch": {"optim.lr": 1e-3, "optim.schedule": "constant", "training.batch_size": 16, "training.max_steps": 50, "sampling.max_tokens": 8},
+    "grpo_smollm2_arithmetic": {"optim.lr": 2e-4, "training.batch_size": 8, "training.max_steps": 40, "sampling.max_tokens": 16, "model.lora_rank": 16},
     "sft_smollm2_gsm8k": {"optim.lr": 2e-4, "optim.schedule": "cosine", "training.max_steps": 200, "sampling.max_tokens": 256},
+    "debate_tiny_mmlu": {"optim.lr": 1e-4, "training.max_steps": 20, "sampling.max_tokens": 64, "model.base_model": "tinkerx/tiny"},
     "debate_smollm2_mmlu": {"optim.lr": 1e-4, "training.max_steps": 25, "sampling.max_tokens": 64, "sampling.temperature": 0.7},
     "debate_smollm2_mmlu_dry": {"training.max_steps": 8, "sampling.max_tokens": 64, "method.dry_run": True},
-    "distill_tiny_on_policy": {"method.mode": "on_policy", "method.group_size": 1, "optim.lr": 3e-4, "optim.schedule": "cosine", "training.batch_size": 128, "training.max_steps": 160, "sampling.max_tokens": 8},
-    "distill_tiny_off_policy": {"method.mode": "off_policy", "optim.lr": 3e-3, "training.max_steps": 240, "sampling.max_tokens": 8},
-    "distill_tiny_grpo_baseline": {"optim.lr": 3e-4, "optim.schedule": "cosine", "training.batch_size": 16, "training.max_steps": 160, "sampling.max_tokens": 8},
+    "distill_tiny_arithmetic_on_policy": {"method.mode": "on_policy", "method.group_size": 1, "optim.lr": 3e-4, "optim.schedule": "cosine", "training.batch_size": 128, "training.max_steps": 160, "sampling.max_tokens": 8},
+    "distill_tiny_arithmetic_off_policy": {"method.mode": "off_policy", "optim.lr": 3e-3, "training.max_steps": 240, "sampling.max_tokens": 8},
+    "grpo_tiny_arithmetic_distill_baseline": {"optim.lr": 3e-4, "optim.schedule": "cosine", "training.batch_size": 16, "training.max_steps": 160, "sampling.max_tokens": 8},
     "distill_smollm2_arithmetic": {"method.mode": "off_policy", "optim.lr": 1e-3, "training.max_steps": 40, "model.lora_rank": 16, "components.teacher.model.base_model": "tinkerx/tiny"},
     "dpo_tiny_arithmetic": {"method.variant": "ipo", "method.beta": 0.5, "optim.lr": 3e-5, "training.max_steps": 30, "sampling.max_tokens": 8},
 }
 
 
 @pytest.mark.parametrize("experiment", sorted(EXPERIMENTS))
-def test_experiments_keep_their_tuned_values(composer, experiment):
-    cfg = composer([f"experiment={experiment}"])
+def test_experiments_keep_their_tuned_values(compose_config, experiment):
+    cfg = compose_config([f"experiment={experiment}"])
     assert {k: _value(cfg, k) for k in EXPERIMENTS[experiment]} == EXPERIMENTS[experiment]
 
 
 def test_every_experiment_is_pinned_here():
-    assert set(EXPERIMENTS) == {p.stem for p in (ROOT / "experiments").glob("*.yaml")}
+    assert set(EXPERIMENTS) == {p.stem for p in EXPERIMENT_DIR.glob("*.yaml")}
 
 
-def test_tuned_files_name_a_real_combination():
-    # A misspelt name would silently never apply.
-    assert TUNED and TUNED <= {"_".join(c) for c in combinations()}
+def test_experiments_live_in_a_real_folder_and_nothing_applies_itself():
+    assert EXPERIMENT_DIR.is_dir() and not EXPERIMENT_DIR.is_symlink()
+    # No defaults entry picks a file by interpolating group names (the former experiment/tuned).
+    defaults = OmegaConf.load(CONF_DIR / "config.yaml").defaults
+    assert not [entry for entry in defaults if "${" in str(entry)]
+
+
+@pytest.mark.parametrize("experiment", sorted(EXPERIMENTS))
+def test_experiment_names_read_method_model_dataset(compose_config, experiment):
+    choices = compose_config([f"experiment={experiment}"], return_hydra_config=True).hydra.runtime.choices
+    method, model, dataset, *_variant = experiment.split("_")
+    assert (method, choices.model.startswith(model), choices.dataset.startswith(dataset)) == (choices.method, True, True), (
+        f"{experiment}: method={choices.method} model={choices.model} dataset={choices.dataset}")
 
 
 def test_hub_model_learning_rates_cite_the_cookbook_formula():
@@ -158,7 +174,7 @@ def test_hub_model_learning_rates_cite_the_cookbook_formula():
 
 
 @pytest.mark.parametrize("method", ["distill", "dpo"])
-def test_distill_and_dpo_take_the_models_rl_rate_and_the_data_sets_budget(composer, method):
+def test_distill_and_dpo_take_the_models_rl_rate_and_the_data_sets_budget(compose_config, method):
     # The tiny demos' settings (lr 1e-4, 8 tokens) once sat in these methods' YAML and reached Qwen3 on GSM8K.
-    cfg = composer([f"method={method}", "model=qwen3-8b", "dataset=gsm8k"])
+    cfg = compose_config([f"method={method}", "model=qwen3-8b", "dataset=gsm8k"])
     assert cfg.optim.lr == cfg.model.rl_lr and cfg.sampling.max_tokens == cfg.dataset.max_tokens == 1024

@@ -7,9 +7,9 @@ import re
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
+from tests.helpers.compose import compose
 from tinkerx.data.gpqa_diamond import GPQADiamond
 from tinkerx.data.gsm8k import GSM8K
 from tinkerx.data.math import MATH
@@ -38,8 +38,7 @@ def _one_line(error: pytest.ExceptionInfo) -> str:
 
 
 def _compose_dataset(name: str, *overrides: str):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(overrides=[f"+dataset={name}", *(f"dataset.{o}" for o in overrides)])
+    cfg = compose([f"+dataset={name}", *(f"dataset.{o}" for o in overrides)], config_name=None)
     return instantiate(cfg.dataset)
 
 

@@ -17,9 +17,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
+from tests.helpers.compose import compose
+from tests.helpers.paths import ROOT
 from tinkerx.build import build
 from tinkerx.driver import drive
 from tinkerx.data.example import Example
@@ -31,10 +31,9 @@ from tinkerx.methods.debate.verdict import parse_verdict
 from tinkerx.methods.debate.metrics import step_metrics
 from tinkerx.methods.debate.prompts import judge_messages
 from tinkerx.chat import prompt_tokens
+from tinkerx.paths import EXPERIMENT_DIR
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
 MMLU = ROOT.parent / "shared" / "data" / "mmlu_stem" / "test.jsonl"
 
 # --- verdict parsing ------------------------------------------------------------------------------
@@ -136,17 +135,8 @@ def _write_mcq(path: Path, n: int = 40) -> Path:
     return path
 
 
-def _compose(overrides: list[str]):
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            return compose("config", overrides=overrides)
-    finally:
-        GlobalHydra.instance().clear()
-
-
 def _pipeline(tmp_path: Path, *overrides: str):
-    cfg = _compose(
+    cfg = compose(
         [
             "method=debate",
             "model=tiny",
@@ -312,13 +302,14 @@ def test_judge_on_another_model_is_served_by_the_same_backend(tmp_path):
 
 
 def test_debate_experiments_compose():
-    names = [path.stem for path in sorted((ROOT / "experiments").glob("debate_*.yaml"))]
-    assert names
+    names = [path.stem for path in sorted(EXPERIMENT_DIR.glob("debate_*.yaml"))]
+    assert len(names) >= 3
     for name in names:
-        cfg = _compose([f"experiment={name}"])
+        cfg = compose([f"experiment={name}"])
         assert cfg.method._target_ == "tinkerx.methods.debate.Debate" and cfg.method.num_debates >= 1
         assert cfg.components.judge._target_ == "tinkerx.methods.debate.Judge"
-        assert cfg.model.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct" and cfg.dataset.path.endswith("mmlu_stem/test.jsonl")
+        base_model = "HuggingFaceTB/SmolLM2-135M-Instruct" if "_smollm2_" in name else "tinkerx/tiny"
+        assert cfg.model.base_model == base_model and cfg.dataset.path.endswith("mmlu_stem/test.jsonl"), name
 
 
 # --- the CLI ----------------------------------------------------------------------------------------

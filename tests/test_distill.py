@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.test_dpo import ONE_DIGIT, _rows, _run, tinker_cli, tinker_server, write_starts_with_digit  # noqa: F401 (a fixture)
+from tests.helpers.data import ONE_DIGIT, write_starts_with_digit
+from tests.helpers.runs import metrics_without_time, run_in_process
+from tests.helpers.tinker_server import tinker_cli
 from tinkerx.errors import ConfigError
 from tinkerx.methods.distill import distill
 from tinkerx.methods.distill.advantages import reverse_kl_advantages, token_advantage_datum
@@ -106,7 +108,7 @@ def test_distill_modes_and_bad_options():
 @pytest.fixture(scope="module")
 def teacher_run(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("teacher") / "sft"
-    _run(["training.max_steps=12", "training.batch_size=32", "optim.warmup_steps=0", "method.validation_every=0",
+    run_in_process(["training.max_steps=12", "training.batch_size=32", "optim.warmup_steps=0", "method.validation_every=0",
           "method.evaluate_baseline=false", *ONE_DIGIT], run_dir)  # fmt: skip
     return run_dir
 
@@ -117,35 +119,35 @@ def _distill_args(teacher_run: Path, folder: Path, *extra: str) -> list[str]:
 
 
 def test_on_policy_distillation_pulls_the_student_towards_the_teacher(teacher_run, tmp_path):
-    # From an untrained student a few steps cannot yet move greedy accuracy (experiment=distill_tiny_on_policy
+    # From an untrained student a few steps cannot yet move greedy accuracy (experiment=distill_tiny_arithmetic_on_policy
     # shows that, from a warm start); what they must move is the per-token reverse KL to the teacher.
-    summary = _run(_distill_args(teacher_run, tmp_path, "training.max_steps=10", "training.batch_size=8", "optim.lr=3e-3"), tmp_path / "run")
+    summary = run_in_process(_distill_args(teacher_run, tmp_path, "training.max_steps=10", "training.batch_size=8", "optim.lr=3e-3"), tmp_path / "run")
     assert summary["teacher"]["accuracy"] >= 0.8, summary["teacher"]  # the ceiling, measured once
-    kl = [r["distill/reverse_kl"] for r in _rows(tmp_path / "run") if "distill/reverse_kl" in r]
+    kl = [r["distill/reverse_kl"] for r in metrics_without_time(tmp_path / "run") if "distill/reverse_kl" in r]
     assert len(kl) == 10 and sum(kl[-3:]) / 3 < 0.85 * sum(kl[:3]) / 3, kl
 
 
 def test_on_policy_distillation_resumes_exactly(teacher_run, tmp_path):
     args = _distill_args(teacher_run, tmp_path, "training.max_steps=4", "training.batch_size=2", "method.group_size=2", "training.save_every=2",
                          "evaluator.max_examples=4", "method.evaluate_teacher=false", "optim.lr=3e-3")  # fmt: skip
-    _run(args, tmp_path / "a")
-    _run(args, tmp_path / "b")
-    _run(args, tmp_path / "b", resume=True)  # from the step-2 point: steps 3-4 again
-    assert _rows(tmp_path / "b") == _rows(tmp_path / "a")
+    run_in_process(args, tmp_path / "a")
+    run_in_process(args, tmp_path / "b")
+    run_in_process(args, tmp_path / "b", resume=True)  # from the step-2 point: steps 3-4 again
+    assert metrics_without_time(tmp_path / "b") == metrics_without_time(tmp_path / "a")
 
 
 def test_off_policy_distillation_trains_a_fresh_student_on_cached_teacher_samples(teacher_run, tmp_path):
     args = _distill_args(teacher_run, tmp_path, "method.mode=off_policy", "method.teacher_samples=2", "method.validation_every=0",
                          "training.max_steps=8", "training.batch_size=16", "optim.lr=3e-3")  # fmt: skip
-    summary = _run(args, tmp_path / "a")
+    summary = run_in_process(args, tmp_path / "a")
     assert summary["final"]["accuracy"] >= summary["baseline"]["accuracy"] + 0.4, summary
     cached = (tmp_path / "a" / "teacher_samples.jsonl").read_text().splitlines()
     assert len(cached) == summary["teacher"]["samples"] > 0
     assert all(json.loads(line)["reward"] == 1.0 for line in cached)  # filter_correct: only what the reward accepts
     # Another run reuses the cache instead of sampling the teacher: same data, same training.
-    _run([*args, f"method.samples_path={tmp_path / 'a' / 'teacher_samples.jsonl'}"], tmp_path / "b")
+    run_in_process([*args, f"method.samples_path={tmp_path / 'a' / 'teacher_samples.jsonl'}"], tmp_path / "b")
     assert (tmp_path / "b" / "teacher_samples.jsonl").read_text().splitlines() == cached
-    assert _rows(tmp_path / "b")[1:] == _rows(tmp_path / "a")[1:]
+    assert metrics_without_time(tmp_path / "b")[1:] == metrics_without_time(tmp_path / "a")[1:]
 
 
 @pytest.mark.slow
@@ -159,7 +161,7 @@ def test_reproduce_of_a_distill_run_matches_line_for_line(teacher_run, tmp_path)
     result = run_cli([str(tmp_path / "run"), f"hydra.run.dir={tmp_path / 'again'}"], module="tinkerx.reproduce")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "matches the original line for line" in result.stderr
-    assert _rows(tmp_path / "again") == _rows(tmp_path / "run") and len(_rows(tmp_path / "run")) == 4
+    assert metrics_without_time(tmp_path / "again") == metrics_without_time(tmp_path / "run") and len(metrics_without_time(tmp_path / "run")) == 4
     again, original = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("again", "run"))
     assert again["final"] == original["final"] and again["teacher"] == original["teacher"]
 
@@ -171,7 +173,7 @@ def test_on_policy_distillation_through_the_sdk(tinker_server, tmp_path):
     summary = tinker_cli(["method=distill", "+model@components.teacher.model=tiny", "training.max_steps=2", "training.batch_size=2",
                           "method.group_size=2", "evaluator.max_examples=4", "training.eval_every=0"], tmp_path / "run", tinker_server)  # fmt: skip
     assert summary["checkpoint"].startswith("tinker://") and summary["steps"] == 2
-    rows = [r for r in _rows(tmp_path / "run") if "distill/reverse_kl" in r]
+    rows = [r for r in metrics_without_time(tmp_path / "run") if "distill/reverse_kl" in r]
     assert len(rows) == 2 and all(abs(r["distill/reverse_kl"]) < 1e-3 for r in rows[:1])  # same weights: no divergence at the start
 
 
@@ -197,5 +199,5 @@ def test_off_policy_distillation_through_the_sdk(tinker_server, tmp_path):
     assert summary["checkpoint"].startswith("tinker://") and summary["steps"] == 3
     cached = [json.loads(line) for line in (tmp_path / "run" / "teacher_samples.jsonl").read_text().splitlines()]
     assert len(cached) == summary["teacher"]["samples"] == 32 and len({r["id"] for r in cached}) == 16
-    losses = [r["train/loss"] for r in _rows(tmp_path / "run") if "train/loss" in r]
+    losses = [r["train/loss"] for r in metrics_without_time(tmp_path / "run") if "train/loss" in r]
     assert len(losses) == 3 and losses[-1] < losses[0]  # the student learns the teacher's text

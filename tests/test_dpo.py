@@ -11,7 +11,10 @@ import pytest
 import torch
 from tinker import types
 
-from tests.conftest import compose
+from tests.helpers.compose import compose
+from tests.helpers.data import ONE_DIGIT, write_starts_with_digit
+from tests.helpers.runs import metrics_without_time, run_in_process
+from tests.helpers.tinker_server import tinker_cli
 from tinkerx.chat import supervised_datum
 from tinkerx.errors import ConfigError, DataError
 from tinkerx.methods.dpo import DPO
@@ -129,46 +132,25 @@ def test_dpo_config_composes():
 
 # --- end to end ---------------------------------------------------------------------------------
 
-ONE_DIGIT = ["dataset.digits=1", "dataset.train_size=70", "dataset.validation_size=0", "dataset.test_size=30", "sampling.max_tokens=3",
-             "evaluator.max_examples=30"]  # fmt: skip
-
-
-def write_starts_with_digit(folder: Path) -> Path:
-    """A python reward for an easy verifiable task: the reply starts with a digit."""
-    path = folder / "starts_with_digit.py"
-    path.write_text("def compute_reward(completion, ground_truth):\n    return float(completion[:1].isdigit())\n")
-    return path
-
-
-def _run(overrides: list[str], run_dir: Path, resume: bool = False) -> dict:
-    from tinkerx.app import run
-
-    return run(compose(overrides), run_dir, resume=resume)
-
-
-def _rows(run_dir: Path) -> list[dict]:
-    return [{k: v for k, v in json.loads(line).items() if not k.startswith("time/")} for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
 def test_dpo_on_a_preference_file_trains_and_resumes_exactly(tmp_path):
     pairs = _write_pairs(tmp_path / "pairs.jsonl", 24)
     args = ["method=dpo", "dataset=preference_jsonl", f"dataset.path={pairs}", "dataset.test_size=6", "~reward", "~evaluator",
             "training.max_steps=4", "training.batch_size=6", "training.save_every=2", "training.eval_every=0", "optim.lr=1e-3"]  # fmt: skip
-    summary = _run(args, tmp_path / "a")
+    summary = run_in_process(args, tmp_path / "a")
     assert summary["pairs"] == {"train": 18, "test": 6}
     assert summary["baseline"]["pref_accuracy"] == 0.5  # policy == reference: every held-out pair a tie
     assert summary["final"]["pref_margin"] > 0
     # Resumed from its step-2 point, the run redoes steps 3-4 and ends with the same numbers.
-    _run(args, tmp_path / "b")
-    _run(args, tmp_path / "b", resume=True)
-    assert _rows(tmp_path / "b") == _rows(tmp_path / "a")
+    run_in_process(args, tmp_path / "b")
+    run_in_process(args, tmp_path / "b", resume=True)
+    assert metrics_without_time(tmp_path / "b") == metrics_without_time(tmp_path / "a")
 
 
 def test_dpo_on_sampled_pairs_raises_held_out_preference_and_task_accuracy(tmp_path):
     # The task: reply with a digit first. A random tiny model does so ~4% of the time, so among 8
     # samples of a prompt there is often one correct and one incorrect reply: a pair.
     reward = ["reward=python", f"reward.path={write_starts_with_digit(tmp_path)}"]
-    summary = _run(["method=dpo", "method.pairs_from=sampling", "method.pair_samples=8", "training.max_steps=12", "training.batch_size=8",
+    summary = run_in_process(["method=dpo", "method.pairs_from=sampling", "method.pair_samples=8", "training.max_steps=12", "training.batch_size=8",
                     "method.beta=0.5", "optim.lr=3e-3", "training.eval_every=0", *reward, *ONE_DIGIT], tmp_path / "run")  # fmt: skip
     assert summary["pairs"]["train"] >= 8 and summary["pairs"]["test"] >= 3, summary["pairs"]
     base, final = summary["baseline"], summary["final"]
@@ -180,30 +162,13 @@ def test_dpo_on_sampled_pairs_raises_held_out_preference_and_task_accuracy(tmp_p
 # --- backend=tinker, against the local Tinker-compatible server ----------------------------------
 
 
-@pytest.fixture(scope="module")
-def tinker_server(tmp_path_factory):
-    from tests.test_tinker_cli import _start_server
-
-    process, url = _start_server(tmp_path_factory.mktemp("serve"))
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
-
-
-def tinker_cli(args: list[str], run_dir: Path, server: str) -> dict:
-    from tests.test_tinker_cli import KEY, _cli
-
-    _cli([*args, "backend=tinker", f"backend.base_url={server}"], run_dir, key=KEY)
-    return json.loads((run_dir / "summary.json").read_text())
-
-
 @pytest.mark.slow
 def test_dpo_through_the_sdk_uses_forward_backward_custom(tinker_server, tmp_path):
     pairs = _write_pairs(tmp_path / "pairs.jsonl", 12)
     summary = tinker_cli(["method=dpo", "dataset=preference_jsonl", f"dataset.path={pairs}", "dataset.test_size=3", "~reward", "~evaluator",
                           "training.max_steps=2", "training.batch_size=4", "training.eval_every=0"], tmp_path / "run", tinker_server)  # fmt: skip
     assert summary["checkpoint"].startswith("tinker://") and summary["steps"] == 2
-    rows = _rows(tmp_path / "run")
+    rows = metrics_without_time(tmp_path / "run")
     assert [r["step"] for r in rows] == [0, 1, 2] and rows[1]["dpo/loss"] == pytest.approx(math.log(2), rel=1e-4)  # policy == reference
     # The SDK's custom loss is a forward pass, then a weighted cross-entropy backward: both went to the server.
     traffic = (tmp_path / "run" / "http_traffic.yaml").read_text()
@@ -222,6 +187,6 @@ def test_dpo_on_sampled_pairs_through_the_sdk(tinker_server, tmp_path):
     assert summary["pairs"]["train"] >= 2 and len(cached) == summary["pairs"]["train"] + summary["pairs"].get("test", 0)
     assert all(r["chosen"][:1].isdigit() and not r["rejected"][:1].isdigit() for r in cached)  # correct paired with incorrect
     assert all(r["ref_chosen"] < 0 and r["ref_rejected"] < 0 for r in cached)  # the reference scored both replies
-    rows = _rows(tmp_path / "run")
+    rows = metrics_without_time(tmp_path / "run")
     assert rows[1]["dpo/loss"] == pytest.approx(math.log(2), rel=1e-4)  # policy == reference at the first step
     assert summary["baseline"]["pref_accuracy"] == 0.5 and "accuracy" in summary["final"]

@@ -8,24 +8,15 @@ from pathlib import Path
 import pytest
 from hydra.utils import instantiate
 
-from tests.conftest import compose
-from tests.test_dpo import tinker_server  # noqa: F401 (a fixture)
+from tests.helpers.compose import compose
+from tests.helpers.data import EASY
+from tests.helpers.runs import metrics_rows, run_in_process
 from tinkerx.errors import ConfigError
 from tinkerx.methods.grpo import GRPO
 from tinkerx.methods.shared.advantages import ALL_0, ALL_1, FLAT, SIGNAL, group_advantages, group_kind
 from tinkerx.methods.shared.rollout_metrics import rollout_metrics, sampler_trainer_kl
 from tinkerx.methods.shared.pool import PromptPool
 from tinkerx.methods.shared.rollouts import Group, Sample, rl_datum
-
-def run_cfg(overrides: list[str], run_dir: Path) -> dict:
-    from tinkerx.app import run
-
-    return run(compose(overrides), run_dir)
-
-
-def metrics_rows(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
 
 # --- advantages and no-signal groups ------------------------------------------------------------
 
@@ -147,15 +138,12 @@ def test_grpo_rejects_bad_options(kwargs, message):
 
 # --- end to end ---------------------------------------------------------------------------------
 
-# One-digit addition: 100 problems, small enough that a few seconds of SFT gets the tiny model
-# partway, which leaves GRPO both signal and room to improve.
-EASY = ["dataset.digits=1", "dataset.train_size=70", "dataset.validation_size=0", "dataset.test_size=30", "sampling.max_tokens=4"]
 
 
 def test_grpo_run_writes_metrics_samples_and_is_reproducible(tmp_path):
     overrides = ["method=grpo", "training.max_steps=3", "training.batch_size=4", "method.group_size=4", "training.eval_every=2",
                  "evaluator.max_examples=10", "method.samples_per_step=2", "method.checkpoint_threshold=0.0", *EASY]
-    summary = run_cfg(overrides, tmp_path / "a")
+    summary = run_in_process(overrides, tmp_path / "a")
     rows = metrics_rows(tmp_path / "a")
     assert [r["step"] for r in rows] == [0, 1, 2, 3]  # 0 = the baseline evaluation
     for key in ("reward/mean", "reward/std", "reward/accuracy", "groups/no_signal", "groups/all_0", "groups/all_1",
@@ -167,15 +155,15 @@ def test_grpo_run_writes_metrics_samples_and_is_reproducible(tmp_path):
     samples = [json.loads(line) for line in (tmp_path / "a" / "samples.jsonl").read_text().splitlines()]
     assert len(samples) == 3 * 2 and len(samples[0]["samples"]) == 4
     # Same seed, same numbers: everything but wall-clock time.
-    run_cfg(overrides, tmp_path / "b")
+    run_in_process(overrides, tmp_path / "b")
     strip = lambda rs: [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rs]  # noqa: E731
     assert strip(metrics_rows(tmp_path / "b")) == strip(rows)
 
 
 def test_grpo_warm_start_samples_from_the_checkpoint(tmp_path):
     few = ["evaluator.max_examples=8", *EASY]
-    run_cfg(["training.max_steps=5", "method.validation_every=0", *few], tmp_path / "sft")
-    summary = run_cfg(["method=grpo", f"method.init_from={tmp_path / 'sft'}", "training.max_steps=1", "training.batch_size=2",
+    run_in_process(["training.max_steps=5", "method.validation_every=0", *few], tmp_path / "sft")
+    summary = run_in_process(["method=grpo", f"method.init_from={tmp_path / 'sft'}", "training.max_steps=1", "training.batch_size=2",
                        "method.group_size=2", *few], tmp_path / "grpo")
     assert summary["init_from"] == json.loads((tmp_path / "sft" / "summary.json").read_text())["checkpoint"]
     completions = lambda path: [json.loads(line)["completion"] for line in path.read_text().splitlines()]  # noqa: E731
@@ -186,7 +174,7 @@ def test_grpo_warm_start_samples_from_the_checkpoint(tmp_path):
 def test_grpo_trains_with_ppo_and_its_clip_config(tmp_path):
     coin = tmp_path / "ascii_first.py"  # about half of a random model's first bytes are ASCII: signal in most groups
     coin.write_text("def compute_reward(completion, ground_truth):\n    return float(completion.encode()[:1] < b'\\x80')\n")
-    run_cfg(["method=grpo", "method.loss_fn=ppo", "method.loss_fn_config={clip_low_threshold: 0.9, clip_high_threshold: 1.1}",
+    run_in_process(["method=grpo", "method.loss_fn=ppo", "method.loss_fn_config={clip_low_threshold: 0.9, clip_high_threshold: 1.1}",
              "reward=python", f"reward.path={coin}", "training.max_steps=2", "training.batch_size=4", "method.group_size=4",
              "method.evaluate_baseline=false", "evaluator.max_examples=4", "sampling.max_tokens=2"], tmp_path / "run")
     trained = [r for r in metrics_rows(tmp_path / "run") if r.get("train/datums")]
@@ -199,7 +187,7 @@ def test_grpo_raises_the_reward_of_the_tiny_model(tmp_path):
     # digit about 4% of the time), so GRPO has signal from the first step and no SFT is needed.
     reward = tmp_path / "starts_with_digit.py"
     reward.write_text("def compute_reward(completion, ground_truth):\n    return float(completion[:1].isdigit())\n")
-    run_cfg(["method=grpo", "reward=python", f"reward.path={reward}", "training.max_steps=20", "training.batch_size=16",
+    run_in_process(["method=grpo", "reward=python", f"reward.path={reward}", "training.max_steps=20", "training.batch_size=16",
              "method.group_size=8", "optim.lr=1e-3", "method.evaluate_baseline=false", "training.eval_every=0",
              "evaluator.max_examples=10", "sampling.max_tokens=2"], tmp_path / "run")
     rewards = [r["reward/mean"] for r in metrics_rows(tmp_path / "run") if "reward/mean" in r]
@@ -222,7 +210,7 @@ def test_plots_draw_metrics_and_summary_evaluations(tmp_path):
 
 @pytest.mark.slow
 def test_grpo_through_the_sdk_makes_no_deprecated_sdk_call(tinker_server, tmp_path, monkeypatch):
-    from tests.test_dpo import tinker_cli
+    from tests.helpers.tinker_server import tinker_cli
 
     # The SDK hands out sampling clients as futures; using the future as the client is deprecated (a
     # FutureWarning on every call). As errors in the run's process, any such use fails the run. The KL

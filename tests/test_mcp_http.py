@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.conftest import ROOT
-from tests.test_mcp import SERVER_ENV
+from tests.helpers.mcp import SERVER_ENV
 from tinkerx.serve.runner import free_port
 
 pytestmark = pytest.mark.slow

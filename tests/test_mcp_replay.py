@@ -14,7 +14,7 @@ import anyio
 import pytest
 
 from tests.conftest import run_cli
-from tests.test_mcp import call, run_session, write_addition
+from tests.helpers.mcp import call, run_session, write_addition
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.test_mcp import call, run_session, write_addition
-from tests.test_tinker_cli import KEY, _start_server
+from tests.helpers.mcp import call, run_session, write_addition
+from tests.helpers.tinker_server import KEY, start_server
 
 pytestmark = pytest.mark.slow
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 def test_agent_session_on_the_tinker_backend(tmp_path):
     train = write_addition(tmp_path / "train.jsonl", 120, seed=0)
     holdout = write_addition(tmp_path / "holdout.jsonl", 8, seed=1)
-    process, url = _start_server(tmp_path)
+    process, url = start_server(tmp_path)
     seen: dict[str, Any] = {}
 
     async def agent(client: Any) -> None:

@@ -10,7 +10,6 @@ import importlib.util
 import subprocess
 import sys
 from importlib.metadata import PackageNotFoundError, distribution
-from pathlib import Path
 
 import pytest
 import torch
@@ -19,9 +18,10 @@ from omegaconf import OmegaConf
 
 from tinkerx.errors import ConfigError, UserError
 from tinkerx.models import GGUFModel, HubModel, ModelLoader, TinyModel
+from tinkerx.paths import CONFIG_DIR
 
 CPU = torch.device("cpu")
-CONF_MODEL = Path(__file__).resolve().parents[1] / "conf" / "model"
+CONF_MODEL = CONFIG_DIR / "model"
 
 
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from tinker import types
 
-from tests.test_grpo import EASY, metrics_rows, run_cfg
+from tests.helpers.data import EASY
+from tests.helpers.resume import GRPO, resume, run_until_killed
+from tests.helpers.runs import metrics_rows, run_in_process
 
 OVERLAP = ["method=grpo", "training.max_steps=4", "training.batch_size=4", "method.group_size=4", "method.evaluate_baseline=false",
            "training.eval_every=0", "evaluator.max_examples=4", "method.overlap_rollouts=true", "sampling.max_tokens=2", "optim.lr=1e-3", *EASY]
@@ -30,7 +32,7 @@ def _stripped(run_dir: Path) -> list[dict]:
 
 def test_overlapped_batches_are_one_update_old_and_trained_with_the_samplers_logprobs(tmp_path):
     overrides = _overlap(tmp_path)
-    run_cfg(overrides, tmp_path / "shared_model")
+    run_in_process(overrides, tmp_path / "shared_model")
     rows = [r for r in metrics_rows(tmp_path / "shared_model") if "sample/staleness" in r]
     assert len(rows) == 4
     # The first batch is sampled on the spot; every later one went out before the previous update.
@@ -51,7 +53,7 @@ def test_overlapped_batches_are_one_update_old_and_trained_with_the_samplers_log
     # seeds and weights give the same samples, rewards and updates.
     # (Float metrics computed from the sampler's logprobs agree to float rounding: the copy's
     # forwards may round differently in the last bits.)
-    run_cfg([*overrides, "backend.rollout_device=cpu"], tmp_path / "rollout_worker")
+    run_in_process([*overrides, "backend.rollout_device=cpu"], tmp_path / "rollout_worker")
     for worker_row, row in zip(_stripped(tmp_path / "rollout_worker"), _stripped(tmp_path / "shared_model"), strict=True):
         assert worker_row.keys() == row.keys()
         for key, value in row.items():
@@ -59,7 +61,7 @@ def test_overlapped_batches_are_one_update_old_and_trained_with_the_samplers_log
 
 
 def test_overlap_is_off_by_default_and_keeps_runs_on_policy(tmp_path):
-    run_cfg([o for o in _overlap(tmp_path) if not o.startswith("method.overlap_rollouts")] + ["training.max_steps=2"], tmp_path / "run")
+    run_in_process([o for o in _overlap(tmp_path) if not o.startswith("method.overlap_rollouts")] + ["training.max_steps=2"], tmp_path / "run")
     rows = [r for r in metrics_rows(tmp_path / "run") if "reward/mean" in r]
     assert rows and all("sample/staleness" not in r for r in rows)
     assert all(abs(r["train/kl_sampler_trainer"]) < 1e-4 for r in rows if r.get("train/datums"))
@@ -122,14 +124,12 @@ def test_bad_rollout_device_is_one_line(tmp_path):
 def test_an_overlapped_run_killed_and_resumed_trains_every_step_on_the_same_prompts(tmp_path):
     """A resume point does not hold rollouts in flight: the resumed run samples that step's prompts
     again (with the weights it resumed with) -- no prompt is skipped, no step lost."""
-    from tests.test_resume import GRPO, _resume, _run
-
     args = [*GRPO, "method.overlap_rollouts=true"]
     reference, killed = tmp_path / "reference", tmp_path / "killed"
-    assert _run(args, reference).returncode == 0
-    result = _run(args, killed, "step:5")
+    assert run_until_killed(args, reference).returncode == 0
+    result = run_until_killed(args, killed, "step:5")
     assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
-    resumed = _resume(killed)
+    resumed = resume(killed)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 
     def prompts_by_step(run_dir: Path) -> dict[int, list[str]]:

@@ -16,8 +16,9 @@ import signal
 
 import pytest
 
-from tests.test_resume import _cli, _metrics, _resume, _summary
-from tests.test_tinker_cli import KEY, _start_server
+from tests.helpers.resume import resume, run_module, summary_without_paths
+from tests.helpers.runs import metrics_without_time
+from tests.helpers.tinker_server import KEY, start_server
 
 pytestmark = pytest.mark.slow
 
@@ -31,13 +32,13 @@ SFT = [
 
 def _run(run_dir, url, kill_at=None):
     env = {"TINKER_API_KEY": KEY, "TINKER_TELEMETRY": "0", **({"TINKERX_KILL_AT": kill_at} if kill_at else {})}
-    return _cli([*SFT, f"backend.base_url={url}", f"hydra.run.dir={run_dir}"], env=env)
+    return run_module([*SFT, f"backend.base_url={url}", f"hydra.run.dir={run_dir}"], env=env)
 
 
 def _resume_at(run_dir, url):
     os.environ["TINKER_API_KEY"] = KEY
     try:
-        return _resume(run_dir, f"backend.base_url={url}")
+        return resume(run_dir, f"backend.base_url={url}")
     finally:
         os.environ.pop("TINKER_API_KEY", None)
 
@@ -45,7 +46,7 @@ def _resume_at(run_dir, url):
 def test_resume_through_the_sdk_with_and_without_a_server_restart(tmp_path):
     state = tmp_path / "serve"
     state.mkdir()
-    process, url = _start_server(state)
+    process, url = start_server(state)
     try:
         reference = tmp_path / "reference"
         assert _run(reference, url).returncode == 0
@@ -60,7 +61,7 @@ def test_resume_through_the_sdk_with_and_without_a_server_restart(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=30)
-    process, url = _start_server(state)  # same state folder: its tinker:// checkpoints are still there
+    process, url = start_server(state)  # same state folder: its tinker:// checkpoints are still there
     try:
         resumed = _resume_at(restarted, url)
         assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -71,8 +72,8 @@ def test_resume_through_the_sdk_with_and_without_a_server_restart(tmp_path):
     for run_dir, step in ((same_server, 3), (restarted, 6)):
         manifest = json.loads((run_dir / "resume" / f"step_{step:06d}" / "manifest.json").read_text())
         assert manifest["checkpoints"]["policy"].startswith("tinker://")
-        assert _metrics(run_dir) == _metrics(reference), run_dir.name
-        assert _summary(run_dir) == _summary(reference)
+        assert metrics_without_time(run_dir) == metrics_without_time(reference), run_dir.name
+        assert summary_without_paths(run_dir) == summary_without_paths(reference)
         # vcrpy writes a recording when its session ends, so a SIGKILLed session leaves none; the
         # resumed session's recording is there, and would not replace an earlier one (_new_cassette_path).
         assert (run_dir / "http_traffic.yaml").is_file()

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from tinkerx.data.example import Example
@@ -133,13 +131,11 @@ def test_multiple_choice_reward():
         ("python", PythonFileReward),
     ],
 )
-def test_reward_configs_instantiate(tmp_path, option, cls):
+def test_reward_configs_instantiate(compose_config, tmp_path, option, cls):
     user_file = tmp_path / "my_reward.py"
     user_file.write_text("def compute_reward(completion, ground_truth):\n    return 1.0\n")
     overrides = [f"+reward={option}"] + ([f"reward.path={user_file}"] if option == "python" else [])
-    conf = Path(__file__).resolve().parents[1] / "conf"
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-        reward = instantiate(compose(overrides=overrides).reward)
+    reward = instantiate(compose_config(overrides, config_name=None).reward)
     assert isinstance(reward, cls) and reward.name
 
 

@@ -208,8 +208,9 @@ def test_backend_row_limit_reaches_the_engine_and_bad_values_are_named(tmp_path)
 
     from tinkerx.backends.local import LocalBackend
     from tinkerx.models.tiny import TinyModel
+    from tinkerx.paths import CONFIG_DIR
 
-    default = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "backend" / "local.yaml").max_batch_rows
+    default = OmegaConf.load(CONFIG_DIR / "backend" / "local.yaml").max_batch_rows
     assert isinstance(default, int) and default >= 64, "a GRPO step's rows should not all wait for one another by default"
     backend = LocalBackend(device="cpu", max_batch_rows=3)
     try:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from tests.conftest import CONF_DIR
+from tests.helpers.compose import compose
 from tinkerx.runs.sweep_checks import ignored_overrides, override_keys, warn_ignored_keys
 from tinkerx.runs.sweep_summary import (
     SWEEP_CSV, SWEEP_MD, record_failure, summary_table, sweep_rows, varying_overrides, write_summary,
@@ -18,15 +18,8 @@ from tinkerx.runs.sweep_summary import (
 
 def _hydra_cfg(overrides=()):
     import tinkerx.__main__  # noqa: F401 - registers ${unique:}
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
 
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            return compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
-    finally:
-        GlobalHydra.instance().clear()
+    return compose(overrides, return_hydra_config=True)
 
 
 def test_folders_differ_between_runs_but_not_within_one():
@@ -105,8 +98,6 @@ def test_terminal_table_shows_only_what_differs(sweep):
 
 
 def test_sft_declares_the_sampling_keys_it_ignores(capsys):
-    from tests.conftest import compose
-
     cfg = compose(["method=sft"])
     assert "sampling.temperature" in cfg.method_ignores
     assert compose(["method=grpo"]).get("method_ignores") is None  # GRPO samples with them

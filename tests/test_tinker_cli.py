@@ -13,40 +13,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT, run_cli
+from tests.helpers.tinker_server import KEY, run_with_key, start_server
 from tinkerx.serve.runner import free_port
 
 pytestmark = pytest.mark.slow
 
-KEY = "tml-cli-secret-abcdef0123456789"
 # Small but real: a few steps, a short held-out evaluation, a short validation pass.
 SFT = ["method=sft", "training.max_steps=3", "training.batch_size=8", "evaluator.max_examples=8", "method.validation_examples=16"]
 
 
-def _start_server(state: Path, *overrides: str):
-    port = free_port()
-    log = (state / "serve.log").open("w")
-    env = {**os.environ, "TINKER_TELEMETRY": "0"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tinkerx.serve", f"server.port={port}", "server.poll_hold_s=5", f"hydra.run.dir={state}", *overrides],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            httpx.get(f"{url}/api/v1/healthz", timeout=1).raise_for_status()
-            break
-        except httpx.HTTPError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"tinkerx.serve did not start: {(state / 'serve.log').read_text()[-2000:]}")
-            time.sleep(0.3)
-    return process, url
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    process, url = _start_server(tmp_path_factory.mktemp("serve"))
+    process, url = start_server(tmp_path_factory.mktemp("serve"))
     yield url
     process.terminate()
     process.wait(timeout=30)
@@ -56,19 +34,6 @@ def _applied(server: str, checkpoint: str) -> dict[str, int]:
     """How many operations of each kind the server applied to the model a run trained."""
     model_id = checkpoint.removeprefix("tinker://").split("/")[0]
     return httpx.get(f"{server}/tinkerx/stats").json()["models"][model_id]
-
-
-def _cli(args: list[str], run_dir: Path, key: str | None = KEY) -> subprocess.CompletedProcess:
-    env_key = {"TINKER_API_KEY": key} if key else {}
-    saved = {k: os.environ.get(k) for k in env_key}
-    os.environ.update(env_key)
-    try:
-        result = run_cli([*args, f"hydra.run.dir={run_dir}"])
-    finally:
-        for k, v in saved.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
 
 
 def _metrics(run_dir: Path) -> list[dict]:
@@ -82,7 +47,7 @@ def _scan_for_key(run_dir: Path) -> list[str]:
 
 def test_sft_through_the_sdk_matches_local_and_replays(server, tmp_path):
     tinker_run, local_run, replay_run = tmp_path / "tinker", tmp_path / "local", tmp_path / "replay"
-    _cli([*SFT, "backend=tinker", f"backend.base_url={server}"], tinker_run)
+    run_with_key([*SFT, "backend=tinker", f"backend.base_url={server}"], tinker_run)
     summary = json.loads((tinker_run / "summary.json").read_text())
     assert summary["checkpoint"].startswith("tinker://") and summary["steps"] == 3
     applied = _applied(server, summary["checkpoint"])
@@ -91,7 +56,7 @@ def test_sft_through_the_sdk_matches_local_and_replays(server, tmp_path):
     assert _scan_for_key(tinker_run) == []
 
     # Parity: the same steps on the in-process backend give the same losses.
-    _cli([*SFT, "backend=local"], local_run)
+    run_with_key([*SFT, "backend=local"], local_run)
     for got, want in zip(_metrics(tinker_run), _metrics(local_run), strict=True):
         for name in ("train/loss", "val/loss"):
             if name in want:
@@ -99,7 +64,7 @@ def test_sft_through_the_sdk_matches_local_and_replays(server, tmp_path):
 
     # Replay: no server (a dead port) and no key, yet the same run comes out.
     traffic = tinker_run / "http_traffic.yaml"
-    _cli([*SFT, "backend=tinker", "backend.base_url=http://127.0.0.1:9", f"backend.replay={traffic}"], replay_run, key=None)
+    run_with_key([*SFT, "backend=tinker", "backend.base_url=http://127.0.0.1:9", f"backend.replay={traffic}"], replay_run, key=None)
     assert _metrics(replay_run) == _metrics(tinker_run)
     replayed = json.loads((replay_run / "summary.json").read_text())
     assert (replayed["baseline"], replayed["final"]) == (summary["baseline"], summary["final"])
@@ -107,10 +72,10 @@ def test_sft_through_the_sdk_matches_local_and_replays(server, tmp_path):
 
 def test_sft_completes_through_injected_faults(tmp_path):
     faults = ["server.faults.rate_429=0.1", "server.faults.rate_503=0.1", "server.faults.slow_rate=0.05", "server.faults.slow_s=0.5"]
-    process, url = _start_server(tmp_path, *faults)
+    process, url = start_server(tmp_path, *faults)
     try:
-        _cli([*SFT, "backend=tinker", f"backend.base_url={url}"], tmp_path / "faulty")
-        _cli([*SFT, "backend=local"], tmp_path / "local")
+        run_with_key([*SFT, "backend=tinker", f"backend.base_url={url}"], tmp_path / "faulty")
+        run_with_key([*SFT, "backend=local"], tmp_path / "local")
         summary = json.loads((tmp_path / "faulty" / "summary.json").read_text())
         applied = _applied(url, summary["checkpoint"])
         counts = httpx.get(f"{url}/tinkerx/stats").json()["faults"]
@@ -126,7 +91,7 @@ def test_sft_completes_through_injected_faults(tmp_path):
 def test_grpo_through_the_sdk(server, tmp_path):
     run_dir = tmp_path / "grpo"
     args = ["method=grpo", "training.max_steps=2", "training.batch_size=2", "method.group_size=2", "evaluator.max_examples=4", "training.eval_every=0"]
-    _cli([*args, "backend=tinker", f"backend.base_url={server}"], run_dir)
+    run_with_key([*args, "backend=tinker", f"backend.base_url={server}"], run_dir)
     assert [m["step"] for m in _metrics(run_dir) if m["step"] > 0] == [1, 2]
     assert _scan_for_key(run_dir) == []
     assert "/api/v1/asample" in (run_dir / "http_traffic.yaml").read_text()
@@ -137,7 +102,7 @@ def test_overlapped_grpo_through_the_sdk(server, tmp_path):
     run_dir = tmp_path / "grpo"
     args = ["method=grpo", "training.max_steps=3", "training.batch_size=2", "method.group_size=2", "evaluator.max_examples=4",
             "training.eval_every=0", "method.evaluate_baseline=false", "method.overlap_rollouts=true"]
-    _cli([*args, "backend=tinker", f"backend.base_url={server}"], run_dir)
+    run_with_key([*args, "backend=tinker", f"backend.base_url={server}"], run_dir)
     rows = [m for m in _metrics(run_dir) if m["step"] > 0]
     assert [m["step"] for m in rows] == [1, 2, 3]
     assert rows[0]["sample/staleness"] == 0 and all(m["sample/staleness"] <= 1 for m in rows)

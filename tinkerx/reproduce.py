@@ -45,10 +45,14 @@ def reproduction_args(run_dir: Path, extra: list[str], new_dir: Path) -> list[st
     data_keys = {_key(o) for o in data}
     original_cwd = hydra.runtime.get("cwd")  # absent only in hand-made folders
     task = [_absolute_path(o, Path(original_cwd)) if original_cwd else o for o in task if _key(o) not in data_keys]
+    from tinkerx.runs.legacy_experiments import modernize
+
+    # Folders written before experiments were renamed (and experiment/tuned removed) compose as today.
+    runtime_choices, task = modernize(hydra.runtime.choices, task, run_dir)
     overridden = {_key(o) for o in task + extra}
     choices = [
         f"{group}={choice}"
-        for group, choice in hydra.runtime.choices.items()
+        for group, choice in runtime_choices.items()
         if not group.startswith("hydra/") and choice is not None and group not in overridden
     ]
     output_subdir = hydra.output_subdir

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from tinkerx.errors import UserError
+from tinkerx.paths import CONFIG_DIR
 
-CONF_MODELS = Path(__file__).resolve().parents[2] / "conf" / "model"
+CONF_MODELS = CONFIG_DIR / "model"
 
 
 def checkpoint_meta(path: str) -> dict[str, Any]:

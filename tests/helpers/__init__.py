@@ -1,0 +1,1 @@
+"""Helpers shared by test files (and only by them): test files import from here, never from each other."""

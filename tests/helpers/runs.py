@@ -1,0 +1,24 @@
+"""A run in this process (``tinkerx.app.run`` on a composed config) and what it wrote."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.helpers.compose import compose
+
+
+def run_in_process(overrides: list[str], run_dir: Path, resume: bool = False) -> dict:
+    """Composes ``overrides`` as the CLI would and runs it into ``run_dir``; returns the summary."""
+    from tinkerx.app import run
+
+    return run(compose(overrides), run_dir, resume=resume)
+
+
+def metrics_rows(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def metrics_without_time(run_dir: Path) -> list[dict]:
+    """The metric lines without wall-clock keys (``time/...``): what two equal runs share."""
+    return [{k: v for k, v in row.items() if not k.startswith("time/")} for row in metrics_rows(run_dir)]
