@@ -56,6 +56,8 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[Any, Pipeline, list[Any]]:
 
     # 2. The backend first among the things that touch the outside: credentials fail fast.
     service = backend.open([model_loader, *component_loaders], run_dir, seed=cfg.seed)
+    if hasattr(service, "limit_tokens_per_forward"):  # the local backend; Tinker budgets its own passes
+        service.limit_tokens_per_forward(training.max_tokens_per_forward)
     closers: list[Any] = [backend]
 
     # 3. Data, the reward checked against it, then the tokenizer and the evaluator.
