@@ -42,7 +42,7 @@ class JsonlQA(Dataset):
         fields = (question_field, answer_field) + ((solution_field,) if solution_field else ())
 
         def load(p: str) -> list[Example]:
-            rows = read_jsonl(p, fields)
+            rows = read_jsonl(p, fields, text=fields)
             examples = [
                 Example(
                     question=str(r[question_field]),

@@ -60,8 +60,8 @@ class MATH(Dataset):
             sources = ("EleutherAI/hendrycks_math:train", "HuggingFaceH4/MATH-500:test")
         else:
             required = ("problem", "solution")
-            train_rows = read_jsonl(path, required) if path else []
-            test_rows = read_jsonl(test_path, required) if test_path else None
+            train_rows = read_jsonl(path, required, text=required) if path else []
+            test_rows = read_jsonl(test_path, required, text=required) if test_path else None
             sources = (str(path), str(test_path))
         train = [_example(row, i, "train", sources[0]) for i, row in enumerate(train_rows)]
         test = None if test_rows is None else [_example(row, i, "test", sources[1]) for i, row in enumerate(test_rows)]

@@ -39,7 +39,7 @@ class MultipleChoice(Dataset):
         max_tokens: int = 512,
     ) -> None:
         super().__init__(prompt, max_tokens)
-        rows = read_jsonl(path, (question_field, choices_field, answer_field))
+        rows = read_jsonl(path, (question_field, choices_field, answer_field), text=(question_field,))
         examples = []
         for i, row in enumerate(rows):
             where = f"{path}: record {i + 1}"

@@ -64,7 +64,7 @@ class PreferenceJsonl(Dataset):
             return [
                 PreferencePair(Example(question=str(r[prompt_field]), answer=str(r[chosen_field]), id=f"{p}:{i}", solution=str(r[chosen_field])),
                                str(r[chosen_field]), str(r[rejected_field]))  # fmt: skip
-                for i, r in enumerate(read_jsonl(p, fields))
+                for i, r in enumerate(read_jsonl(p, fields, text=fields))
             ]
 
         pairs = load(path)
