@@ -45,8 +45,10 @@ class MATH(Dataset):
         seed: int = 0,
         prompt: PromptFormat | None = None,
         max_tokens: int = 512,
+        overlong: str = "drop",
+        max_length: int | None = None,
     ) -> None:
-        super().__init__(prompt, max_tokens)
+        super().__init__(prompt, max_tokens, overlong, max_length)
         if path is None and test_path is None:
             hint = (
                 "math: the Hugging Face hub is unreachable; point at local files with "

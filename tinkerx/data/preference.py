@@ -56,8 +56,10 @@ class PreferenceJsonl(Dataset):
         seed: int = 0,
         prompt: PromptFormat | None = None,
         max_tokens: int = 512,
+        overlong: str = "drop",
+        max_length: int | None = None,
     ) -> None:
-        super().__init__(prompt, max_tokens)
+        super().__init__(prompt, max_tokens, overlong, max_length)
         fields = (prompt_field, chosen_field, rejected_field)
 
         def load(p: str) -> list[PreferencePair]:
