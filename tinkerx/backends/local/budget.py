@@ -13,6 +13,7 @@ memory (``auto_token_budget``), so the offline defaults never need it set; a num
 from __future__ import annotations
 
 import os
+import resource
 from typing import Any, Sequence
 
 # Share of the memory free when the model is loaded that one pass's activations may take: the
@@ -46,15 +47,36 @@ def free_memory_bytes(device: Any) -> int:
 
 
 def available_ram_bytes() -> int:
-    """MemAvailable from /proc/meminfo (Linux); elsewhere the free physical pages."""
+    """What this process may still allocate: the machine's available memory, or less where a limit
+    says so (``ulimit -v`` / RLIMIT_AS, a container's cgroup ``memory.max``)."""
+    candidates = [_meminfo_kb("/proc/meminfo", "MemAvailable:") * 1024 or os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")]
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY:
+        candidates.append(soft - _meminfo_kb("/proc/self/status", "VmSize:") * 1024)
+    cgroup = _read_int("/sys/fs/cgroup/memory.max")
+    if cgroup is not None:
+        candidates.append(cgroup - (_read_int("/sys/fs/cgroup/memory.current") or 0))
+    return max(0, min(candidates))
+
+
+def _meminfo_kb(path: str, key: str) -> int:
     try:
-        with open("/proc/meminfo", encoding="ascii") as f:
+        with open(path, encoding="ascii") as f:
             for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                if line.startswith(key):
+                    return int(line.split()[1])
     except OSError:
         pass
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return 0
+
+
+def _read_int(path: str) -> int | None:
+    """An integer file such as a cgroup limit; None when absent or unlimited ("max")."""
+    try:
+        text = open(path, encoding="ascii").read().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
 
 
 def auto_token_budget(config: Any, dtype_bytes: int, device: Any, context_length: int) -> int:
