@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from tests.method_protocol import method_protocol  # noqa: F401 - a fixture
 from tinkerx.mcp.session import TrainingSession
 from tinkerx.runs.compare import compare_metrics
 
@@ -36,7 +35,7 @@ def steps(run_dir: Path) -> list[int]:
     return [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_dpo_through_the_generic_tool_and_its_replay(tmp_path, method_protocol, capsys):  # noqa: F811
+def test_dpo_through_the_generic_tool_and_its_replay(tmp_path, capsys):
     from tinkerx import reproduce
 
     pairs = write_pairs(tmp_path / "pairs.jsonl", 24)
@@ -68,7 +67,7 @@ def test_dpo_through_the_generic_tool_and_its_replay(tmp_path, method_protocol, 
     assert json.loads((again / "run01_dpo" / "summary.json").read_text())["status"] == "finished"
 
 
-def test_a_killed_session_loses_nothing_and_resume_finishes_its_run(tmp_path, method_protocol):  # noqa: F811
+def test_a_killed_session_loses_nothing_and_resume_finishes_its_run(tmp_path):
     from tinkerx.resume import resume_run
 
     overrides = ["method=sft", "dataset=arithmetic", "dataset.digits=1", "dataset.train_size=40", "dataset.validation_size=0",
@@ -93,7 +92,7 @@ def test_a_killed_session_loses_nothing_and_resume_finishes_its_run(tmp_path, me
     assert compare_metrics(whole.dir / "run01_sft", run_dir) is None
 
 
-def test_a_refused_start_keeps_the_run_in_progress(tmp_path, method_protocol):  # noqa: F811
+def test_a_refused_start_keeps_the_run_in_progress(tmp_path):
     from tinkerx.errors import UserError
 
     session = TrainingSession(tmp_path / "session", SERVER)
@@ -117,7 +116,7 @@ def test_a_start_missing_a_required_value_names_it_and_leaves_no_folder(tmp_path
     assert not [p for p in session.dir.iterdir() if p.name.startswith("run")]
 
 
-def test_the_guided_tools_use_only_the_method_protocol_and_replay(tmp_path, method_protocol, capsys):  # noqa: F811
+def test_the_guided_tools_use_only_the_method_protocol_and_replay(tmp_path, capsys):
     from tinkerx import reproduce
 
     rows = "".join(json.dumps({"question": f"{a}+{b}=", "answer": str(a + b)}) + "\n" for a in range(6) for b in range(6))

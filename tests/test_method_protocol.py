@@ -18,7 +18,7 @@ from tinkerx.methods.eval import Evaluate
 from tinkerx.methods.grpo import GRPO
 from tinkerx.methods.sft import SFT
 from tinkerx.pipeline import Method
-from tinkerx.runs.driver import drive
+from tinkerx.driver import drive
 
 METHODS = (SFT, GRPO, DPO, OnPolicyDistill, OffPolicyDistill, Debate, Evaluate)
 PROTOCOL_CALLS = sorted(name for name, value in vars(Method).items() if callable(value) and not name.startswith("_"))
