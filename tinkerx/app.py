@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from tinkerx.driver import drive_run
 from tinkerx.errors import UserError
@@ -18,6 +18,7 @@ from tinkerx.lifecycle import RunLifecycle
 from tinkerx.runs import resume_points
 from tinkerx.runs.display import comparison_table, console, key_value_table, show
 from tinkerx.runs.interrupts import EXIT_CODES
+from tinkerx.runs.legacy_targets import load_run_config
 from tinkerx.runs.status import FAILED_MARKER, RESUME_ENV, run_status
 
 
@@ -35,7 +36,7 @@ def run(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]:
         if isinstance(decision, dict):
             return decision
         if decision:
-            resume, cfg = True, OmegaConf.load(run_dir / "config.yaml")
+            resume, cfg = True, load_run_config(run_dir / "config.yaml")
     lifecycle = RunLifecycle.open(cfg, run_dir, resume)
     try:
         summary = drive_run(lifecycle)

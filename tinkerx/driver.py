@@ -21,9 +21,10 @@ def drive_run(run: RunLifecycle, build: bool = True) -> dict[str, Any]:
     with StopRequests() as stop:
         run.start() if build else run.begin()
         method = run.method
-        with StepProgress(method.total_steps, method.name, show=method.shown) as bar:
-            bar.advance_to(method.step_index)
-            run.drive(stop=lambda: stop.requested, on_step=bar.advance)
+        if method.total_steps:  # a step-less method (evaluation) gets no empty progress bar
+            with StepProgress(method.total_steps, method.name, show=method.shown) as bar:
+                bar.advance_to(method.step_index)
+                run.drive(stop=lambda: stop.requested, on_step=bar.advance)
         if stop.requested:
             # Between steps: everything so far is saved, and the run can be resumed from here.
             return run.stop("interrupted", signal=stop.signal)

@@ -24,6 +24,7 @@ from tinkerx.app import run
 from tinkerx.cli_errors import report_user_error
 from tinkerx.errors import UserError
 from tinkerx.runs.environment import match_thread_count
+from tinkerx.runs.legacy_targets import load_run_config
 from tinkerx.runs.status import FAILED_MARKER, RESUME_ENV, run_status
 
 RESUMABLE_KEYS = (
@@ -41,7 +42,7 @@ def resume_config(run_dir: Path, overrides: list[str]) -> Any:
     config_file = run_dir / "config.yaml"
     if not config_file.is_file():
         raise UserError(f"{run_dir} is not a tinkerx run folder (no config.yaml)")
-    cfg = OmegaConf.load(config_file)
+    cfg = load_run_config(config_file)
     for override in overrides:
         key, sep, value = override.partition("=")
         if not sep:

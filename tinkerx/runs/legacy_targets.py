@@ -7,6 +7,7 @@ ones below did not. ``upgrade_targets`` rewrites them in a loaded config before 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -40,3 +41,11 @@ def upgrade_targets(cfg: DictConfig | ListConfig) -> list[str]:
 
     visit(cfg, "")
     return upgraded
+
+
+def load_run_config(config_file: Path) -> DictConfig:
+    """A run folder's saved ``config.yaml``, with class paths that moved since it was written upgraded:
+    how every front door that continues a run reads it."""
+    cfg = OmegaConf.load(config_file)
+    upgrade_targets(cfg)
+    return cfg

@@ -98,7 +98,7 @@ def gspo(logprobs: "torch.Tensor", inputs: dict[str, "torch.Tensor"], config: di
     """GSPO-token: every token carries the sequence's geometric-mean ratio, with its own gradient.
 
     The sequence is the positions ``sequence_ratio_mask`` marks; without a mask, the positions with
-    a nonzero advantage (the completion, in a datum built by tinkerx.methods.rl).
+    a nonzero advantage (the completion, in a datum built by tinkerx.methods.shared.rollouts).
     """
     import torch
 
