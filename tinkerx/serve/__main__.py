@@ -15,9 +15,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from tinkerx.cli_errors import install_compact_errors, report_user_error
 from tinkerx.errors import UserError
+from tinkerx.paths import CONFIG_DIR
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="serve")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="serve")
 def _entry(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
