@@ -16,8 +16,8 @@ from starlette.responses import JSONResponse, Response
 
 from tinkerx.serve.context import ServerConfig
 
-# Background liveness traffic: failing it tests nothing and only makes logs noisy.
-# Bookkeeping the SDK or the tests read, not the work the fault knobs exercise.
+# Background liveness traffic and the server's own statistics: failing them tests nothing and only
+# makes logs noisy (and the statistics unreadable).
 EXEMPT = {"/api/v1/session_heartbeat", "/api/v1/telemetry", "/api/v1/client/dynamic_config", "/tinkerx/stats"}
 # Requests that submit work; each reaches the server ``latency_s`` after it was sent, like a request
 # to a far-away service, so no work starts before then. Polls (retrieve_future) are not delayed:
