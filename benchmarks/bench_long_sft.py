@@ -1,6 +1,6 @@
 """Peak memory and step time of an SFT step on long examples, with the token budget vs without.
 
-    python benchmarks/bench_long_sft.py [--batch 32] [--tokens 2048] [--budget 4096] [--steps 2]
+    python benchmarks/bench_long_sft.py [--batch 32] [--tokens 2048] [--budget 4096] [--steps 2] [--warmup 1]
 
 Each setting runs in its own fresh process (peak RSS is per process): SmolLM2-135M at rank 16
 (conf/model/smollm2-135m.yaml), ``--batch`` SFT examples of ``--tokens`` tokens each, one
@@ -9,7 +9,7 @@ Each setting runs in its own fresh process (peak RSS is per process): SmolLM2-13
 batch). Peak RSS comes from ``getrusage`` (the whole process, model included); the model's own
 footprint is measured before the first step, so the step's share is the difference. A setting
 that runs out of memory says so (the one-line ``OutOfMemoryError``) instead of taking the machine.
-Step time is the median of ``--steps`` steps after one warm-up step.
+Step time is the median of ``--steps`` steps after ``--warmup`` untimed ones.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
-def child(batch: int, tokens: int, budget: int, steps: int) -> dict:
+def child(batch: int, tokens: int, budget: int, steps: int, warmup: int) -> dict:
     import torch
     from tinker import types
 
@@ -61,7 +61,7 @@ def child(batch: int, tokens: int, budget: int, steps: int) -> dict:
     model_mb = peak_rss_mb()
     times, losses = [], []
     try:
-        for _ in range(steps + 1):
+        for _ in range(warmup + steps):
             start = time.perf_counter()
             out = client.forward_backward(data, "cross_entropy").result()
             client.optim_step(types.AdamParams(learning_rate=1e-4)).result()
@@ -71,7 +71,7 @@ def child(batch: int, tokens: int, budget: int, steps: int) -> dict:
         return {"budget": budget, "error": str(e), "model_mb": model_mb, "peak_mb": peak_rss_mb()}
     finally:
         backend.close()
-    return {"budget": budget, "step_s": statistics.median(times[1:]), "times": times, "first_loss": losses[0],
+    return {"budget": budget, "step_s": statistics.median(times[warmup:]), "times": times, "first_loss": losses[0],
             "model_mb": model_mb, "peak_mb": peak_rss_mb(), "threads": torch.get_num_threads()}  # fmt: skip
 
 
@@ -83,14 +83,15 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=2048)
     parser.add_argument("--budget", type=int, default=4096)
     parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        print(json.dumps(child(args.batch, args.tokens, args.child, args.steps)))
+        print(json.dumps(child(args.batch, args.tokens, args.child, args.steps, args.warmup)))
         return
     results = []
     for budget in (args.budget, NO_BUDGET):
-        command = [sys.executable, __file__, "--batch", str(args.batch), "--tokens", str(args.tokens), "--steps", str(args.steps), "--child", str(budget)]
+        command = [sys.executable, __file__, "--batch", str(args.batch), "--tokens", str(args.tokens), "--steps", str(args.steps), "--warmup", str(args.warmup), "--child", str(budget)]
         done = subprocess.run(command, capture_output=True, text=True)
         lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
         if done.returncode != 0 or not lines:

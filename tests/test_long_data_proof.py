@@ -75,7 +75,7 @@ def test_dpo_on_hh_rlhf_pairs_drops_and_counts_the_long_ones(tmp_path):
     assert summary["pairs"]["train"] == over["train"]["checked"] - over["train"]["dropped"]
     step0 = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
     assert step0["step"] == 0 and step0["data/train_dropped"] == over["train"]["dropped"]
-    assert "examples longer than model.context_length=512" in result.stdout
+    assert "examples longer than model.context_length=512" in result.stdout + result.stderr
 
 
 def _long_answers(path: Path, rows: int = 16, every: int = 2, length: int = 2600) -> Path:

@@ -335,8 +335,10 @@ class ModelEngine:
             with torch.enable_grad():
                 for prefix_len, members in batches:
                     chunk = self._chunk_logprobs(rows, prefix_len, members)
-                    surrogate = torch.stack([(lp * leaves[i].grad).sum() for i, lp in zip(members, chunk)]).sum()
-                    if surrogate.requires_grad:
+                    # A datum the loss does not read has no gradient: it contributes nothing.
+                    terms = [(lp * leaves[i].grad).sum() for i, lp in zip(members, chunk) if leaves[i].grad is not None]
+                    surrogate = torch.stack(terms).sum() if terms else None
+                    if surrogate is not None and surrogate.requires_grad:
                         surrogate.backward()
             return [lp.detach().cpu() for lp in leaves], loss.detach(), metrics
 
