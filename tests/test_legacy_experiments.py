@@ -11,7 +11,7 @@ import pytest
 
 from tests.helpers.cli import run_cli
 from tinkerx.errors import UserError
-from tinkerx.reproduce import metric_rows
+from tinkerx.runs.compare import metric_rows
 from tinkerx.runs.legacy_experiments import RENAMED_EXPERIMENTS, modernize
 from tinkerx.paths import EXPERIMENT_DIR
 

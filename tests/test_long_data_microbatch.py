@@ -17,7 +17,7 @@ from tinker import types
 from tinkerx.backends.local.budget import micro_batches
 from tinkerx.chat import completion_tokens, prompt_tokens, supervised_datum
 from tinkerx.errors import OutOfMemoryError, UserError
-from tinkerx.methods.preference.loss import dpo_loss_fn
+from tinkerx.methods.dpo.loss import dpo_loss_fn
 
 WHOLE = 10**9  # a budget no batch here reaches: one pass
 TIGHT = 160  # padded tokens: cuts every batch below into several micro-batches
