@@ -274,3 +274,20 @@ def test_decode_loop_reads_device_values_only_at_its_checks():
     assert sum(len(g.tokens) for per_prompt in out for g in per_prompt) > 2 * max_tokens  # rows did decode for many steps
     assert counter.in_decode_forward == 0
     assert counter.in_loop <= 3 * (max_tokens // check_every) + 12, counter.in_loop  # a few reads per check, not per token
+
+
+def test_sampling_reads_the_kv_cache_by_its_current_name(tiny_service, monkeypatch):
+    """transformers 5.x renamed ``past_key_values`` to ``cache`` and logs (through its logger, not
+    ``warnings``, so ``-W error`` cannot see it) when the old name is read. Its log call is replaced
+    here, because ``warning_once`` is silent after the first time in a process."""
+    from transformers.utils import generic
+
+    deprecations: list[str] = []
+    monkeypatch.setattr(generic.logger, "warning_once", lambda message, *a, **k: deprecations.append(message))
+    client = tiny_service.create_lora_training_client("tinkerx/tiny", rank=0, seed=1).result()
+    tok = client.get_tokenizer()
+    instruction = "Answer with a number only, no words at all, please. "  # a shared prefix: the prefix-sharing prefill path too
+    prompts = [types.ModelInput.from_ints(prompt_tokens(tok, [{"role": "user", "content": instruction + q}])) for q in ("1+2=", "30+4=")]
+    futures = client.save_weights_and_get_sampling_client().sample_many(prompts, 2, types.SamplingParams(max_tokens=4, temperature=1.0, seed=0))
+    assert all(len(f.result().sequences) == 2 for f in futures)
+    assert not [m for m in deprecations if "past_key_values" in m], deprecations

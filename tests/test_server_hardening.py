@@ -189,3 +189,21 @@ def test_the_cli_refuses_to_expose_the_server_without_a_key(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 2, proc.stderr
     assert "api_keys" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_datum_longer_than_the_context_is_a_400_naming_its_length_and_the_limit(sdk):
+    tc = sdk.create_lora_training_client(BASE, rank=0, seed=0).result()
+    long = tinker.Datum(model_input=tinker.ModelInput.from_ints([5] * 600), loss_fn_inputs={"target_tokens": [5] * 600, "weights": [1.0] * 600})
+    for call in (tc.forward_backward, tc.forward):
+        with pytest.raises(tinker.BadRequestError, match="600 tokens, longer than the model's context of 512"):
+            _within(30, lambda: call([*_datums(), long], "cross_entropy").result())
+    assert _within(60, lambda: tc.forward_backward(_datums(), "cross_entropy").result()).metrics["loss:sum"] > 0
+
+
+def test_the_server_gives_training_clients_its_token_budget(tiny, tmp_path):
+    with local_server(tiny, tmp_path, ServerConfig(max_tokens_per_forward=96)) as server:
+        client = server.context.service.create_lora_training_client(BASE, rank=0).result()
+        assert client.engine.token_budget == 96
+    with local_server(tiny, tmp_path / "auto", ServerConfig()) as server:
+        client = server.context.service.create_lora_training_client(BASE, rank=0).result()
+        assert client.engine.budget_is_auto and client.engine.token_budget >= 512  # never below one full-context sequence

@@ -12,8 +12,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from tinkerx.data.lengths import LengthReport, apply_length_rule, needs_of, token_limit
 from tinkerx.errors import ConfigError, UserError
 from tinkerx.pipeline import Pipeline
+from tinkerx.runs.display import console
 from tinkerx.runs.recorder import RunRecorder
 
 
@@ -56,6 +58,8 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[Any, Pipeline, list[Any]]:
 
     # 2. The backend first among the things that touch the outside: credentials fail fast.
     service = backend.open([model_loader, *component_loaders], run_dir, seed=cfg.seed)
+    if hasattr(service, "limit_tokens_per_forward"):  # the local backend; Tinker budgets its own passes
+        service.limit_tokens_per_forward(training.max_tokens_per_forward)
     closers: list[Any] = [backend]
 
     # 3. Data, the reward checked against it, then the tokenizer and the evaluator.
@@ -68,8 +72,14 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[Any, Pipeline, list[Any]]:
     evaluator = None
     if cfg.get("evaluator") is not None:
         evaluator = instantiate(cfg.evaluator, "evaluator", dataset=dataset, tokenizer=tokenizer, reward=reward)
+    # 4. Lengths, where data and tokenizer meet: over-long examples dropped, cut or refused before step 1.
+    lengths = check_lengths(cfg, method, sampling, evaluator, components, dataset, tokenizer)
 
     recorder = RunRecorder(run_dir, loggers)
+    if lengths is not None and lengths.over:
+        recorder.summary_additions["overlong"] = lengths.summary()
+        if not recorder.history and not (run_dir / "metrics.jsonl").stat().st_size:  # a fresh run: resumed ones have it
+            recorder.log_metrics(0, lengths.metrics())
     for logger in loggers:
         logger.start(run_dir, OmegaConf.to_container(cfg, resolve=True), name=run_dir.name)
     pipeline = Pipeline(
@@ -90,4 +100,18 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[Any, Pipeline, list[Any]]:
         components=components,
     )
     return method, pipeline, closers
+
+
+def check_lengths(cfg: DictConfig, method: Any, sampling: Any, evaluator: Any, components: dict[str, Any], dataset: Any, tokenizer: Any) -> LengthReport | None:
+    """Applies ``dataset.overlong`` (tinkerx/data/lengths.py) to every split the method and the
+    evaluator read; warns once. None when the model records no context length or the data set has no rule."""
+    if not hasattr(dataset, "overlong"):
+        return None
+    limit = token_limit(cfg.model.get("context_length"), dataset.max_length)
+    if limit is None:
+        return None
+    report = apply_length_rule(dataset, tokenizer, needs_of(method, sampling.max_tokens, evaluator, components), *limit)
+    if report.over:
+        console.print(f"[yellow]warning:[/yellow] {report.warning()}")
+    return report
 

@@ -130,7 +130,12 @@ class SamplingSettings:
 
 @dataclass
 class TrainingSettings:
-    """How long and in what batches to train; ``epochs`` (when set) bounds ``max_steps``."""
+    """How long and in what batches to train; ``epochs`` (when set) bounds ``max_steps``.
+
+    ``max_tokens_per_forward`` bounds the padded tokens one forward/backward pass holds on the local
+    backend (a batch beyond it runs as micro-batches, gradients accumulated); null derives it from
+    the model and the free memory (``tinkerx.backends.local.budget``).
+    """
 
     batch_size: int = 32
     max_steps: int = 100
@@ -138,6 +143,7 @@ class TrainingSettings:
     eval_every: int = 0
     save_every: int = 0
     keep_checkpoints: int | None = None
+    max_tokens_per_forward: int | None = None
 
     def __post_init__(self) -> None:
         _check_types(self, "training")
@@ -147,6 +153,8 @@ class TrainingSettings:
         _require(self.eval_every >= 0, f"training.eval_every must be >= 0 (0 disables), got {self.eval_every}")
         _require(self.save_every >= 0, f"training.save_every must be >= 0 (0 disables), got {self.save_every}")
         _require(self.keep_checkpoints is None or self.keep_checkpoints >= 1, f"training.keep_checkpoints must be >= 1 or null (keep all), got {self.keep_checkpoints}")
+        _require(self.max_tokens_per_forward is None or self.max_tokens_per_forward >= 1,
+                 f"training.max_tokens_per_forward must be >= 1 or null (derived from the model and free memory), got {self.max_tokens_per_forward}")
 
     def total_steps(self, num_examples: int) -> int:
         if self.epochs is None:

@@ -24,8 +24,10 @@ class Arithmetic(Dataset):
         seed: int = 0,
         prompt: PromptFormat | None = None,
         max_tokens: int = 16,
+        overlong: str = "drop",
+        max_length: int | None = None,
     ) -> None:
-        super().__init__(prompt, max_tokens)
+        super().__init__(prompt, max_tokens, overlong, max_length)
         if digits < 1:
             raise ConfigError(f"dataset.digits must be >= 1, got {digits}")
         bad = [op for op in operations if op not in OPERATIONS]

@@ -9,6 +9,7 @@ from tinkerx.data.example import Example
 from tinkerx.errors import ConfigError, DataError
 
 STANDARD_FIELDS = ("question", "answer", "solution", "choices")
+OVERLONG_RULES = ("drop", "truncate", "error")  # dataset.overlong: see tinkerx/data/lengths.py
 
 
 @dataclass
@@ -74,15 +75,25 @@ class Dataset:
     ``max_tokens`` is the generation budget a full answer needs (``sampling.max_tokens`` follows it;
     a suite's benchmarks are sampled with their own). ``test_carved_from`` names the file the test
     split was held out of when the source has no test split of its own (None otherwise).
+
+    ``overlong`` and ``max_length`` say what happens to an example longer than the model's context
+    (or ``max_length`` tokens, when set): see ``tinkerx.data.lengths``, which applies them before
+    step 1. A cut reply is kept in ``truncated`` (example -> its cut completion).
     """
 
     name: str = "dataset"
 
-    def __init__(self, prompt: PromptFormat | None = None, max_tokens: int = 512) -> None:
+    def __init__(self, prompt: PromptFormat | None = None, max_tokens: int = 512, overlong: str = "drop", max_length: int | None = None) -> None:
         if max_tokens < 1:
             raise ConfigError(f"dataset.max_tokens must be >= 1, got {max_tokens}")
+        if overlong not in OVERLONG_RULES:
+            raise ConfigError(f"dataset.overlong must be one of {', '.join(OVERLONG_RULES)}, got {overlong!r}")
+        if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2):
+            raise ConfigError(f"dataset.max_length must be an integer >= 2 or null (the model's context_length), got {max_length!r}")
         self.prompt = prompt or PromptFormat()
         self.max_tokens = max_tokens
+        self.overlong, self.max_length = overlong, max_length
+        self.truncated: dict[Example, str] = {}
         self.train: list[Example] = []
         self.validation: list[Example] = []
         self.test: list[Example] = []
@@ -103,6 +114,8 @@ class Dataset:
         return self.prompt.messages(example)
 
     def completion(self, example: Example) -> str:
+        if example in self.truncated:
+            return self.truncated[example]
         return self.prompt.completion(example)
 
 

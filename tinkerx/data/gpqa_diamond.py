@@ -37,8 +37,10 @@ class GPQADiamond(Dataset):
         seed: int = 0,
         prompt: PromptFormat | None = None,
         max_tokens: int = 512,
+        overlong: str = "drop",
+        max_length: int | None = None,
     ) -> None:
-        super().__init__(prompt, max_tokens)
+        super().__init__(prompt, max_tokens, overlong, max_length)
         from huggingface_hub import get_token  # reads HF_TOKEN and a saved `hf auth login`
 
         if not get_token():

@@ -36,8 +36,10 @@ class GSM8K(Dataset):
         seed: int = 0,
         prompt: PromptFormat | None = None,
         max_tokens: int = 512,
+        overlong: str = "drop",
+        max_length: int | None = None,
     ) -> None:
-        super().__init__(prompt, max_tokens)
+        super().__init__(prompt, max_tokens, overlong, max_length)
         if path is None and test_path is None:
             hint = (
                 "gsm8k: the Hugging Face hub is unreachable; point at local files with "
@@ -48,8 +50,8 @@ class GSM8K(Dataset):
             sources = ("openai/gsm8k:train", "openai/gsm8k:test")
         else:
             required = ("question", "answer")
-            train_rows = read_jsonl(path, required) if path else []
-            test_rows = read_jsonl(test_path, required) if test_path else None
+            train_rows = read_jsonl(path, required, text=required) if path else []
+            test_rows = read_jsonl(test_path, required, text=required) if test_path else None
             sources = (str(path), str(test_path))
         train = [_example(row, i, "train", sources[0]) for i, row in enumerate(train_rows)]
         test = None if test_rows is None else [_example(row, i, "test", sources[1]) for i, row in enumerate(test_rows)]

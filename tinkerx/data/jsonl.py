@@ -13,8 +13,9 @@ from typing import Any
 from tinkerx.errors import DataError
 
 
-def check_jsonl(path: str | Path, required: tuple[str, ...] = ()) -> Path:
-    """Fail with a one-line ``DataError`` unless ``path`` is JSON lines with the ``required`` fields."""
+def check_jsonl(path: str | Path, required: tuple[str, ...] = (), text: tuple[str, ...] = ()) -> Path:
+    """Fail with a one-line ``DataError`` unless ``path`` is JSON lines with the ``required`` fields
+    and the ``text`` fields (where present) hold text (see ``check_text``)."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
@@ -35,15 +36,41 @@ def check_jsonl(path: str | Path, required: tuple[str, ...] = ()) -> Path:
                     f"{path}:{line_no}: missing field(s) {', '.join(missing)}; "
                     f"present: {', '.join(sorted(row)) or 'none'}"
                 )
+            for name in text:
+                if name in row:
+                    check_text(row[name], f"{path}:{line_no}", name)
             rows += 1
     if rows == 0:
         raise DataError(f"{path}: no records")
     return path
 
 
-def read_jsonl(path: str | Path, required: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """Validate then load ``path`` with ``datasets.load_dataset('json')`` (works offline)."""
-    path = check_jsonl(path, required)
+def check_text(value: Any, where: str, name: str) -> None:
+    """A field read as text must be text: a string, or a number (an answer such as 42).
+
+    A list or an object is never turned into its Python repr and trained on: a list of messages
+    says so (conversations need the chat data set, which is coming), anything else names its type.
+    """
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return
+    if value is None:
+        raise DataError(f"{where}: field {name!r} is null; expected text")
+    if isinstance(value, list) and value and all(isinstance(m, dict) and "role" in m for m in value):
+        raise DataError(f"{where}: field {name!r} is a list of chat messages, not text; message lists need the chat data set "
+                        "(conversations are not supported yet): give this field as plain text")
+    raise DataError(f"{where}: field {name!r} must be text, got a JSON {_json_type(value)}")
+
+
+def _json_type(value: Any) -> str:
+    return {list: "list", dict: "object", bool: "boolean"}.get(type(value), type(value).__name__)
+
+
+def read_jsonl(path: str | Path, required: tuple[str, ...] = (), text: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Validate then load ``path`` with ``datasets.load_dataset('json')`` (works offline).
+
+    ``text`` names the fields the caller reads as text: each must be a string or a number.
+    """
+    path = check_jsonl(path, required, text)
     import datasets
 
     datasets.disable_progress_bars()

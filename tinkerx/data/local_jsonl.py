@@ -37,12 +37,14 @@ class JsonlQA(Dataset):
         seed: int = 0,
         prompt: PromptFormat | None = None,
         max_tokens: int = 512,
+        overlong: str = "drop",
+        max_length: int | None = None,
     ) -> None:
-        super().__init__(prompt, max_tokens)
+        super().__init__(prompt, max_tokens, overlong, max_length)
         fields = (question_field, answer_field) + ((solution_field,) if solution_field else ())
 
         def load(p: str) -> list[Example]:
-            rows = read_jsonl(p, fields)
+            rows = read_jsonl(p, fields, text=fields)
             examples = [
                 Example(
                     question=str(r[question_field]),

@@ -45,8 +45,10 @@ class MATH(Dataset):
         seed: int = 0,
         prompt: PromptFormat | None = None,
         max_tokens: int = 512,
+        overlong: str = "drop",
+        max_length: int | None = None,
     ) -> None:
-        super().__init__(prompt, max_tokens)
+        super().__init__(prompt, max_tokens, overlong, max_length)
         if path is None and test_path is None:
             hint = (
                 "math: the Hugging Face hub is unreachable; point at local files with "
@@ -60,8 +62,8 @@ class MATH(Dataset):
             sources = ("EleutherAI/hendrycks_math:train", "HuggingFaceH4/MATH-500:test")
         else:
             required = ("problem", "solution")
-            train_rows = read_jsonl(path, required) if path else []
-            test_rows = read_jsonl(test_path, required) if test_path else None
+            train_rows = read_jsonl(path, required, text=required) if path else []
+            test_rows = read_jsonl(test_path, required, text=required) if test_path else None
             sources = (str(path), str(test_path))
         train = [_example(row, i, "train", sources[0]) for i, row in enumerate(train_rows)]
         test = None if test_rows is None else [_example(row, i, "test", sources[1]) for i, row in enumerate(test_rows)]

@@ -37,9 +37,11 @@ class MultipleChoice(Dataset):
         seed: int = 0,
         prompt: PromptFormat | None = None,
         max_tokens: int = 512,
+        overlong: str = "drop",
+        max_length: int | None = None,
     ) -> None:
-        super().__init__(prompt, max_tokens)
-        rows = read_jsonl(path, (question_field, choices_field, answer_field))
+        super().__init__(prompt, max_tokens, overlong, max_length)
+        rows = read_jsonl(path, (question_field, choices_field, answer_field), text=(question_field,))
         examples = []
         for i, row in enumerate(rows):
             where = f"{path}: record {i + 1}"

@@ -56,15 +56,17 @@ class PreferenceJsonl(Dataset):
         seed: int = 0,
         prompt: PromptFormat | None = None,
         max_tokens: int = 512,
+        overlong: str = "drop",
+        max_length: int | None = None,
     ) -> None:
-        super().__init__(prompt, max_tokens)
+        super().__init__(prompt, max_tokens, overlong, max_length)
         fields = (prompt_field, chosen_field, rejected_field)
 
         def load(p: str) -> list[PreferencePair]:
             return [
                 PreferencePair(Example(question=str(r[prompt_field]), answer=str(r[chosen_field]), id=f"{p}:{i}", solution=str(r[chosen_field])),
                                str(r[chosen_field]), str(r[rejected_field]))  # fmt: skip
-                for i, r in enumerate(read_jsonl(p, fields))
+                for i, r in enumerate(read_jsonl(p, fields, text=fields))
             ]
 
         pairs = load(path)

@@ -30,6 +30,8 @@ class RunRecorder:
         self.loggers = list(loggers)
         self._metrics = (self.run_dir / "metrics.jsonl").open("a", encoding="utf-8")
         self.history: list[dict[str, Any]] = []
+        # Facts about the run known before it starts (e.g. over-long examples dropped), added to summary.json.
+        self.summary_additions: dict[str, Any] = {}
 
     def log_metrics(self, step: int, metrics: dict[str, Any]) -> None:
         row = {"step": step, **{k: _jsonable(v) for k, v in metrics.items()}}
@@ -73,6 +75,7 @@ class RunRecorder:
         return path
 
     def finish(self, summary: dict[str, Any]) -> None:
+        summary = {**summary, **self.summary_additions}
         self.write_json("summary.json", summary)
         for logger in self.loggers:
             logger.finish(summary)

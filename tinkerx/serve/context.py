@@ -48,6 +48,7 @@ class ServerConfig:
     session_timeout_s: float = 60.0
     faults: Faults = field(default_factory=Faults)
     checkpoint: str | None = None  # what the OpenAI-compatible /v1 routes serve by default (None: the base model)
+    max_tokens_per_forward: int | None = None  # padded tokens one forward/backward pass holds (None: from the model and free memory)
 
 
 class Ready:

@@ -73,4 +73,8 @@ def check_data(data: list[Any], shape: ModelShape) -> None:
     if not data:
         raise ValueError("forward_backward got no data: give at least one Datum")
     for i, datum in enumerate(data):
-        check_tokens(datum.model_input.to_ints(), shape, f"datum {i}'s model_input")
+        tokens = datum.model_input.to_ints()
+        check_tokens(tokens, shape, f"datum {i}'s model_input")
+        if shape.context_length is not None and len(tokens) > shape.context_length:
+            raise ValueError(f"datum {i}'s model_input has {len(tokens)} tokens, longer than the model's context of "
+                             f"{shape.context_length} tokens: cut or drop it before sending")

@@ -19,6 +19,8 @@ def make_app(service: Any, base_model: str, state_dir: Path, config: ServerConfi
     from tinkerx.serve.tokenizers import register_tokenizer
 
     state_dir.mkdir(parents=True, exist_ok=True)
+    if hasattr(service, "limit_tokens_per_forward"):  # the local backend: the same budget as training.max_tokens_per_forward
+        service.limit_tokens_per_forward(config.max_tokens_per_forward)
     ctx = Context(service=service, base_model=base_model, registry=Registry(state_dir), config=config)
     register_tokenizer(base_model, service.get_tokenizer(base_model))
     return build_app(ctx), ctx

@@ -31,12 +31,15 @@ class LocalServiceClient:
     """Creates training and sampling clients over models loaded in this process."""
 
     def __init__(self, model_loaders: Sequence[Any], *, device: torch.device, dtype: torch.dtype, checkpoint_dir: Path, seed: int = 0,
-                 max_batch_rows: int | None = None, rollout_device: torch.device | None = None) -> None:
+                 max_batch_rows: int | None = None, rollout_device: torch.device | None = None,
+                 max_tokens_per_forward: int | None = None) -> None:
         self._loaders = {m.base_model: m for m in model_loaders}
         self.device, self.dtype = device, dtype
         self.checkpoint_dir = Path(checkpoint_dir)
         self.seed = seed
         self.max_batch_rows = max_batch_rows  # rows each engine decodes at once (None: all of a call)
+        # Padded tokens one forward/backward pass holds (budget.py); None: each engine derives its own.
+        self.max_tokens_per_forward = max_tokens_per_forward
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tinkerx-local")
         # Requests without a seed draw from this stream in submission order: reproducible per run.
         self._rng = torch.Generator().manual_seed(seed)
@@ -46,6 +49,10 @@ class LocalServiceClient:
         # the copy's own thread (None: on the training model, between training calls).
         self.rollout_device = rollout_device
         self._rollout_workers: dict[int, RolloutWorker] = {}
+
+    def limit_tokens_per_forward(self, budget: int | None) -> None:
+        """The token budget of the training clients made from here on (``training.max_tokens_per_forward``)."""
+        self.max_tokens_per_forward = budget
 
     # The worker thread is the only place model code runs.
     def submit(self, fn: Callable[[], T]) -> "Future[T]":
@@ -72,7 +79,7 @@ class LocalServiceClient:
 
     def _engine(self, base_model: str, rank: int, seed: int, trainable: bool, **lora: bool) -> ModelEngine:
         return ModelEngine(self.loader(base_model), device=self.device, dtype=self.dtype, rank=rank, seed=seed, trainable=trainable,
-                           max_batch_rows=self.max_batch_rows, **lora)
+                           max_batch_rows=self.max_batch_rows, max_tokens_per_forward=self.max_tokens_per_forward, **lora)
 
     def create_lora_training_client(
         self,
@@ -169,20 +176,11 @@ class LocalTrainingClient:
         return self._submit(lambda: self._forward_backward_custom(list(data), loss_fn))
 
     def _forward_backward_custom(self, data: list[types.Datum], loss_fn: Callable[..., Any]) -> types.ForwardBackwardOutput:
-        if not data:
-            raise ValueError("No data provided")
-        if not self.engine.trainable:
-            raise RuntimeError(f"{self.engine.base_model} is loaded for sampling only")
-        self.engine._ensure_live_weights()
-        with torch.enable_grad():
-            # A custom loss may read any position: parse as a dense loss, every logprob with a gradient.
-            logprobs = self.engine._batch_logprobs(self.engine._parse(data, "custom", backward=True))
-            loss, metrics = loss_fn(data, logprobs)
-            loss.sum().backward()
+        logprobs, loss, metrics = self.engine.forward_backward_custom(data, loss_fn)
         return types.ForwardBackwardOutput(
             loss_fn_output_type="TorchLossReturn",
-            loss_fn_outputs=[{"logprobs": types.TensorData.from_torch(lp.detach().cpu())} for lp in logprobs],
-            metrics={**metrics, "loss:sum": float(loss.detach().sum())},
+            loss_fn_outputs=[{"logprobs": types.TensorData.from_torch(lp)} for lp in logprobs],
+            metrics={**metrics, "loss:sum": float(loss.sum())},
         )
 
     def optim_step(self, adam_params: types.AdamParams) -> "Future[types.OptimStepResponse]":

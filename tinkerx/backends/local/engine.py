@@ -13,8 +13,10 @@ from typing import Any, Sequence
 
 import torch
 
+from tinkerx.backends.local.budget import auto_token_budget, micro_batches, padded_tokens
 from tinkerx.backends.local.generation import Generated, sample_batch
 from tinkerx.backends.local.losses import LOSS_INPUTS, LOSSES, check_loss_name
+from tinkerx.backends.local.memory import memory_guard
 from tinkerx.backends.local.prefill import cache_kwarg
 
 LORA_ALPHA = 32  # Tinker's LoRA scaling; kept fixed so the rank alone sets capacity
@@ -99,6 +101,7 @@ class ModelEngine:
         train_unembed: bool = True,
         trainable: bool = True,
         max_batch_rows: int | None = None,
+        max_tokens_per_forward: int | None = None,
     ) -> None:
         self.base_model = model_loader.base_model
         self.max_batch_rows = max_batch_rows
@@ -120,6 +123,11 @@ class ModelEngine:
         self.version = 0
         self.steps = 0
         self._sampling_version = 0  # the snapshot version currently loaded in the live model
+        # Padded tokens one forward/backward pass may hold (budget.py); None: derived from the model and free memory.
+        self.context_length = int(getattr(self.model.config, "max_position_embeddings", 0) or 0)
+        self.budget_is_auto = max_tokens_per_forward is None
+        self.token_budget = max_tokens_per_forward if max_tokens_per_forward is not None else auto_token_budget(
+            self.model.config, torch.finfo(dtype).bits // 8, device, self.context_length)
 
     @staticmethod
     def _attach_lora(model, rank: int, train_mlp: bool, train_attn: bool, train_unembed: bool):
@@ -274,19 +282,68 @@ class ModelEngine:
         rows = self._parse(data, loss_fn, backward)
         logprobs: list[torch.Tensor | None] = [None] * len(rows)
         total = 0.0
-        with torch.enable_grad() if backward else torch.no_grad():
-            for prefix_len, members in self._chunks(rows):
+        with memory_guard(self, rows, backward), torch.enable_grad() if backward else torch.no_grad():
+            for prefix_len, members in self._micro_batches(rows):
                 chunk = self._chunk_logprobs(rows, prefix_len, members)
                 loss = torch.stack([LOSSES[loss_fn](lp, rows[i].inputs, config) for i, lp in zip(members, chunk)]).sum()
                 if backward and loss.requires_grad:
-                    # Each chunk's backward runs before the next chunk's forward: the loss is a sum
-                    # over datums, so the gradients are the same, and only one group's activations
-                    # are held at a time (a GRPO batch of many groups peaks at one group's memory).
+                    # Each micro-batch's backward runs before the next one's forward: the loss is a
+                    # sum over datums, so the gradients are the same, and only one micro-batch's
+                    # activations are held at a time (a GRPO batch of many groups peaks at one
+                    # group's memory; a batch of long sequences at the token budget's).
                     loss.backward()
                 total += float(loss.detach())
                 for i, lp in zip(members, chunk):
                     logprobs[i] = lp.detach().cpu()
         return logprobs, total  # type: ignore[return-value]
+
+    def forward_backward_custom(self, data: Sequence[Any], loss_fn: Any) -> tuple[list[torch.Tensor], Any, dict[str, float]]:
+        """The SDK's custom loss ``loss_fn(data, logprobs_list) -> (loss, metrics)``: (logprobs, loss, metrics).
+
+        A batch within the token budget runs as one pass, its logprobs carrying the graph into the
+        loss. A larger one runs as the SDK runs every custom loss: a forward without gradients, the
+        loss differentiated with respect to the logprobs alone, then per micro-batch a forward with
+        gradients and a backward of ``sum(logprobs * dloss/dlogprobs)``. By the chain rule that is
+        the same gradient, for losses that couple datums (DPO's pairs, a mean over the batch) too.
+        """
+        if not data:
+            raise ValueError("No data provided")
+        if not self.trainable:
+            raise RuntimeError(f"{self.base_model} is loaded for sampling only")
+        self._ensure_live_weights()
+        # A custom loss may read any position: parse as a dense loss, every logprob with a gradient.
+        rows = self._parse(data, "custom", backward=True)
+        with memory_guard(self, rows, backward=True):
+            lengths = [len(r.tokens) for r in rows]
+            # One pass holds every chunk's graph until the loss is known: it must fit the budget whole.
+            if self.token_budget is None or sum(padded_tokens([lengths[i] for i in m]) for _, m in self._chunks(rows)) <= self.token_budget:
+                with torch.enable_grad():
+                    logprobs = self._batch_logprobs(rows)
+                    loss, metrics = loss_fn(data, logprobs)
+                    loss.sum().backward()
+                return [lp.detach().cpu() for lp in logprobs], loss.detach(), metrics
+            batches = self._micro_batches(rows)
+            with torch.no_grad():
+                detached: list[torch.Tensor | None] = [None] * len(rows)
+                for prefix_len, members in batches:
+                    for i, lp in zip(members, self._chunk_logprobs(rows, prefix_len, members)):
+                        detached[i] = lp
+            leaves = [lp.detach().requires_grad_(True) for lp in detached]  # type: ignore[union-attr]
+            with torch.enable_grad():
+                loss, metrics = loss_fn(data, leaves)
+                loss.sum().backward()
+            with torch.enable_grad():
+                for prefix_len, members in batches:
+                    chunk = self._chunk_logprobs(rows, prefix_len, members)
+                    surrogate = torch.stack([(lp * leaves[i].grad).sum() for i, lp in zip(members, chunk)]).sum()
+                    if surrogate.requires_grad:
+                        surrogate.backward()
+            return [lp.detach().cpu() for lp in leaves], loss.detach(), metrics
+
+    def _micro_batches(self, rows: list["_Row"]) -> list[tuple[int, list[int]]]:
+        """``_chunks`` cut to the token budget: (prefix length, members) per forward pass."""
+        lengths = [len(r.tokens) for r in rows]
+        return [(prefix_len, part) for prefix_len, members in self._chunks(rows) for part in micro_batches(lengths, members, self.token_budget)]
 
     # ---- optimizer -------------------------------------------------------------------------
     def optim_step(self, lr: float, beta1: float, beta2: float, eps: float, weight_decay: float, grad_clip_norm: float) -> dict[str, float]:

@@ -34,7 +34,7 @@ def prefill(model: torch.nn.Module, rows: Sequence[Sequence[int]], pad_token_id:
     shared = shared_prefix_length(rows) if share_prefix else 0
     if shared >= MIN_SHARED_PREFIX:
         prefix = torch.tensor([list(rows[0][:shared])], dtype=torch.long, device=device)
-        cache = model(input_ids=prefix, use_cache=True, logits_to_keep=1).past_key_values
+        cache = output_cache(model(input_ids=prefix, use_cache=True, logits_to_keep=1))
         if hasattr(cache, "batch_repeat_interleave"):
             cache.batch_repeat_interleave(len(rows))
             input_ids, own_mask, own_positions = _left_padded([r[shared:] for r in rows], pad_token_id, device)
@@ -46,7 +46,17 @@ def prefill(model: torch.nn.Module, rows: Sequence[Sequence[int]], pad_token_id:
     input_ids, mask, positions = _left_padded(rows, pad_token_id, device)
     kwargs = {"attention_mask": mask, "position_ids": positions} if bool((mask == 0).any()) else {}
     out = model(input_ids=input_ids, use_cache=True, logits_to_keep=1, **kwargs)
-    return out.past_key_values, out.logits[:, -1, :].float(), mask, positions
+    return output_cache(out), out.logits[:, -1, :].float(), mask, positions
+
+
+def output_cache(out: Any) -> Any:
+    """A forward's KV cache: ``out.cache`` in transformers 5.x, ``out.past_key_values`` before.
+
+    Reading the old name on 5.x works but logs a deprecation warning; the field list says which
+    name this version's output declares, without touching the deprecated property.
+    """
+    declared = getattr(out, "__dataclass_fields__", {})
+    return out.cache if "cache" in declared else out.past_key_values
 
 
 def cache_kwarg(model: torch.nn.Module, cache: object) -> dict[str, object]:

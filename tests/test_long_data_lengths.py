@@ -1,0 +1,148 @@
+"""dataset.overlong: every data path's examples checked against the context before step 1."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from tinkerx.chat import completion_tokens, prompt_tokens, supervised_datum
+from tinkerx.data.base import Dataset
+from tinkerx.data.example import Example
+from tinkerx.data.lengths import GENERATE, PAIR, REPLY, Need, apply_length_rule, needs_of, token_limit
+from tinkerx.data.preference import PreferencePair
+from tinkerx.errors import ConfigError, DataError
+from tinkerx.models.tiny import build_tokenizer
+
+LIMIT = 120
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return build_tokenizer()
+
+
+def _data(overlong: str = "drop", replies=(10, 200, 30, 500)) -> Dataset:
+    data = Dataset(overlong=overlong)
+    data.train = [Example(question=f"q{i}", answer="x" * n, id=str(i)) for i, n in enumerate(replies)]
+    data.validation = [Example(question="v", answer="y" * 300, id="v")]
+    data.test = [Example(question="t" * 50, answer="1", id="t"), Example(question="t" * 200, answer="1", id="t2")]
+    return data
+
+
+def _length(tok, data, ex) -> int:
+    return len(prompt_tokens(tok, data.messages(ex))) + len(completion_tokens(tok, data.completion(ex)))
+
+
+def test_drop_leaves_out_and_counts_the_overlong_replies(tok):
+    data = _data()
+    longest = max(_length(tok, data, ex) for ex in data.train)
+    report = apply_length_rule(data, tok, {"train": Need(REPLY), "validation": Need(REPLY)}, LIMIT, "model.context_length")
+    assert [ex.id for ex in data.train] == ["0", "2"]
+    assert all(_length(tok, data, ex) <= LIMIT for ex in data.train)
+    assert data.validation == []
+    train = report.splits["train"]
+    assert (train.checked, train.over, train.dropped, train.truncated, train.longest) == (4, 2, 2, 0, longest)
+    assert report.metrics()["data/train_dropped"] == 2 and report.metrics()["data/validation_dropped"] == 1
+    assert report.summary()["train"]["longest"] == longest
+    line = report.warning()
+    assert "\n" not in line and "2 of 4 train" in line and f"longest {longest}" in line and "model.context_length=120" in line
+
+
+def test_truncate_cuts_the_reply_end_and_keeps_the_loss_mask_on_the_reply(tok):
+    data = _data("truncate")
+    original = {ex.id: data.completion(ex) for ex in data.train}
+    report = apply_length_rule(data, tok, {"train": Need(REPLY)}, LIMIT, "model.context_length")
+    assert [ex.id for ex in data.train] == ["0", "1", "2", "3"] and report.splits["train"].truncated == 2
+    for ex in data.train:
+        prompt = prompt_tokens(tok, data.messages(ex))
+        reply = completion_tokens(tok, data.completion(ex))
+        assert len(prompt) + len(reply) <= LIMIT
+        assert original[ex.id].startswith(data.completion(ex))  # the end was cut, the start kept
+        weights = supervised_datum(prompt, reply).loss_fn_inputs["weights"].tolist()
+        assert weights == [0.0] * (len(prompt) - 1) + [1.0] * len(reply)  # the mask covers the kept reply only
+    assert len(prompt_tokens(tok, data.messages(data.train[1]))) + len(completion_tokens(tok, data.completion(data.train[1]))) == LIMIT
+
+
+def test_error_stops_with_one_line_naming_the_count_and_the_keys(tok):
+    with pytest.raises(DataError) as error:
+        apply_length_rule(_data("error"), tok, {"train": Need(REPLY)}, LIMIT, "dataset.max_length")
+    message = str(error.value)
+    assert "\n" not in message and "2 of 4 train" in message and "dataset.max_length=120" in message and "dataset.overlong" in message
+
+
+def test_every_training_example_too_long_is_an_error_not_an_empty_run(tok):
+    with pytest.raises(DataError, match="every training example"):
+        apply_length_rule(_data(replies=(300, 400)), tok, {"train": Need(REPLY)}, LIMIT, "model.context_length")
+
+
+def test_generation_budget_counts_with_the_prompt_and_a_budget_with_no_room_is_a_config_error(tok):
+    data = _data()
+    apply_length_rule(data, tok, {"train": Need(GENERATE, 80, "sampling.max_tokens")}, LIMIT, "model.context_length")
+    assert all(len(prompt_tokens(tok, data.messages(ex))) + 80 <= LIMIT for ex in data.train) and data.train
+    with pytest.raises(ConfigError) as error:
+        apply_length_rule(_data(), tok, {"train": Need(GENERATE, LIMIT, "sampling.max_tokens")}, LIMIT, "model.context_length")
+    assert "sampling.max_tokens = 120" in str(error.value) and "model.context_length=120" in str(error.value)
+
+
+def test_truncate_never_cuts_a_prompt_that_generates(tok):
+    data = _data("truncate")
+    data.train = [Example(question="q" * 100, answer="1", id="long"), Example(question="q", answer="1", id="short")]
+    report = apply_length_rule(data, tok, {"train": Need(GENERATE, 30, "sampling.max_tokens")}, LIMIT, "model.context_length")
+    assert [ex.id for ex in data.train] == ["short"] and report.splits["train"].dropped == 1 and not data.truncated
+
+
+def test_evaluation_keeps_its_examples_unless_the_prompt_fills_the_context(tok):
+    data = _data()
+    report = apply_length_rule(data, tok, {"test": Need(GENERATE, 100, "evaluator.max_tokens", evaluation=True)}, LIMIT, "model.context_length")
+    assert [ex.id for ex in data.test] == ["t"]  # over with its budget: kept and counted; over on its own: dropped
+    assert (report.splits["test"].over, report.splits["test"].dropped) == (2, 1)
+    # a budget as long as the context is not a configuration error for evaluation (it only caps generation)
+    apply_length_rule(_data(), tok, {"test": Need(GENERATE, LIMIT, "evaluator.max_tokens", evaluation=True)}, LIMIT, "model.context_length")
+
+
+def test_pairs_are_dropped_or_cut_on_their_longer_reply(tok):
+    def pairs_data(rule: str) -> Dataset:
+        data = Dataset(overlong=rule)
+        pairs = [PreferencePair(Example(question=f"p{i}", answer="a", id=str(i)), "c" * c, "r" * r) for i, (c, r) in enumerate([(5, 8), (5, 300), (200, 9)])]
+        data.pairs = {"train": pairs, "test": []}
+        data.train = [p.example for p in pairs]
+        return data
+
+    dropped = pairs_data("drop")
+    report = apply_length_rule(dropped, tok, {"train": Need(PAIR), "test": Need(PAIR)}, LIMIT, "model.context_length")
+    assert [p.example.id for p in dropped.pairs["train"]] == ["0"] and [e.id for e in dropped.train] == ["0"]
+    assert report.splits["train"].dropped == 2
+    cut = pairs_data("truncate")
+    apply_length_rule(cut, tok, {"train": Need(PAIR)}, LIMIT, "model.context_length")
+    assert len(cut.pairs["train"]) == 3
+    for p in cut.pairs["train"]:
+        prompt = len(prompt_tokens(tok, cut.messages(p.example)))
+        assert prompt + max(len(completion_tokens(tok, p.chosen)), len(completion_tokens(tok, p.rejected))) <= LIMIT
+    assert cut.pairs["train"][0].chosen == "c" * 5  # a pair that fits is untouched
+
+
+def test_limit_comes_from_max_length_within_the_context():
+    assert token_limit(512, None) == (512, "model.context_length")
+    assert token_limit(512, 256) == (256, "dataset.max_length")
+    assert token_limit(None, None) is None
+    with pytest.raises(ConfigError, match="dataset.max_length=1024 is beyond model.context_length=512"):
+        token_limit(512, 1024)
+
+
+def test_needs_follow_each_method():
+    evaluator = SimpleNamespace(split="test", max_tokens=64)
+    assert needs_of(SimpleNamespace(name="sft"), 16, evaluator, {}) == {
+        "train": Need(REPLY), "validation": Need(REPLY), "test": Need(GENERATE, 64, "evaluator.max_tokens", evaluation=True)}
+    assert needs_of(SimpleNamespace(name="dpo", pairs_from="dataset"), 16, None, {})["train"] == Need(PAIR)
+    assert needs_of(SimpleNamespace(name="dpo", pairs_from="sampling"), 16, None, {})["train"] == Need(GENERATE, 16, "sampling.max_tokens")
+    assert needs_of(SimpleNamespace(name="grpo"), 16, None, {})["train"].budget == 16
+    assert needs_of(SimpleNamespace(name="distill"), 16, None, {})["validation"] == Need(REPLY)
+    debate = needs_of(SimpleNamespace(name="debate", rounds=2, split="train"), 16, None, {"judge": SimpleNamespace(max_tokens=32)})
+    assert debate["train"].budget == 2 * 2 * 16 + 32 and "method.rounds" in debate["train"].budget_key
+
+
+@pytest.mark.parametrize("value", ["keep", 3])
+def test_a_bad_rule_is_a_config_error_naming_the_choices(value):
+    with pytest.raises(ConfigError, match="dataset.overlong must be one of drop, truncate, error"):
+        Dataset(overlong=value)
