@@ -1,0 +1,198 @@
+"""Starts one sandboxed execution; run as ``python -I -S _launcher.py SETTINGS_JSON`` by the executor.
+
+Standard library only, never imported by tinkerx: it runs in the child, before any untrusted code.
+Three processes, so that every one of them dies when the one above it dies (PR_SET_PDEATHSIG):
+
+- L (this script as started, in the caller's namespaces, its own session): forks C and, as root,
+  writes C's uid/gid maps; exits with the harness's status.
+- C: unshares user, mount, network, PID, IPC and UTS namespaces, builds the file-system view
+  (everything read-only, private tmpfs /tmp with the working folder, homes hidden), forks I.
+- I: PID 1 of the new PID namespace; mounts its own /proc, drops to an unprivileged uid (as root:
+  kuid ``settings.uid``, so RLIMIT_NPROC holds; it does not for uid 0), sets the rlimits and execs
+  the harness. When PID 1 exits the kernel kills every process left in the namespace.
+
+Without namespaces (not Linux, or unshare refused) L only sets the rlimits in its own session and
+runs the harness in the temporary folder the executor made; the executor says so once.
+"""
+
+import ctypes
+import json
+import os
+import resource
+import signal
+import sys
+
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
+CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+PR_SET_PDEATHSIG = 1
+SYS_MOUNT_SETATTR = 442  # same number on x86_64 and aarch64 (the generic table)
+AT_FDCWD, AT_RECURSIVE, MOUNT_ATTR_RDONLY = -100, 0x8000, 1
+INSIDE_UID = 1  # the unprivileged uid inside the user namespace (maps to settings.uid outside)
+
+libc = ctypes.CDLL(None, use_errno=True)
+
+
+def check(result, what):
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def mount(source, target, fstype, flags, data=None):
+    enc = lambda s: None if s is None else s.encode()
+    check(libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)), f"mount {target}")
+
+
+def read_only_everywhere():
+    """Every mount under / read-only, in one call (Linux >= 5.12); else remount them one by one."""
+    attr = (ctypes.c_uint64 * 4)(MOUNT_ATTR_RDONLY, 0, 0, 0)
+    if libc.syscall(SYS_MOUNT_SETATTR, AT_FDCWD, b"/", AT_RECURSIVE, ctypes.byref(attr), ctypes.sizeof(attr)) == 0:
+        return
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    for point in points:
+        try:
+            mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY)
+        except OSError:
+            pass  # a locked mount keeps its flags; the uid drop still protects what root owns
+
+
+def die_with_parent():
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() == 1 and os.getpid() != 1:  # the parent died before prctl took hold
+        os._exit(137)
+
+
+def set_limits(s):
+    mb = 1024 * 1024
+    limits = [
+        (resource.RLIMIT_CPU, s["cpu_s"], s["cpu_s"] + 1),
+        (resource.RLIMIT_AS, s["memory_mb"] * mb, s["memory_mb"] * mb),
+        (resource.RLIMIT_FSIZE, s["file_mb"] * mb, s["file_mb"] * mb),
+        (resource.RLIMIT_NOFILE, 256, 256),
+        (resource.RLIMIT_CORE, 0, 0),
+    ]
+    if hasattr(resource, "RLIMIT_NPROC"):
+        limits.append((resource.RLIMIT_NPROC, s["processes"], s["processes"]))
+    for which, soft, hard in limits:
+        try:
+            resource.setrlimit(which, (soft, hard))
+        except (ValueError, OSError):
+            if which != getattr(resource, "RLIMIT_NPROC", None):
+                raise
+
+
+def exec_harness(s, cwd):
+    os.chdir(cwd)
+    os.set_inheritable(s["report_fd"], True)
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": cwd, "TMPDIR": cwd, "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
+    os.execve(s["python"], [s["python"], "-I", "-c", s["harness"]], env)
+
+
+def hide_and_rebind(s):
+    """tmpfs over the home folders; the interpreter's folders bound back at their own paths."""
+    keep = []
+    for path in s["keep_paths"]:
+        if os.path.isdir(path):
+            keep.append((path, os.open(path, os.O_PATH | os.O_DIRECTORY)))
+    for hidden in s["hide_paths"]:
+        if os.path.isdir(hidden):
+            mount("tmpfs", hidden, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
+    for path, fd in keep:
+        if any(path == h or path.startswith(h.rstrip("/") + "/") for h in s["hide_paths"]):
+            os.makedirs(path, mode=0o755, exist_ok=True)
+            mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
+        os.close(fd)
+    for hidden in s["hide_paths"]:
+        if os.path.isdir(hidden):
+            mount(None, hidden, None, MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_RDONLY)
+    read_only_everywhere()  # the bound-back folders too
+
+
+def child_in_namespaces(s, ready_r, go_w):
+    """C: new namespaces, the file-system view, then I."""
+    os.close(go_w)
+    flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
+    check(libc.unshare(flags), "unshare")
+    os.write(ready_r[1], b"u")  # L writes the id maps now
+    os.close(ready_r[1])
+    if os.read(ready_r[0], 1) != b"m":
+        os._exit(120)
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    read_only_everywhere()
+    hide_and_rebind(s)
+    for tmp in ("/tmp", "/dev/shm", "/var/tmp"):
+        if os.path.isdir(tmp):
+            mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, f"size={s['tmp_mb']}m,mode=1777")
+    work = "/tmp/work"
+    os.mkdir(work, 0o700)
+    if s["drop_uid"]:
+        os.chown(work, INSIDE_UID, INSIDE_UID)
+    pid = os.fork()
+    if pid == 0:
+        init(s, work)
+    _, status = os.waitpid(pid, 0)
+    os._exit(os.waitstatus_to_exitcode(status) % 256 if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
+
+
+def init(s, work):
+    """I: PID 1 of the namespace; becomes the harness."""
+    try:
+        mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    except OSError:
+        pass  # the host's /proc stays, read-only; other users' processes are still not ptrace-able
+    if s["drop_uid"]:
+        os.setgroups([])
+        os.setresgid(INSIDE_UID, INSIDE_UID, INSIDE_UID)
+        os.setresuid(INSIDE_UID, INSIDE_UID, INSIDE_UID)  # clears every capability
+    set_limits(s)
+    die_with_parent()  # after the uid change, which clears it
+    exec_harness(s, work)
+
+
+def write_maps(pid, s):
+    with open(f"/proc/{pid}/setgroups", "w") as f:
+        f.write("allow" if s["drop_uid"] else "deny")
+    if s["drop_uid"]:  # root writes two ranges: 0 for the set-up, INSIDE_UID for the program
+        uid_map = f"0 0 1\n{INSIDE_UID} {s['uid']} 1\n"
+        gid_map = f"0 0 1\n{INSIDE_UID} {s['uid']} 1\n"
+    else:
+        uid_map, gid_map = f"0 {os.geteuid()} 1\n", f"0 {os.getegid()} 1\n"
+    with open(f"/proc/{pid}/uid_map", "w") as f:
+        f.write(uid_map)
+    with open(f"/proc/{pid}/gid_map", "w") as f:
+        f.write(gid_map)
+
+
+def main():
+    s = json.loads(sys.argv[1])
+    if not s["namespaces"]:
+        set_limits(s)
+        exec_harness(s, s["workdir"])
+    to_parent, to_child = os.pipe(), os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            die_with_parent()
+            os.close(to_parent[0])
+            child_in_namespaces(s, (to_child[0], to_parent[1]), to_child[1])
+        except BaseException as e:  # noqa: BLE001 - reported on stderr, the executor classifies the exit
+            os.write(2, f"tinkerx sandbox: set-up failed: {e}\n".encode())
+            os._exit(121)
+    os.close(to_parent[1])
+    os.close(to_child[0])
+    if os.read(to_parent[0], 1) == b"u":
+        try:
+            write_maps(pid, s)
+            os.write(to_child[1], b"m")
+        except OSError as e:
+            os.write(2, f"tinkerx sandbox: set-up failed: {e}\n".encode())
+    os.close(to_child[1])
+    _, status = os.waitpid(pid, 0)
+    sys.exit(os.waitstatus_to_exitcode(status) % 256 if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
+
+
+if __name__ == "__main__":
+    main()
