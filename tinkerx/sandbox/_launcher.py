@@ -7,9 +7,10 @@ Three processes, so that every one of them dies when the one above it dies (PR_S
   writes C's uid/gid maps; exits with the harness's status.
 - C: unshares user, mount, network, PID, IPC and UTS namespaces, builds the file-system view
   (everything read-only, private tmpfs /tmp with the working folder, homes hidden), forks I.
-- I: PID 1 of the new PID namespace; mounts its own /proc, drops to an unprivileged uid (as root:
-  kuid ``settings.uid``, so RLIMIT_NPROC holds; it does not for uid 0), sets the rlimits and execs
-  the harness. When PID 1 exits the kernel kills every process left in the namespace.
+- I: PID 1 of the new PID namespace; mounts its own /proc and forks H, which drops to an
+  unprivileged uid (as root: kuid ``settings.uid``, so RLIMIT_NPROC holds; it does not for uid 0),
+  sets the rlimits and execs the harness. When H ends I exits, and when PID 1 exits the kernel
+  kills every process left in the namespace.
 
 Without namespaces (not Linux, or unshare refused) L only sets the rlimits in its own session and
 runs the harness in the temporary folder the executor made; the executor says so once.
@@ -59,9 +60,9 @@ def read_only_everywhere():
             pass  # a locked mount keeps its flags; the uid drop still protects what root owns
 
 
-def die_with_parent():
+def die_with_parent(parent):
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() == 1 and os.getpid() != 1:  # the parent died before prctl took hold
+    if os.getppid() != parent:  # the parent died before prctl took hold
         os._exit(137)
 
 
@@ -134,22 +135,34 @@ def child_in_namespaces(s, ready_r, go_w):
     if pid == 0:
         init(s, work)
     _, status = os.waitpid(pid, 0)
-    os._exit(os.waitstatus_to_exitcode(status) % 256 if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
+    os._exit(exit_code(status))
 
 
 def init(s, work):
-    """I: PID 1 of the namespace; becomes the harness."""
+    """I: PID 1 of the namespace, a reaper; its child becomes the harness. (Not the harness itself:
+    PID 1 ignores signals it has no handler for, which would change how a program behaves.)"""
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # C gone: I and with it the namespace go
     try:
         mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     except OSError:
         pass  # the host's /proc stays, read-only; other users' processes are still not ptrace-able
-    if s["drop_uid"]:
-        os.setgroups([])
-        os.setresgid(INSIDE_UID, INSIDE_UID, INSIDE_UID)
-        os.setresuid(INSIDE_UID, INSIDE_UID, INSIDE_UID)  # clears every capability
-    set_limits(s)
-    die_with_parent()  # after the uid change, which clears it
-    exec_harness(s, work)
+    harness = os.fork()
+    if harness == 0:
+        if s["drop_uid"]:
+            os.setgroups([])
+            os.setresgid(INSIDE_UID, INSIDE_UID, INSIDE_UID)
+            os.setresuid(INSIDE_UID, INSIDE_UID, INSIDE_UID)  # clears every capability
+        set_limits(s)
+        die_with_parent(1)  # after the uid change, which clears it
+        exec_harness(s, work)
+    while True:  # orphans of the program are reparented here: reap them until the harness ends
+        pid, status = os.wait()
+        if pid == harness:
+            os._exit(exit_code(status))
+
+
+def exit_code(status):
+    return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
 
 
 def write_maps(pid, s):
@@ -172,10 +185,11 @@ def main():
         set_limits(s)
         exec_harness(s, s["workdir"])
     to_parent, to_child = os.pipe(), os.pipe()
+    launcher = os.getpid()
     pid = os.fork()
     if pid == 0:
         try:
-            die_with_parent()
+            die_with_parent(launcher)
             os.close(to_parent[0])
             child_in_namespaces(s, (to_child[0], to_parent[1]), to_child[1])
         except BaseException as e:  # noqa: BLE001 - reported on stderr, the executor classifies the exit
@@ -191,7 +205,7 @@ def main():
             os.write(2, f"tinkerx sandbox: set-up failed: {e}\n".encode())
     os.close(to_child[1])
     _, status = os.waitpid(pid, 0)
-    sys.exit(os.waitstatus_to_exitcode(status) % 256 if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
+    sys.exit(exit_code(status))
 
 
 if __name__ == "__main__":
