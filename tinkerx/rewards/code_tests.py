@@ -1,0 +1,119 @@
+"""``reward=code_tests``: run the program in a completion against the problem's tests, in a sandbox.
+
+The ground truth is a code problem's tests as JSON (``problem_json``; the MBPP and HumanEval data
+sets write it into ``Example.answer``): ``tests`` (Python source each, usually one ``assert``),
+``setup`` (run before the program), ``prefix`` (text the completion continues, HumanEval's prompt)
+and ``entry_point`` (the function the tests call).
+
+Which code is run (``extract``):
+- ``last_block`` (default): the last fenced block (```python, ```py or a bare ```), an unclosed last
+  fence (a completion cut at max_tokens) running to the end; the whole completion when it has none.
+- ``first_block``: the first fenced block instead, same fallbacks.
+- ``raw``: the completion as it is.
+With a ``prefix`` the program is the prefix plus the code, unless the code defines the entry point
+itself (a chat model writing the whole function), in which case the prefix's own function is
+stubbed and the code's definition wins, the prefix's imports and helpers kept.
+
+Reward: 1.0 when every test passes, else 0.0; with ``partial`` the fraction of tests passed. A
+compile error, an exception while loading, a timeout or a kill scores 0 and is counted per kind in
+``counts`` (evaluation metrics ``code/...``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections import Counter
+from typing import Any, Sequence
+
+from tinkerx.errors import ConfigError
+from tinkerx.sandbox import OUTCOMES, Executor, Job, LocalProcessExecutor, Outcome
+
+EXTRACT_RULES = ("last_block", "first_block", "raw")
+_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)(?:```|\Z)", re.S)
+_CODE_LANGUAGES = ("", "python", "py", "python3")
+
+
+def problem_json(tests: Sequence[str], setup: str = "", prefix: str = "", entry_point: str = "") -> str:
+    """A code problem as the ground-truth string ``CodeTestsReward`` reads."""
+    return json.dumps({"tests": list(tests), "setup": setup, "prefix": prefix, "entry_point": entry_point})
+
+
+def extract_code(completion: str, rule: str = "last_block") -> str:
+    if rule == "raw":
+        return completion
+    blocks = [body for language, body in _FENCE.findall(completion) if language.lower() in _CODE_LANGUAGES]
+    if not blocks:
+        return completion
+    return blocks[-1] if rule == "last_block" else blocks[0]
+
+
+def build_program(code: str, prefix: str, entry_point: str) -> str:
+    if not prefix:
+        return code
+    if entry_point and re.search(rf"^\s*def\s+{re.escape(entry_point)}\s*\(", code, re.M):
+        # The prefix ends inside the function's docstring-only body: ``pass`` closes it.
+        return prefix.rstrip() + "\n    pass\n\n" + code
+    return prefix + code
+
+
+class CodeTestsReward:
+    name = "code_tests"
+
+    def __init__(self, executor: Executor | None = None, partial: bool = False, extract: str = "last_block", workers: int = 4) -> None:
+        if extract not in EXTRACT_RULES:
+            raise ConfigError(f"reward.extract must be one of {', '.join(EXTRACT_RULES)}, got {extract!r}")
+        self.executor = executor if executor is not None else LocalProcessExecutor(workers=workers)
+        self.partial, self.extract = bool(partial), extract
+        # At most ``workers`` executions at once, however many threads grade (GuardedReward's pool).
+        bound = getattr(self.executor, "workers", workers)
+        self._slots = threading.BoundedSemaphore(max(1, int(bound)))
+        self._lock = threading.Lock()
+        self.counts: Counter[str] = Counter()  # outcomes so far, by kind (OUTCOMES)
+
+    def job(self, completion: str, ground_truth: str) -> Job:
+        problem = json.loads(ground_truth)
+        code = extract_code(completion, self.extract)
+        program = build_program(code, problem.get("prefix", ""), problem.get("entry_point", ""))
+        entry = problem.get("entry_point", "")
+        return Job(program=program, tests=tuple(problem["tests"]), setup=problem.get("setup", ""), keep_names=(entry,) if entry else ())
+
+    def grade(self, completion: str, ground_truth: str) -> Outcome:
+        job = self.job(completion, ground_truth)
+        with self._slots:
+            outcome = self.executor.run(job)
+        with self._lock:
+            self.counts[outcome.status] += 1
+        return outcome
+
+    def score(self, outcome: Outcome) -> float:
+        if outcome.passed:
+            return 1.0
+        return outcome.fraction if self.partial and outcome.status in ("failed", "timeout", "killed", "error") else 0.0
+
+    def compute_reward(self, completion: str, ground_truth: str) -> float:
+        return self.score(self.grade(completion, ground_truth))
+
+    def gradable(self, ground_truth: str) -> bool:
+        try:
+            return isinstance(json.loads(ground_truth).get("tests"), list)
+        except (ValueError, AttributeError):
+            return False
+
+    def details(self, completions: Sequence[str], ground_truths: Sequence[str]) -> list[dict[str, Any]]:
+        """Each completion graded, with what happened: the hook evaluation and grading use."""
+        jobs = [self.job(c, g) for c, g in zip(completions, ground_truths)]
+        outcomes = self.executor.run_many(jobs)
+        with self._lock:
+            self.counts.update(o.status for o in outcomes)
+        return [
+            {"reward": self.score(o), "passed": o.passed, "outcome": o.status, "tests_passed": o.tests_passed,
+             "tests_total": o.tests_total, "reason": o.reason[:300], "exec_seconds": round(o.seconds, 4)}
+            for o in outcomes
+        ]
+
+    def metrics(self) -> dict[str, float]:
+        """Outcome counts so far, ``code/<outcome>`` for every kind (zeros included)."""
+        with self._lock:
+            return {f"code/{kind}": float(self.counts.get(kind, 0)) for kind in OUTCOMES}
