@@ -19,7 +19,7 @@ from tinkerx.data.hub import load_hub_rows
 from tinkerx.data.jsonl import check_jsonl
 from tinkerx.data.splits import take
 from tinkerx.errors import ConfigError, DataError
-from tinkerx.rewards.code_tests import problem_json
+from tinkerx.rewards.code_tests import defined_names, problem_json
 
 # The official MBPP split by task id (Austin et al. 2021): few-shot prompts, test, validation, train.
 MBPP_SPLITS = {"prompt": range(1, 11), "test": range(11, 511), "validation": range(511, 601), "train": range(601, 975)}
@@ -87,11 +87,13 @@ def _mbpp_example(row: dict[str, Any], text_field: str, setup_field: str, source
     if isinstance(setup, list):  # sanitized: test_imports is a list of import lines
         setup = "\n".join(setup)
     task_id = str(row["task_id"])
+    code = str(row["code"]).replace("\r\n", "\n")
+    called = [name for name in defined_names(code) if any(f"{name}(" in t for t in tests)]
     return Example(
         question=str(row[text_field]),
-        answer=problem_json(tests, setup=setup),
+        answer=problem_json(tests, setup=setup, keep_names=called),
         id=f"mbpp-{task_id}",
-        solution=str(row["code"]).replace("\r\n", "\n"),
+        solution=code,
         fields={"task_id": task_id, "first_test": tests[0], "tests": "\n".join(tests), "entry_point": ""},
     )
 

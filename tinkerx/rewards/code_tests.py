@@ -35,9 +35,25 @@ _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)(?:```|\Z)", re.S)
 _CODE_LANGUAGES = ("", "python", "py", "python3")
 
 
-def problem_json(tests: Sequence[str], setup: str = "", prefix: str = "", entry_point: str = "") -> str:
-    """A code problem as the ground-truth string ``CodeTestsReward`` reads."""
-    return json.dumps({"tests": list(tests), "setup": setup, "prefix": prefix, "entry_point": entry_point})
+def problem_json(tests: Sequence[str], setup: str = "", prefix: str = "", entry_point: str = "", keep_names: Sequence[str] = ()) -> str:
+    """A code problem as the ground-truth string ``CodeTestsReward`` reads. ``keep_names``: functions
+    the tests call that share a builtin's name (MBPP 126's ``sum``); any other builtin a program
+    redefines is taken away from the tests, so ``len = lambda x: 3`` cannot answer them."""
+    return json.dumps({"tests": list(tests), "setup": setup, "prefix": prefix, "entry_point": entry_point, "keep_names": list(keep_names)})
+
+
+def defined_names(code: str) -> list[str]:
+    """Top-level functions and classes a (reference) program defines; [] when it does not parse."""
+    import ast
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # old-style escapes in MBPP's references ("\d")
+            tree = ast.parse(code)
+    except SyntaxError:
+        return []
+    return [node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
 
 
 def extract_code(completion: str, rule: str = "last_block") -> str:
@@ -77,7 +93,8 @@ class CodeTestsReward:
         code = extract_code(completion, self.extract)
         program = build_program(code, problem.get("prefix", ""), problem.get("entry_point", ""))
         entry = problem.get("entry_point", "")
-        return Job(program=program, tests=tuple(problem["tests"]), setup=problem.get("setup", ""), keep_names=(entry,) if entry else ())
+        keep = tuple(problem.get("keep_names", ())) + ((entry,) if entry else ())
+        return Job(program=program, tests=tuple(problem["tests"]), setup=problem.get("setup", ""), keep_names=keep)
 
     def grade(self, completion: str, ground_truth: str) -> Outcome:
         job = self.job(completion, ground_truth)

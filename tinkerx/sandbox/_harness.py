@@ -24,6 +24,9 @@ def main():
     import sys
 
     job = json.loads(sys.stdin.buffer.read())
+    # Started with -S (no site: its .pth files cost more than most programs); installed packages
+    # stay importable through the parent's site-packages folders.
+    sys.path.extend(p for p in job["site_packages"] if p not in sys.path)
     nonce, fd, write = job.pop("nonce").encode(), job["report_fd"], os.write
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)  # input() sees end of file rather than hanging
@@ -44,7 +47,7 @@ def main():
             return "unprintable exception"
 
     try:
-        code = compile_(job["setup"] + "\n" + job["program"], "solution.py", "exec")
+        code = compile_(job["program"] + "\n" + job["setup"], "solution.py", "exec")
     except (SyntaxError_, ValueError) as e:
         report("compile_error", describe(e))
         return

@@ -89,7 +89,7 @@ def exec_harness(s, cwd):
     os.chdir(cwd)
     os.set_inheritable(s["report_fd"], True)
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": cwd, "TMPDIR": cwd, "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
-    os.execve(s["python"], [s["python"], "-I", "-c", s["harness"]], env)
+    os.execve(s["python"], [s["python"], "-I", "-S", "-c", s["harness"]], env)
 
 
 def hide_and_rebind(s):

@@ -19,8 +19,9 @@ OUTCOMES = ("passed", "failed", "compile_error", "error", "timeout", "killed")
 
 @dataclass(frozen=True)
 class Job:
-    """One execution: ``setup`` then ``program`` run as one module, then each of ``tests`` (Python
-    source, usually ``assert`` lines) in that module's namespace. ``keep_names`` are globals the tests
+    """One execution: ``program`` then ``setup`` (MBPP's test_setup_code: objects the tests use,
+    built with the program's classes) run as one module, then each of ``tests`` (Python source,
+    usually ``assert`` lines) in that module's namespace. ``keep_names`` are globals the tests
     may take from the program even though they shadow a builtin (an entry point named ``sum``)."""
 
     program: str

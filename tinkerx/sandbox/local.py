@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 _HERE = Path(__file__).resolve().parent
 _LAUNCHER = _HERE / "_launcher.py"
 _HARNESS_SOURCE = (_HERE / "_harness.py").read_text()
+_SITE_PACKAGES = [p for p in sys.path if p.rstrip("/").endswith(("site-packages", "dist-packages"))]
 _TAIL = 2000  # characters of stdout / stderr kept on an outcome
 
 
@@ -146,7 +147,8 @@ class LocalProcessExecutor:
         started = time.perf_counter()
         report_r, report_w = os.pipe()  # pass_fds keeps its number in the child
         request = json.dumps({"nonce": nonce, "report_fd": report_w, "program": job.program, "setup": job.setup,
-                              "tests": list(job.tests), "keep_names": list(job.keep_names), "module_name": "solution"}).encode()
+                              "tests": list(job.tests), "keep_names": list(job.keep_names), "module_name": "solution",
+                              "site_packages": _SITE_PACKAGES}).encode()
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
         proc = subprocess.Popen(
             [self.python, "-I", "-S", str(_LAUNCHER), json.dumps(self._settings(workdir, report_w))],
