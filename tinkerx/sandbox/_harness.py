@@ -1,6 +1,7 @@
-"""Runs one program and its tests inside the sandbox; its source is passed as ``python -I -c``.
+"""Runs one program and its tests inside the sandbox: ``run(report_fd)`` in the forked process H.
 
-Standard library only, never imported by tinkerx. It reads the job (JSON on stdin), runs the
+Standard library only, never imported by tinkerx (the fork server compiles this source). It reads
+the job (JSON on stdin), runs the
 setup and the program in a fresh namespace, then each test, and reports on the report pipe one
 line per event, each starting with the job's nonce::
 
@@ -17,17 +18,23 @@ needs is bound to locals before the program runs, so patching ``os`` or ``json``
 """
 
 
-def main():
+def run(fd):
     import builtins
     import json
     import os
     import sys
 
-    job = json.loads(sys.stdin.buffer.read())
+    chunks = []
+    while True:
+        chunk = os.read(0, 1 << 20)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    job = json.loads(b"".join(chunks))
     # Started with -S (no site: its .pth files cost more than most programs); installed packages
     # stay importable through the parent's site-packages folders.
     sys.path.extend(p for p in job["site_packages"] if p not in sys.path)
-    nonce, fd, write = job.pop("nonce").encode(), job["report_fd"], os.write
+    nonce, write = job.pop("nonce").encode(), os.write
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)  # input() sees end of file rather than hanging
     pristine = dict(builtins.__dict__)
@@ -78,6 +85,3 @@ def main():
         passed += 1
         report("test", i, "ok")
     report("done", passed, len_(tests))
-
-
-main()

@@ -18,6 +18,7 @@ import secrets
 import selectors
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -100,6 +101,8 @@ class LocalProcessExecutor:
         self._namespaces = namespaces
         self.uid = uid
         self.python = python or os.path.realpath(sys.executable)
+        self._lock = threading.Lock()
+        self._idle: list[_ForkServer] = []
 
     @property
     def namespaces(self) -> bool:
@@ -116,24 +119,46 @@ class LocalProcessExecutor:
     def run(self, job: Job) -> Outcome:
         nonce = secrets.token_hex(16)
         workdir = None if self.namespaces else tempfile.mkdtemp(prefix="tinkerx-sandbox-")
+        server = self._take_server()
         try:
-            return self._run(job, nonce, workdir)
+            return self._run(server, job, nonce, workdir)
         finally:
+            self._give_back(server)
             if workdir is not None:
                 shutil.rmtree(workdir, ignore_errors=True)
 
-    def _settings(self, workdir: str | None, report_fd: int) -> dict:
+    def _take_server(self) -> _ForkServer:
+        with self._lock:
+            while self._idle:
+                server = self._idle.pop()
+                if server.alive():
+                    return server
+        return _ForkServer(self.python, self._settings())
+
+    def _give_back(self, server: _ForkServer) -> None:
+        if server.alive():
+            with self._lock:
+                self._idle.append(server)
+        else:
+            server.close()
+
+    def close(self) -> None:
+        """Stops the idle fork servers (they also stop by themselves when this process ends)."""
+        with self._lock:
+            servers, self._idle = self._idle, []
+        for server in servers:
+            server.close()
+
+    def _settings(self) -> dict:
         limits = self.limits
         drop_uid = self.namespaces and os.geteuid() == 0
         prefixes = {sys.prefix, sys.base_prefix, str(Path(self.python).parent.parent)}
         return {
             "namespaces": self.namespaces,
-            "python": self.python,
             "harness": _HARNESS_SOURCE,
-            "report_fd": report_fd,
-            "workdir": workdir,
             "drop_uid": drop_uid,
             "uid": self.uid,
+            "timeout_s": float(limits.timeout_s),
             "cpu_s": int(limits.cpu_s),
             "memory_mb": int(limits.memory_mb),
             "file_mb": int(limits.file_mb),
@@ -143,41 +168,45 @@ class LocalProcessExecutor:
             "keep_paths": sorted(os.path.realpath(p) for p in prefixes),
         }
 
-    def _run(self, job: Job, nonce: str, workdir: str | None) -> Outcome:
+    def _run(self, server: _ForkServer, job: Job, nonce: str, workdir: str | None) -> Outcome:
         started = time.perf_counter()
-        report_r, report_w = os.pipe()  # pass_fds keeps its number in the child
-        request = json.dumps({"nonce": nonce, "report_fd": report_w, "program": job.program, "setup": job.setup,
-                              "tests": list(job.tests), "keep_names": list(job.keep_names), "module_name": "solution",
-                              "site_packages": _SITE_PACKAGES}).encode()
-        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
-        proc = subprocess.Popen(
-            [self.python, "-I", "-S", str(_LAUNCHER), json.dumps(self._settings(workdir, report_w))],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=env, cwd=workdir or "/", start_new_session=True, close_fds=True,
-            pass_fds=(report_w,),
-        )
-        os.close(report_w)
+        request = json.dumps({"nonce": nonce, "program": job.program, "setup": job.setup, "tests": list(job.tests),
+                              "keep_names": list(job.keep_names), "module_name": "solution", "site_packages": _SITE_PACKAGES}).encode()
+        pipes = [os.pipe() for _ in range(4)]  # stdin, stdout, stderr, report
+        child_ends = [pipes[0][0], pipes[1][1], pipes[2][1], pipes[3][1]]
         try:
-            return self._collect(proc, request, report_r, nonce, len(job.tests), started)
+            pid = server.start({"workdir": workdir}, child_ends)
         finally:
-            os.close(report_r)
-            _kill_group(proc)
+            for fd in child_ends:
+                os.close(fd)
+        stdin, out_r, err_r, report_r = pipes[0][1], pipes[1][0], pipes[2][0], pipes[3][0]
+        try:
+            if pid is None:
+                for fd in (stdin,):
+                    os.close(fd)
+                return Outcome("killed", reason="sandbox fork server failed to start a job", tests_total=len(job.tests), seconds=time.perf_counter() - started)
+            return self._collect(server, pid, stdin, request, (out_r, err_r, report_r), nonce, len(job.tests), started)
+        finally:
+            for fd in (out_r, err_r, report_r):
+                os.close(fd)
 
-    def _collect(self, proc: subprocess.Popen, request: bytes, report_r: int, nonce: str, total: int, started: float) -> Outcome:
+    def _collect(self, server: _ForkServer, pid: int, stdin: int, request: bytes, fds: tuple[int, int, int], nonce: str, total: int, started: float) -> Outcome:
         limits = self.limits
         deadline = started + limits.timeout_s
         max_output = int(limits.output_mb * 1024 * 1024)
         out, err, report = bytearray(), bytearray(), bytearray()
         output_bytes, over_output, timed_out = 0, False, False
         try:
-            proc.stdin.write(request)
-            proc.stdin.close()
-        except (BrokenPipeError, OSError):
+            os.write(stdin, request) if len(request) < 65536 else _write_all(stdin, request)
+        except OSError:
             pass  # it died at once; its exit status says why
+        finally:
+            os.close(stdin)
         selector = selectors.DefaultSelector()
-        selector.register(proc.stdout, selectors.EVENT_READ, out)
-        selector.register(proc.stderr, selectors.EVENT_READ, err)
-        selector.register(report_r, selectors.EVENT_READ, report)
+        for fd, buffer in zip(fds, (out, err, report)):
+            selector.register(fd, selectors.EVENT_READ, buffer)
+        selector.register(server.sock, selectors.EVENT_READ, None)
+        code: int | None = None
         open_streams = 3
         while open_streams:
             remaining = deadline - time.perf_counter()
@@ -185,6 +214,10 @@ class LocalProcessExecutor:
                 timed_out = True
                 break
             for key, _ in selector.select(min(remaining, 1.0)):
+                if key.data is None:  # the server: L has ended
+                    code = server.read_status()
+                    selector.unregister(key.fileobj)
+                    continue
                 chunk = os.read(key.fd, 65536)
                 if not chunk:
                     selector.unregister(key.fileobj)
@@ -201,16 +234,12 @@ class LocalProcessExecutor:
                     del buffer[: len(buffer) - _TAIL * 4]
                 if output_bytes > max_output:
                     over_output = True
-            if over_output:
-                break
+            if over_output or (code is not None and not self.namespaces):
+                break  # without a PID namespace a leftover child may hold the pipes open: L's end is the end
         selector.close()
-        _kill_group(proc)
-        try:
-            code = proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            code = None
-        proc.stdout.close()
-        proc.stderr.close()
+        _kill_group(pid)
+        if code is None:
+            code = server.read_status(timeout=10)
         seconds = time.perf_counter() - started
         tails = {"stdout_tail": _tail(out), "stderr_tail": _tail(err), "seconds": seconds}
         results, status, reason = _parse_report(bytes(report), nonce, total)
@@ -224,13 +253,78 @@ class LocalProcessExecutor:
             return Outcome("timeout", reason=f"wall clock over {limits.timeout_s:g}s", **counts, **tails)
         if over_output:
             return Outcome("killed", reason=f"output over {limits.output_mb:g} MB", **counts, **tails)
-        if code is not None and code in (128 + signal.SIGXCPU, 128 + signal.SIGKILL, -signal.SIGXCPU) and seconds >= limits.cpu_s * 0.9:
+        if code in (128 + signal.SIGXCPU, 128 + signal.SIGKILL) and seconds >= limits.cpu_s * 0.9:
             return Outcome("timeout", reason=f"CPU time over {limits.cpu_s}s", **counts, **tails)
         if code == 121:
             return Outcome("killed", reason="sandbox set-up failed: " + _tail(err).strip()[-200:], **counts, **tails)
         if code is not None and code >= 128:
             return Outcome("killed", reason=f"ended by signal {code - 128}", **counts, **tails)
         return Outcome("error", reason=reason or f"ended (exit status {code}) before its tests finished", **counts, **tails)
+
+
+class _ForkServer:
+    """One warm ``_launcher.py`` process: forks a sandboxed execution per job, so no interpreter
+    starts per execution. Used by one thread at a time (the executor's pool of idle servers)."""
+
+    def __init__(self, python: str, settings: dict) -> None:
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.proc = subprocess.Popen(
+            [python, "-I", "-S", str(_LAUNCHER), json.dumps(settings), str(theirs.fileno())],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}, cwd="/", start_new_session=True, close_fds=True,
+            pass_fds=(theirs.fileno(),),
+        )
+        theirs.close()
+        self._pending = b""
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def start(self, header: dict, fds: list[int]) -> int | None:
+        """Sends a job's pipes; L's pid, or None when the server has gone."""
+        try:
+            socket.send_fds(self.sock, [json.dumps(header).encode()], fds)
+            line = self._line(timeout=30)
+        except OSError:
+            line = None
+        if line is None or not line.startswith("pid "):
+            self.close()
+            return None
+        return int(line.split()[1])
+
+    def read_status(self, timeout: float | None = 0.0) -> int | None:
+        line = self._line(timeout)
+        if line is None or not line.startswith("status "):
+            self.close()
+            return None
+        return int(line.split()[1])
+
+    def _line(self, timeout: float | None) -> str | None:
+        self.sock.settimeout(timeout if timeout else None)
+        try:
+            while b"\n" not in self._pending:
+                chunk = self.sock.recv(4096)
+                if not chunk:
+                    return None
+                self._pending += chunk
+        except (OSError, socket.timeout):
+            return None
+        line, _, self._pending = self._pending.partition(b"\n")
+        return line.decode()
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _parse_report(report: bytes, nonce: str, total: int) -> tuple[list[bool], str, str]:
@@ -254,10 +348,10 @@ def _parse_report(report: bytes, nonce: str, total: int) -> tuple[list[bool], st
     return results, status, reason
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def _kill_group(pid: int) -> None:
     """SIGKILL the execution's session (its process group); the PID namespace takes the rest."""
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
 
