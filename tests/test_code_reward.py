@@ -179,3 +179,21 @@ def test_evaluator_grades_code_in_one_batch_and_reports_pass_at_k(reward, shared
     assert result.metrics["pass@3"] == pytest.approx(0.5)
     assert result.metrics["code/compile_error"] == 3 and result.metrics["accuracy"] == pytest.approx(2 / 6)
     assert summarize(result.records) == result.metrics
+
+
+# ---- GRPO on code ------------------------------------------------------------------------------
+@pytest.mark.timeout(600)
+def test_grpo_with_code_tests_runs_on_the_tiny_model(tmp_path, shared_data):
+    from tinkerx.app import run
+
+    overrides = ["method=grpo", "dataset=mbpp", "reward=code_tests", f"dataset.path={shared_data / 'mbpp' / 'mbpp.jsonl'}",
+                 "dataset.max_train=8", "training.max_steps=2", "training.batch_size=2", "method.group_size=2",
+                 "sampling.max_tokens=16", "evaluator.max_examples=3", "evaluator.max_tokens=16", "reward.workers=2"]
+    summary = run(compose(overrides), tmp_path / "run")
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in rows if "reward/mean" in r]
+    assert len(steps) == 2 and all(0.0 <= r["reward/mean"] <= 1.0 for r in steps)
+    baseline = next(r for r in rows if "eval/accuracy" in r)
+    # The evaluation says why code scored 0: 3 problems, each sample's outcome counted by kind.
+    assert sum(baseline[f"eval/code/{kind}"] for kind in ("passed", "failed", "compile_error", "error", "timeout", "killed")) == 3
+    assert "eval/pass@1" in baseline and summary["steps"] == 2
