@@ -197,3 +197,27 @@ def test_grpo_with_code_tests_runs_on_the_tiny_model(tmp_path, shared_data):
     # The evaluation says why code scored 0: 3 problems, each sample's outcome counted by kind.
     assert sum(baseline[f"eval/code/{kind}"] for kind in ("passed", "failed", "compile_error", "error", "timeout", "killed")) == 3
     assert "eval/pass@1" in baseline and summary["steps"] == 2
+
+
+@pytest.mark.timeout(600)
+def test_method_eval_reports_pass_at_k_and_per_problem_outcomes(tmp_path, shared_data):
+    from tinkerx.build import build
+
+    overrides = ["method=eval", "dataset=humaneval", "reward=code_tests", f"dataset.path={shared_data / 'humaneval' / 'HumanEval.jsonl'}",
+                 "evaluator.max_examples=3", "evaluator.num_samples=4", "evaluator.temperature=1.0", "evaluator.max_tokens=8",
+                 "dataset.max_tokens=8"]
+    # method=eval's own run(), on the pipeline build() makes (the run lifecycle around it is not under test)
+    (tmp_path / "run").mkdir()
+    method, pipeline, closers = build(compose(overrides), tmp_path / "run")
+    try:
+        method.run(pipeline)
+    finally:
+        for closer in closers:
+            closer.close()
+    results = json.loads((tmp_path / "run" / "results.json").read_text())["benchmarks"]["humaneval"]
+    metrics = results["metrics"]
+    assert {"pass@1", "pass@4"} <= set(metrics) and 0.0 <= metrics["pass@1"] <= metrics["pass@4"] <= 1.0
+    assert sum(metrics[f"code/{kind}"] for kind in ("passed", "failed", "compile_error", "error", "timeout", "killed")) == 12
+    records = [json.loads(line) for line in (tmp_path / "run" / "eval" / "humaneval.jsonl").read_text().splitlines()]
+    assert len(records) == 12 and all("outcome" in r and "tests_total" in r for r in records)
+    assert len(results["correct"]) == 12  # paired per sample, as for any data set: compare= works

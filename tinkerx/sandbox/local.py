@@ -197,7 +197,7 @@ class LocalProcessExecutor:
         out, err, report = bytearray(), bytearray(), bytearray()
         output_bytes, over_output, timed_out = 0, False, False
         try:
-            os.write(stdin, request) if len(request) < 65536 else _write_all(stdin, request)
+            _write_all(stdin, request)
         except OSError:
             pass  # it died at once; its exit status says why
         finally:
