@@ -25,9 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tinkerx.data.code_problems import MBPP  # noqa: E402
-from tinkerx.rewards.code_tests import CodeTestsReward  # noqa: E402
-from tinkerx.sandbox import Limits, LocalProcessExecutor, namespaces_available  # noqa: E402
+from tinkerx.data.code_problems import MBPP
+from tinkerx.rewards.code_tests import CodeTestsReward
+from tinkerx.sandbox import Limits, LocalProcessExecutor, namespaces_available
 
 
 def grade_tinkerx(problems, workers: int) -> int:

@@ -13,7 +13,12 @@ from tinkerx.data.code_problems import MBPP, HumanEval
 from tinkerx.errors import ConfigError, DataError
 from tinkerx.eval.evaluator import summarize
 from tinkerx.eval.pass_at_k import code_metrics, pass_at_k, per_problem
-from tinkerx.rewards.code_tests import CodeTestsReward, build_program, extract_code, problem_json
+from tinkerx.rewards.code_tests import (
+    CodeTestsReward,
+    build_program,
+    extract_code,
+    problem_json,
+)
 from tinkerx.sandbox import Limits, LocalProcessExecutor
 
 ADD_PROBLEM = problem_json(["assert add(1, 2) == 3", "assert add(0, 0) == 0", "assert add(2, 2) == 4"])
@@ -221,3 +226,15 @@ def test_method_eval_reports_pass_at_k_and_per_problem_outcomes(tmp_path, shared
     records = [json.loads(line) for line in (tmp_path / "run" / "eval" / "humaneval.jsonl").read_text().splitlines()]
     assert len(records) == 12 and all("outcome" in r and "tests_total" in r for r in records)
     assert len(results["correct"]) == 12  # paired per sample, as for any data set: compare= works
+
+
+def test_reward_metrics_look_through_the_guard(reward):
+    from tinkerx.rewards.code_tests import reward_metrics
+    from tinkerx.rewards.exact_match import ExactMatchReward
+    from tinkerx.rewards.guarded import GuardedReward
+
+    guarded = GuardedReward(reward, timeout_s=30)
+    before = reward_metrics(guarded)["code/compile_error"]
+    assert guarded.compute_reward("def add(a, b)\n", ADD_PROBLEM) == 0.0
+    assert reward_metrics(guarded)["code/compile_error"] == before + 1
+    assert reward_metrics(GuardedReward(ExactMatchReward())) == {}

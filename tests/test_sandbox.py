@@ -9,7 +9,6 @@ without isolation a program killing every process it may signal would be a dange
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys

@@ -8,7 +8,8 @@ counts as passing when its record says ``passed`` (code: every test passed), els
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 

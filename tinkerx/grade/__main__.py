@@ -53,7 +53,7 @@ def _compose(overrides: list[str], describe) -> object:
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             return compose(config_name="config", overrides=overrides)
-    except Exception as e:  # noqa: BLE001 - composition errors become one line; others keep their traceback
+    except Exception as e:
         message = describe(e)
         if message is None:
             raise

@@ -25,13 +25,14 @@ import json
 import re
 import threading
 from collections import Counter
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from tinkerx.errors import ConfigError
 from tinkerx.sandbox import OUTCOMES, Executor, Job, LocalProcessExecutor, Outcome
 
 EXTRACT_RULES = ("last_block", "first_block", "raw")
-_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)(?:```|\Z)", re.S)
+_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
 _CODE_LANGUAGES = ("", "python", "py", "python3")
 
 
@@ -68,7 +69,7 @@ def extract_code(completion: str, rule: str = "last_block") -> str:
 def build_program(code: str, prefix: str, entry_point: str) -> str:
     if not prefix:
         return code
-    if entry_point and re.search(rf"^\s*def\s+{re.escape(entry_point)}\s*\(", code, re.M):
+    if entry_point and re.search(rf"^\s*def\s+{re.escape(entry_point)}\s*\(", code, re.MULTILINE):
         # The prefix ends inside the function's docstring-only body: ``pass`` closes it.
         return prefix.rstrip() + "\n    pass\n\n" + code
     return prefix + code
@@ -134,3 +135,10 @@ class CodeTestsReward:
         """Outcome counts so far, ``code/<outcome>`` for every kind (zeros included)."""
         with self._lock:
             return {f"code/{kind}": float(self.counts.get(kind, 0)) for kind in OUTCOMES}
+
+
+def reward_metrics(reward: Any) -> dict[str, float]:
+    """``code/<outcome>`` counts so far of a code reward (looked up through ``GuardedReward``); {}
+    for any other reward. For a trainer's per-step metrics beside ``reward/errors``."""
+    inner = getattr(reward, "reward", reward)
+    return inner.metrics() if isinstance(inner, CodeTestsReward) else {}

@@ -39,8 +39,8 @@ def run(fd):
     os.dup2(devnull, 0)  # input() sees end of file rather than hanging
     pristine = dict(builtins.__dict__)
     restore_builtins = builtins.__dict__.update
-    exc_info, compile_, exec_, repr_, str_, len_ = sys.exc_info, compile, exec, repr, str, len
-    BaseException_, SyntaxError_, KeyError_, dict_, sorted_ = BaseException, SyntaxError, KeyError, dict, sorted
+    compile_, exec_, str_, len_ = compile, exec, str, len
+    BaseException_, SyntaxError_, dict_, sorted_ = BaseException, SyntaxError, dict, sorted
 
     def report(*words):
         line = b" ".join([nonce] + [str_(w).replace("\n", " ")[:300].encode("utf-8", "replace") for w in words]) + b"\n"
@@ -50,7 +50,7 @@ def run(fd):
         restore_builtins(pristine)
         try:
             return f"{type(error).__name__}: {error}"
-        except BaseException_:  # noqa: BLE001 - an exception whose str() raises
+        except BaseException_:
             return "unprintable exception"
 
     try:
@@ -77,7 +77,7 @@ def run(fd):
     for i in range(len_(tests)):
         try:
             exec_(compile_(tests[i], f"test_{i}", "exec"), tests_namespace)
-        except BaseException_ as e:  # noqa: BLE001 - any failure, SystemExit included, fails the test
+        except BaseException_ as e:
             restore_builtins(pristine)
             report("test", i, "fail", describe(e))
             continue

@@ -7,8 +7,9 @@ service plugs in as the ``executor`` of ``reward=code_tests`` by its ``_target_`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Protocol
 
 # passed: every test ran and passed. failed: the program loaded, at least one test failed.
 # compile_error: the program is not valid Python. error: it raised (or exited) while loading, or

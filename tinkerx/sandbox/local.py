@@ -24,10 +24,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from tinkerx.errors import ConfigError
 from tinkerx.sandbox.executor import Job, Outcome
@@ -88,7 +88,8 @@ class LocalProcessExecutor:
 
     ``workers`` is capped at the machine's cores (minus one when it has more than two), so grading
     a training step's batch never oversubscribes the machine the trainer runs on. ``namespaces``:
-    None detects them, False never uses them (rlimits only), True requires them. ``uid`` is the
+    None detects them, False never uses them (rlimits only), True uses them unchecked (where they are
+    refused every execution ends "killed", its reason naming the failed set-up step). ``uid`` is the
     unprivileged user executions run as when tinkerx runs as root.
     """
 
@@ -182,8 +183,7 @@ class LocalProcessExecutor:
         stdin, out_r, err_r, report_r = pipes[0][1], pipes[1][0], pipes[2][0], pipes[3][0]
         try:
             if pid is None:
-                for fd in (stdin,):
-                    os.close(fd)
+                os.close(stdin)
                 return Outcome("killed", reason="sandbox fork server failed to start a job", tests_total=len(job.tests), seconds=time.perf_counter() - started)
             return self._collect(server, pid, stdin, request, (out_r, err_r, report_r), nonce, len(job.tests), started)
         finally:
@@ -307,7 +307,7 @@ class _ForkServer:
                 if not chunk:
                     return None
                 self._pending += chunk
-        except (OSError, socket.timeout):
+        except (TimeoutError, OSError):
             return None
         line, _, self._pending = self._pending.partition(b"\n")
         return line.decode()
