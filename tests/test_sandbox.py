@@ -162,6 +162,35 @@ def test_secrets_of_the_parent_are_not_visible(sandbox, monkeypatch):
 
 
 @pytest.mark.timeout(60)
+def test_files_of_the_project_and_the_home_are_hidden(sandbox, monkeypatch):
+    import shutil
+    import tempfile
+
+    # Outside /tmp (the sandbox has its own /tmp anyway): a project folder beside this checkout's files.
+    project = Path(tempfile.mkdtemp(prefix=".test-sandbox-project-", dir=ROOT))
+    project.chmod(0o755)  # readable by anyone, as a checkout usually is
+    (project / ".env").write_text("TINKER_API_KEY=sk-in-a-file\n")
+    home_file = Path(os.path.expanduser("~")) / f".tinkerx-test-{uuid.uuid4().hex}"
+    home_file.write_text("secret\n")
+    for file in (project / ".env", home_file):
+        file.chmod(0o644)
+    monkeypatch.chdir(project)  # the folder tinkerx runs from, as a project with its .env
+    executor = LocalProcessExecutor(SMALL, workers=1, namespaces=True)
+    try:
+        program = "".join(
+            f"try:\n    open({str(p)!r}).read()\n    print('LEAK', {str(p)!r})\nexcept OSError:\n    print('hidden')\n"
+            for p in (project / ".env", home_file)
+        ) + ADD
+        outcome = executor.run(Job(program, ADD_TESTS))
+    finally:
+        executor.close()
+        home_file.unlink()
+        shutil.rmtree(project)
+    assert outcome.passed, outcome.reason
+    assert outcome.stdout_tail.split() == ["hidden", "hidden"], outcome.stdout_tail
+
+
+@pytest.mark.timeout(60)
 def test_no_network_to_a_port_the_parent_listens_on(sandbox):
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))

@@ -165,7 +165,9 @@ class LocalProcessExecutor:
             "file_mb": int(limits.file_mb),
             "tmp_mb": int(limits.tmp_mb),
             "processes": int(limits.processes),
-            "hide_paths": sorted({p for p in ("/root", "/home", os.path.expanduser("~")) if p not in ("/", "")}),
+            # The homes and the folder tinkerx runs from (a project's .env, the run folders) are not
+            # the program's to read; the interpreter's folders are bound back if they lie inside.
+            "hide_paths": sorted({p for p in ("/root", "/home", os.path.expanduser("~"), os.getcwd()) if p not in ("/", "")}),
             "keep_paths": sorted(os.path.realpath(p) for p in prefixes),
         }
 
