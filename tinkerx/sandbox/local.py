@@ -54,7 +54,7 @@ class Limits:
     def __post_init__(self) -> None:
         for name in ("timeout_s", "cpu_s", "memory_mb", "file_mb", "tmp_mb", "processes", "output_mb"):
             if getattr(self, name) <= 0:
-                raise ConfigError(f"reward.limits.{name} must be > 0, got {getattr(self, name)}")
+                raise ConfigError(f"reward.executor.limits.{name} must be > 0, got {getattr(self, name)}")
 
 
 def namespaces_available() -> bool:
@@ -119,10 +119,16 @@ class LocalProcessExecutor:
 
     def run(self, job: Job) -> Outcome:
         nonce = secrets.token_hex(16)
+        try:
+            server = self._take_server()
+        except OSError as e:  # out of processes or file descriptors on the grader's side
+            return Outcome("killed", reason=f"sandbox could not start: {e}", tests_total=len(job.tests))
         workdir = None if self.namespaces else tempfile.mkdtemp(prefix="tinkerx-sandbox-")
-        server = self._take_server()
         try:
             return self._run(server, job, nonce, workdir)
+        except OSError as e:
+            server.close()
+            return Outcome("killed", reason=f"sandbox failed: {e}", tests_total=len(job.tests))
         finally:
             self._give_back(server)
             if workdir is not None:
