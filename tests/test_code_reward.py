@@ -87,6 +87,15 @@ def test_why_a_reward_is_zero_is_counted_by_kind(reward):
 
 def test_gradable_only_for_a_problem(reward):
     assert reward.gradable(ADD_PROBLEM) and not reward.gradable("42") and not reward.gradable("{}")
+    assert not reward.gradable('{"tests": []}') and not reward.gradable("print('hi')")
+
+
+def test_plain_assert_lines_are_one_test(reward):
+    # The answer of a dataset=jsonl file (or MCP's init_grpo prompts): assert lines as they are.
+    truth = "assert add(1, 2) == 3\nassert add(2, 2) == 4"
+    assert reward.gradable(truth)
+    assert reward.compute_reward("def add(a, b):\n    return a + b\n", truth) == 1.0
+    assert reward.compute_reward("def add(a, b):\n    return 3\n", truth) == 0.0
 
 
 # ---- data sets ---------------------------------------------------------------------------------

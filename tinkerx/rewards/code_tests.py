@@ -2,8 +2,10 @@
 
 The ground truth is a code problem's tests as JSON (``problem_json``; the MBPP and HumanEval data
 sets write it into ``Example.answer``): ``tests`` (Python source each, usually one ``assert``),
-``setup`` (run before the program), ``prefix`` (text the completion continues, HumanEval's prompt)
-and ``entry_point`` (the function the tests call).
+``setup`` (run after the program, before the tests), ``prefix`` (text the completion continues,
+HumanEval's prompt) and ``entry_point`` (the function the tests call). A ground truth that is plain
+Python with ``assert`` lines (the ``answer`` of a ``dataset=jsonl`` file, or of MCP's ``init_grpo``)
+is run as one test.
 
 Which code is run (``extract``):
 - ``last_block`` (default): the last fenced block (```python, ```py or a bare ```), an unclosed last
@@ -41,6 +43,20 @@ def problem_json(tests: Sequence[str], setup: str = "", prefix: str = "", entry_
     the tests call that share a builtin's name (MBPP 126's ``sum``); any other builtin a program
     redefines is taken away from the tests, so ``len = lambda x: 3`` cannot answer them."""
     return json.dumps({"tests": list(tests), "setup": setup, "prefix": prefix, "entry_point": entry_point, "keep_names": list(keep_names)})
+
+
+def parse_problem(ground_truth: str) -> dict[str, Any]:
+    """The problem a ground truth holds: ``problem_json``'s object, or plain Python test code (the
+    ``answer`` of a JSON-lines file: its ``assert`` lines), run as one test. ValueError otherwise."""
+    text = ground_truth.strip()
+    if text.startswith("{"):
+        problem = json.loads(text)
+        if not isinstance(problem, dict) or not isinstance(problem.get("tests"), list) or not problem["tests"]:
+            raise ValueError("a code problem needs a non-empty list 'tests'")
+        return problem
+    if re.search(r"^\s*assert\b", text, re.M):
+        return {"tests": [text]}
+    raise ValueError("a code problem is problem_json(...) or Python assert lines")
 
 
 def defined_names(code: str) -> list[str]:
@@ -90,7 +106,7 @@ class CodeTestsReward:
         self.counts: Counter[str] = Counter()  # outcomes so far, by kind (OUTCOMES)
 
     def job(self, completion: str, ground_truth: str) -> Job:
-        problem = json.loads(ground_truth)
+        problem = parse_problem(ground_truth)
         code = extract_code(completion, self.extract)
         program = build_program(code, problem.get("prefix", ""), problem.get("entry_point", ""))
         entry = problem.get("entry_point", "")
@@ -115,9 +131,10 @@ class CodeTestsReward:
 
     def gradable(self, ground_truth: str) -> bool:
         try:
-            return isinstance(json.loads(ground_truth).get("tests"), list)
-        except (ValueError, AttributeError):
+            parse_problem(ground_truth)
+        except ValueError:
             return False
+        return True
 
     def details(self, completions: Sequence[str], ground_truths: Sequence[str]) -> list[dict[str, Any]]:
         """Each completion graded, with what happened: the hook evaluation and grading use."""
