@@ -268,3 +268,16 @@ def test_grpo_with_code_tests_through_the_tinker_sdk_against_the_local_server(tm
     assert summary["steps"] == 2 and summary["checkpoint"].startswith("tinker://")
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert any("eval/code/failed" in r for r in rows) and sum("reward/mean" in r for r in rows) == 2
+
+
+def test_generated_function_tasks_have_disjoint_splits_and_passing_references(reward):
+    from tinkerx.data.code_tasks import PyFunctions
+
+    data = PyFunctions(max_number=20, validation_size=6, test_size=12)
+    assert (len(data.train), len(data.validation), len(data.test)) == (63 - 18, 6, 12)
+    assert not {e.id for e in data.train} & {e.id for e in data.test + data.validation}
+    details = reward.details([e.solution for e in data.test], [e.answer for e in data.test])
+    assert all(d["passed"] for d in details)
+    assert reward.compute_reward("def f(x):\n    return x", data.test[0].answer) == 0.0 or data.test[0].id.endswith(("+0", "-0"))
+    with pytest.raises(ConfigError, match="valid: \\+, -, \\*"):
+        PyFunctions(operations=["/"])
