@@ -77,7 +77,9 @@ _PROBE_LOCK = threading.Lock()
 
 def _probe() -> bool:
     with _PROBE_LOCK:
-        outcome = LocalProcessExecutor(Limits(timeout_s=20), workers=1, namespaces=True).run(Job("x = 1", ("assert x == 1",)))
+        probe = LocalProcessExecutor(Limits(timeout_s=20), workers=1, namespaces=True)
+        outcome = probe.run(Job("x = 1", ("assert x == 1",)))
+        probe.close()
         if not outcome.passed:
             log.debug("code sandbox: namespace probe failed: %s %s", outcome.reason, outcome.stderr_tail)
         return outcome.passed
