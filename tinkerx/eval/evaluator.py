@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tinkerx.errors import ConfigError
+from tinkerx.eval.pass_at_k import code_metrics
 from tinkerx.rewards.exact_match import ExactMatchReward
 from tinkerx.rewards.gradable import can_grade
 from tinkerx.rewards.numeric import NumericReward
@@ -73,7 +74,8 @@ class Evaluator:
                                     "exact_match": False, "numeric_match": False, "num_tokens": 0, "truncated": False})
                     continue
                 completion = sample.text
-                score = float(self.reward.compute_reward(completion, ex.answer)) if gradable else 0.0
+                # A reward with ``details`` (code_tests) grades every record at once, below.
+                score = float(self.reward.compute_reward(completion, ex.answer)) if gradable and not _has_details(self.reward) else 0.0
                 records.append(
                     {
                         **record,
@@ -88,12 +90,29 @@ class Evaluator:
                     }
                 )
         _warn_ungradable(records, getattr(self.reward, "name", type(self.reward).__name__))
+        _add_details(self.reward, records)
         return EvalResult(summarize(records), records)
 
     def _numeric_match(self, completion: str, answer: str) -> bool:
         # A ground truth with no number (MATH's "p - q") is no numeric item; the run's reward, not
         # this side metric, decides whether it counts as ungradable.
         return self._numeric.gradable(answer) and self._numeric.compute_reward(completion, answer) >= 1.0
+
+
+def _has_details(reward: Any) -> bool:
+    return callable(getattr(getattr(reward, "reward", reward), "details", None))
+
+
+def _add_details(reward: Any, records: list[dict[str, Any]]) -> None:
+    """Grades, in one parallel batch, the records of a reward that says what happened to each
+    (``details(completions, truths) -> [{"reward": ..., ...}]``) and keeps those fields on them."""
+    if not _has_details(reward):
+        return
+    graded = [r for r in records if not r.get("error") and not r.get("ungradable")]
+    details = getattr(reward, "reward", reward).details([r["completion"] for r in graded], [r["answer"] for r in graded])
+    for record, detail in zip(graded, details):
+        record.update(detail)
+        record["correct"] = bool(detail.get("passed", detail["reward"] >= 0.5))
 
 
 def _warn_ungradable(records: list[dict[str, Any]], reward_name: str) -> None:
@@ -120,4 +139,5 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, float]:
         "truncation_rate": sum(r["truncated"] for r in records) / n,
         "num_examples": float(len(records)),
         **({"num_errors": float(errors)} if errors else {}),
+        **code_metrics(records),  # pass@k and outcome counts, for code graded by running it
     }

@@ -1,0 +1,60 @@
+"""``dataset=py_functions``: generated one-line function tasks, graded by running asserts.
+
+"Write a Python function f(x) that returns x * 7." with three asserts on f. Small enough for the
+1M-parameter tiny model to learn on a CPU (the code-RL demo: SFT warm start, then GRPO with
+``reward=code_tests``); every split holds different (operation, number) pairs, so held-out pass@1
+measures writing a function never seen, not recalling one.
+"""
+
+from __future__ import annotations
+
+import random
+
+from tinkerx.data.base import Dataset, PromptFormat
+from tinkerx.data.example import Example
+from tinkerx.errors import ConfigError
+from tinkerx.rewards.code_tests import problem_json
+
+OPERATIONS = {"+": lambda x, n: x + n, "-": lambda x, n: x - n, "*": lambda x, n: x * n}
+
+
+class PyFunctions(Dataset):
+    name = "py_functions"
+
+    def __init__(
+        self,
+        operations: list[str] | tuple[str, ...] = ("+", "-", "*"),
+        max_number: int = 99,
+        validation_size: int = 30,
+        test_size: int = 60,
+        seed: int = 0,
+        prompt: PromptFormat | None = None,
+        max_tokens: int = 32,
+        overlong: str = "drop",
+        max_length: int | None = None,
+    ) -> None:
+        super().__init__(prompt, max_tokens, overlong, max_length)
+        bad = [op for op in operations if op not in OPERATIONS]
+        if bad or not operations:
+            raise ConfigError(f"dataset.operations: unknown {bad or 'empty list'}; valid: {', '.join(OPERATIONS)}")
+        pairs = [(op, n) for op in operations for n in range(max_number + 1)]
+        if validation_size + test_size >= len(pairs):
+            raise ConfigError(f"dataset: validation_size + test_size must leave training tasks out of {len(pairs)}")
+        random.Random(seed).shuffle(pairs)
+        rng = random.Random(seed + 1)
+        examples = [_task(op, n, rng) for op, n in pairs]
+        self.test = examples[:test_size]
+        self.validation = examples[test_size : test_size + validation_size]
+        self.train = examples[test_size + validation_size :]
+        self.check_prompt("generated function tasks")
+
+
+def _task(op: str, n: int, rng: random.Random) -> Example:
+    xs = rng.sample(range(-20, 50), 3)
+    tests = [f"assert f({x}) == {OPERATIONS[op](x, n)}" for x in xs]
+    return Example(
+        question=f"Write a Python function f(x) that returns x {op} {n}.",
+        answer=problem_json(tests, entry_point="f"),
+        id=f"f(x)=x{op}{n}",
+        solution=f"def f(x):\n    return x {op} {n}",
+    )
