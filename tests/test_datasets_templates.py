@@ -8,7 +8,7 @@ import logging
 import pytest
 from tests.conftest import compose
 from tinkerx.data.base import PromptFormat
-from tinkerx.data.example import Example
+from tinkerx.example import Example
 from tinkerx.errors import ConfigError, DataError
 
 

@@ -22,7 +22,7 @@ from tests.helpers.compose import compose
 from tests.helpers.paths import ROOT
 from tinkerx.build import build
 from tinkerx.driver import drive
-from tinkerx.data.example import Example
+from tinkerx.example import Example
 from tinkerx.errors import ConfigError
 from tinkerx.methods.debate import Debate, Judge
 from tinkerx.methods.debate.loop import assign_sides, run_debates

@@ -8,7 +8,7 @@ import pytest
 
 from tinkerx.chat import completion_tokens, prompt_tokens, supervised_datum
 from tinkerx.data.base import Dataset
-from tinkerx.data.example import Example
+from tinkerx.example import Example
 from tinkerx.data.lengths import GENERATE, PAIR, REPLY, Need, apply_length_rule, needs_of, token_limit
 from tinkerx.data.preference import PreferencePair
 from tinkerx.errors import ConfigError, DataError

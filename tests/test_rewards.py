@@ -8,7 +8,7 @@ import time
 import pytest
 from hydra.utils import instantiate
 
-from tinkerx.data.example import Example
+from tinkerx.example import Example
 from tinkerx.errors import UserError
 from tinkerx.rewards.exact_match import ExactMatchReward
 from tinkerx.rewards.guarded import GuardedReward, validate_reward

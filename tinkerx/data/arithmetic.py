@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from tinkerx.data.base import Dataset, PromptFormat
-from tinkerx.data.example import Example
+from tinkerx.example import Example
 from tinkerx.errors import ConfigError
 
 OPERATIONS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import string
 from dataclasses import dataclass
 
-from tinkerx.data.example import Example
+from tinkerx.example import Example
 from tinkerx.errors import ConfigError, DataError
 
 STANDARD_FIELDS = ("question", "answer", "solution", "choices")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tinkerx.data.base import Dataset, PromptFormat
-from tinkerx.data.example import Example
+from tinkerx.example import Example
 from tinkerx.data.hub import load_hub_rows
 from tinkerx.data.jsonl import check_jsonl
 from tinkerx.data.splits import take

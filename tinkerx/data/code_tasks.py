@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 
 from tinkerx.data.base import Dataset, PromptFormat
-from tinkerx.data.example import Example
+from tinkerx.example import Example
 from tinkerx.errors import ConfigError
 from tinkerx.rewards.code_tests import problem_json
 

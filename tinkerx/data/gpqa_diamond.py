@@ -11,7 +11,7 @@ import random
 from typing import Any
 
 from tinkerx.data.base import Dataset, PromptFormat
-from tinkerx.data.example import Example
+from tinkerx.example import Example
 from tinkerx.data.hub import load_hub_rows
 from tinkerx.data.multiple_choice import LETTERS
 from tinkerx.data.splits import assign_splits

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from tinkerx.data.base import Dataset, PromptFormat
-from tinkerx.data.example import Example, record_fields
+from tinkerx.example import Example, record_fields
 from tinkerx.data.hub import load_hub_rows
 from tinkerx.data.jsonl import read_jsonl
 from tinkerx.data.splits import assign_splits

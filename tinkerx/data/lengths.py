@@ -33,7 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from tinkerx.data.example import Example
+from tinkerx.example import Example
 from tinkerx.errors import ConfigError, DataError
 
 REPLY, PAIR, GENERATE = "reply", "pair", "generate"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from tinkerx.data.base import Dataset, PromptFormat, holdout_split
-from tinkerx.data.example import Example, record_fields
+from tinkerx.example import Example, record_fields
 from tinkerx.data.jsonl import read_jsonl
 from tinkerx.errors import DataError
 

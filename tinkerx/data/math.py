@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from tinkerx.data.base import Dataset, PromptFormat
-from tinkerx.data.example import Example, record_fields
+from tinkerx.example import Example, record_fields
 from tinkerx.data.hub import load_hub_rows
 from tinkerx.data.jsonl import read_jsonl
 from tinkerx.data.splits import assign_splits

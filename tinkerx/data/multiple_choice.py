@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tinkerx.data.base import Dataset, PromptFormat
-from tinkerx.data.example import Example, record_fields
+from tinkerx.example import Example, record_fields
 from tinkerx.data.jsonl import read_jsonl
 from tinkerx.data.splits import assign_splits
 from tinkerx.errors import DataError

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tinkerx.data.base import Dataset, PromptFormat, holdout_split
-from tinkerx.data.example import Example
+from tinkerx.example import Example
 from tinkerx.data.jsonl import read_jsonl
 
 

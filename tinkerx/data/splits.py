@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tinkerx.data.base import holdout_split
-from tinkerx.data.example import Example
+from tinkerx.example import Example
 from tinkerx.errors import ConfigError
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tinkerx.data.example import Example
+from tinkerx.example import Example
 from tinkerx.errors import DataError
 from tinkerx.eval.compare import results_entry
 from tinkerx.eval.evaluator import summarize

@@ -6,7 +6,7 @@ import random
 from typing import Any, Mapping, Sequence
 
 from tinkerx.chat import decode_completion, prompt_tokens
-from tinkerx.data.example import Example
+from tinkerx.example import Example
 from tinkerx.methods.debate.prompts import SIDES, debater_messages
 from tinkerx.methods.debate.transcript import Setup, Transcript, Turn
 from tinkerx.sampler import sample_prompts
