@@ -216,15 +216,16 @@ def test_grpo_with_code_tests_runs_on_the_tiny_model(tmp_path, shared_data):
 @pytest.mark.timeout(600)
 def test_method_eval_reports_pass_at_k_and_per_problem_outcomes(tmp_path, shared_data):
     from tinkerx.build import build
+    from tinkerx.driver import drive
 
     overrides = ["method=eval", "dataset=humaneval", "reward=code_tests", f"dataset.path={shared_data / 'humaneval' / 'HumanEval.jsonl'}",
                  "evaluator.max_examples=3", "evaluator.num_samples=4", "evaluator.temperature=1.0", "evaluator.max_tokens=8",
                  "dataset.max_tokens=8"]
-    # method=eval's own run(), on the pipeline build() makes (the run lifecycle around it is not under test)
+    # method=eval driven as any method is, on the pipeline build() makes
     (tmp_path / "run").mkdir()
     method, pipeline, closers = build(compose(overrides), tmp_path / "run")
     try:
-        method.run(pipeline)
+        drive(method, pipeline)
     finally:
         for closer in closers:
             closer.close()
@@ -235,6 +236,8 @@ def test_method_eval_reports_pass_at_k_and_per_problem_outcomes(tmp_path, shared
     records = [json.loads(line) for line in (tmp_path / "run" / "eval" / "humaneval.jsonl").read_text().splitlines()]
     assert len(records) == 12 and all("outcome" in r and "tests_total" in r for r in records)
     assert len(results["correct"]) == 12  # paired per sample, as for any data set: compare= works
+    problems = [json.loads(line) for line in (tmp_path / "run" / "eval" / "humaneval_problems.jsonl").read_text().splitlines()]
+    assert len(problems) == 3 and all(row["samples"] == 4 for row in problems)
 
 
 def test_reward_metrics_look_through_the_guard(reward):

@@ -22,6 +22,7 @@ from rich.table import Table
 from tinkerx.errors import ConfigError, UserError
 from tinkerx.eval.compare import compare_results, example_key, load_results, results_entry
 from tinkerx.eval.partial_credit import partial_credit
+from tinkerx.eval.pass_at_k import per_problem
 from tinkerx.eval.suite import LoadedBenchmark
 from tinkerx.methods.shared.policy import base_sampler, evaluate_sampler, policy_sampler, resolved
 from tinkerx.pipeline import Pipeline, ResumeState
@@ -77,6 +78,9 @@ class Evaluate:
         for name, bench in self.benchmarks.items():
             records = self._evaluate(p, self.sampler, bench)
             p.recorder.write_jsonl(f"eval/{name}.jsonl", records)
+            ids = [r.get("id") for r in records]
+            if None not in ids and len(set(ids)) < len(ids):  # several samples a problem: one row each, with pass@1
+                p.recorder.write_jsonl(f"eval/{name}_problems.jsonl", per_problem(records))
             # Failed requests stay in the jsonl but are not paired: they say nothing about the model.
             results[name] = {**results_entry(_metrics(records), [r for r in records if not r.get("error")]), "evaluated": _describe(p, bench)}
         current = {"model": p.base_model, "checkpoint": self.checkpoint, "suite": getattr(suite, "name", "dataset"), "run_dir": str(p.run_dir), "benchmarks": results}
