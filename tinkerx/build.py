@@ -76,12 +76,13 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[Any, Pipeline, list[Any]]:
     lengths = check_lengths(cfg, method, sampling, evaluator, components, dataset, tokenizer)
 
     recorder = RunRecorder(run_dir, loggers)
-    if lengths is not None and lengths.over:
-        recorder.summary_additions["overlong"] = lengths.summary()
-        if not recorder.history and not (run_dir / "metrics.jsonl").stat().st_size:  # a fresh run: resumed ones have it
-            recorder.log_metrics(0, lengths.metrics())
+    fresh = not (run_dir / "metrics.jsonl").stat().st_size  # a resumed run has its step-0 line already
     for logger in loggers:
         logger.start(run_dir, OmegaConf.to_container(cfg, resolve=True), name=run_dir.name)
+    if lengths is not None and lengths.over:
+        recorder.summary_additions["overlong"] = lengths.summary()
+        if fresh:
+            recorder.log_metrics(0, lengths.metrics())
     pipeline = Pipeline(
         run_dir=run_dir,
         seed=cfg.seed,
