@@ -254,20 +254,13 @@ def test_reward_metrics_look_through_the_guard(reward):
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_grpo_with_code_tests_through_the_tinker_sdk_against_the_local_server(tmp_path, shared_data):
-    from tests.test_tinker_cli import _cli, _start_server
+def test_grpo_with_code_tests_through_the_tinker_sdk_against_the_local_server(tinker_server, tmp_path, shared_data):
+    from tests.helpers.tinker_server import tinker_cli
 
-    process, url = _start_server(tmp_path)
-    try:
-        args = ["method=grpo", "dataset=mbpp", "reward=code_tests", f"dataset.path={shared_data / 'mbpp' / 'mbpp.jsonl'}",
-                "dataset.max_train=8", "training.max_steps=2", "training.batch_size=2", "method.group_size=2",
-                "sampling.max_tokens=16", "evaluator.max_examples=2", "evaluator.max_tokens=16", "backend=tinker", f"backend.base_url={url}"]
-        done = _cli(args, tmp_path / "run")
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-    assert done.returncode == 0, done.stderr[-2000:]
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    args = ["method=grpo", "dataset=mbpp", "reward=code_tests", f"dataset.path={shared_data / 'mbpp' / 'mbpp.jsonl'}",
+            "dataset.max_train=8", "training.max_steps=2", "training.batch_size=2", "method.group_size=2",
+            "sampling.max_tokens=16", "evaluator.max_examples=2", "evaluator.max_tokens=16"]
+    summary = tinker_cli(args, tmp_path / "run", tinker_server)  # fails the test unless the run exits 0
     assert summary["steps"] == 2 and summary["checkpoint"].startswith("tinker://")
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert any("eval/code/failed" in r for r in rows) and sum("reward/mean" in r for r in rows) == 2

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, run_cli
-from tests.helpers.resume import DEBATE, GRPO, SFT, resume, run_module, run_until_killed, summary_without_paths
+from tests.helpers.resume import DATA, DEBATE, GRPO, SFT, TINY, resume, run_module, run_until_killed, summary_without_paths
 from tests.helpers.runs import metrics_without_time
 
 pytestmark = pytest.mark.slow
