@@ -10,7 +10,7 @@ import pytest
 import torch
 from tinker import types
 
-from tinkerx.backends.local.engine import _shared_prefix_groups
+from tinkerx.backends.local.rows import shared_prefix_groups
 from tinkerx.chat import prompt_tokens
 
 
@@ -51,16 +51,16 @@ def _per_sample(model, data, loss_fn, config):
 
 
 def test_grpo_datums_are_grouped_by_prompt(tiny_service):
-    from tinkerx.backends.local.engine import _Row, _grad_positions
+    from tinkerx.backends.local.rows import Row, grad_positions
 
     tokenizer = tiny_service.get_tokenizer("tinkerx/tiny")
     data = _group_datums(tokenizer, "importance_sampling")
     rows = []
     for d in data:
         inputs = {k: v.to_torch().float() for k, v in d.loss_fn_inputs.items() if k != "target_tokens"}
-        rows.append(_Row(d.model_input.to_ints(), d.loss_fn_inputs["target_tokens"].to_torch(), inputs,
-                         _grad_positions("importance_sampling", inputs, d.model_input.length, True)))
-    groups = _shared_prefix_groups(rows)
+        rows.append(Row(d.model_input.to_ints(), d.loss_fn_inputs["target_tokens"].to_torch(), inputs,
+                         grad_positions("importance_sampling", inputs, d.model_input.length, True)))
+    groups = shared_prefix_groups(rows)
     assert [members for _, members in groups] == [[0, 1, 2, 3], [4, 5, 6, 7]]
     prompt_len = len(prompt_tokens(tokenizer, [{"role": "user", "content": "12+35="}]))
     assert groups[0][0] == prompt_len - 1  # every prompt position but the last, which predicts the first sampled token

@@ -18,65 +18,12 @@ from tinkerx.backends.local.generation import Generated, sample_batch
 from tinkerx.backends.local.losses import LOSS_INPUTS, LOSSES, check_loss_name
 from tinkerx.backends.local.memory import memory_guard
 from tinkerx.backends.local.prefill import cache_kwarg
+from tinkerx.backends.local.rows import Row, grad_positions, shared_prefix_groups, target_logprobs
 
 LORA_ALPHA = 32  # Tinker's LoRA scaling; kept fixed so the rank alone sets capacity
 
 ATTN_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj"]
 MLP_MODULES = ["gate_proj", "up_proj", "down_proj"]
-
-
-class _Row:
-    """One datum, parsed: its tokens, targets, loss inputs and the positions whose logprob needs a gradient."""
-
-    def __init__(self, tokens: list[int], targets: torch.Tensor, inputs: dict[str, torch.Tensor], grad: torch.Tensor) -> None:
-        self.tokens, self.targets, self.inputs, self.grad = tokens, targets, inputs, grad
-
-
-# Losses whose every term vanishes, with its gradient, where all float inputs are zero (the prompt
-# of an RL datum, the unweighted tokens of an SFT one). dro's quadratic term does not: it trains everywhere.
-_SPARSE_LOSSES = {"cross_entropy", "importance_sampling", "ppo", "cispo", "gspo"}
-_THRESHOLDS = {"clip_low_threshold", "clip_high_threshold"}
-
-
-def _grad_positions(loss_fn: str, inputs: dict[str, torch.Tensor], length: int, backward: bool) -> torch.Tensor:
-    if not backward:
-        return torch.zeros(length, dtype=torch.bool)
-    if loss_fn not in _SPARSE_LOSSES:
-        return torch.ones(length, dtype=torch.bool)
-    active = torch.zeros(length, dtype=torch.bool)
-    for name, values in inputs.items():
-        if name not in _THRESHOLDS:
-            active |= (values != 0).cpu()
-    return active
-
-
-def _shared_prefix_groups(rows: list[_Row]) -> list[tuple[int, list[int]]]:
-    """Datums grouped by their tokens before the first position with a gradient.
-
-    Returns (prefix length, member indices); a datum with nothing to share is its own group with
-    prefix length 0. Only the gradient-free prefix is shared, so sharing never changes a gradient.
-    """
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for i, r in enumerate(rows):
-        first = int(r.grad.nonzero()[0]) if bool(r.grad.any()) else len(r.tokens)
-        groups.setdefault(tuple(r.tokens[: min(first, len(r.tokens) - 1)]), []).append(i)
-    return [(len(key), members) for key, members in groups.items()]
-
-
-def _target_logprobs(head: Any, hidden: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-    """log p(target) at every valid position; the vocabulary projection is differentiated only where ``grad``.
-
-    Fused log-softmax + gather (cross_entropy) never materialises a second [positions, vocab] tensor.
-    """
-    out = torch.zeros(targets.shape, dtype=torch.float32, device=hidden.device)
-    plain = valid & ~grad
-    if bool(plain.any()):
-        with torch.no_grad():
-            out[plain] = -torch.nn.functional.cross_entropy(head(hidden[plain].detach()).float(), targets[plain], reduction="none")
-    if bool(grad.any()):
-        lp = -torch.nn.functional.cross_entropy(head(hidden[grad]).float(), targets[grad], reduction="none")
-        out = out.index_put(tuple(grad.nonzero().T), lp)
-    return out
 
 
 class WeightsSnapshot:
@@ -166,7 +113,7 @@ class ModelEngine:
                 params[name].copy_(value)
 
     # ---- forward / backward ----------------------------------------------------------------
-    def _parse(self, data: Sequence[Any], loss_fn: str, backward: bool) -> list[_Row]:
+    def _parse(self, data: Sequence[Any], loss_fn: str, backward: bool) -> list[Row]:
         rows = []
         for i, d in enumerate(data):
             tokens = d.model_input.to_ints()
@@ -175,10 +122,10 @@ class ModelEngine:
             if targets.shape[0] != len(tokens):
                 raise ValueError(f"datum {i}: target_tokens has {targets.shape[0]} entries but model_input has {len(tokens)} tokens")
             inputs = {k: v.float().to(self.device) for k, v in fields.items()}
-            rows.append(_Row(tokens, targets, inputs, _grad_positions(loss_fn, inputs, len(tokens), backward)))
+            rows.append(Row(tokens, targets, inputs, grad_positions(loss_fn, inputs, len(tokens), backward)))
         return rows
 
-    def _batch_logprobs(self, rows: list["_Row"]) -> list[torch.Tensor]:
+    def _batch_logprobs(self, rows: list["Row"]) -> list[torch.Tensor]:
         """Every datum's per-position logprobs of its targets, in one pass per shared prompt."""
         out: list[torch.Tensor | None] = [None] * len(rows)
         for prefix_len, members in self._chunks(rows):
@@ -186,7 +133,7 @@ class ModelEngine:
                 out[i] = lp
         return out  # type: ignore[return-value]
 
-    def _chunks(self, rows: list["_Row"]) -> list[tuple[int, list[int]]]:
+    def _chunks(self, rows: list["Row"]) -> list[tuple[int, list[int]]]:
         """(prefix length, member indices) of the datums computed together.
 
         Datums that start with the same tokens up to their first trained position (the samples of
@@ -197,14 +144,14 @@ class ModelEngine:
         Datums with nothing to share form one last chunk with prefix length 0.
         """
         chunks, singles = [], []
-        for prefix_len, members in _shared_prefix_groups(rows):
+        for prefix_len, members in shared_prefix_groups(rows):
             if prefix_len and len(members) > 1 and self._can_share_prefix():
                 chunks.append((prefix_len, members))
             else:
                 singles += members
         return chunks + ([(0, singles)] if singles else [])
 
-    def _chunk_logprobs(self, rows: list["_Row"], prefix_len: int, members: list[int]) -> list[torch.Tensor]:
+    def _chunk_logprobs(self, rows: list["Row"], prefix_len: int, members: list[int]) -> list[torch.Tensor]:
         picked = [rows[i] for i in members]
         return self._prefix_shared_logprobs(picked, prefix_len) if prefix_len else self._plain_logprobs(picked)
 
@@ -217,7 +164,7 @@ class ModelEngine:
         config = self.model.config
         return not getattr(config, "final_logit_softcapping", None) and getattr(config, "logits_scaling", 1.0) in (None, 1.0)
 
-    def _plain_logprobs(self, rows: list["_Row"]) -> list[torch.Tensor]:
+    def _plain_logprobs(self, rows: list["Row"]) -> list[torch.Tensor]:
         width = max(len(r.tokens) for r in rows)
         pad = self.tokenizer.pad_token_id or 0
         ids = torch.full((len(rows), width), pad, dtype=torch.long)
@@ -230,7 +177,7 @@ class ModelEngine:
         if self._can_share_prefix():
             decoder, head = self._parts()
             hidden = decoder(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).last_hidden_state
-            logp = _target_logprobs(head, hidden, targets.to(self.device), mask.bool().to(self.device), grad.to(self.device))
+            logp = target_logprobs(head, hidden, targets.to(self.device), mask.bool().to(self.device), grad.to(self.device))
         else:
             logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
             logp = -torch.nn.functional.cross_entropy(
@@ -238,7 +185,7 @@ class ModelEngine:
             ).view(ids.shape)
         return [logp[i, : len(r.tokens)] for i, r in enumerate(rows)]
 
-    def _prefix_shared_logprobs(self, rows: list["_Row"], prefix_len: int) -> list[torch.Tensor]:
+    def _prefix_shared_logprobs(self, rows: list["Row"], prefix_len: int) -> list[torch.Tensor]:
         from transformers import DynamicCache
 
         decoder, head = self._parts()
@@ -259,7 +206,7 @@ class ModelEngine:
             ids[i, :n], targets[i, :n], valid[i, :n], grad[i, :n] = torch.tensor(r.tokens[prefix_len:]), r.targets[prefix_len:], True, r.grad[prefix_len:]
         # Right padding needs no mask: under causal attention a valid position never sees a later one.
         hidden = decoder(input_ids=ids.to(self.device), **cache_kwarg(decoder, cache)).last_hidden_state
-        suffix_logp = _target_logprobs(head, hidden, targets.to(self.device), valid.to(self.device), grad.to(self.device))
+        suffix_logp = target_logprobs(head, hidden, targets.to(self.device), valid.to(self.device), grad.to(self.device))
         out = []
         for i, r in enumerate(rows):
             head_part = prefix_logp.gather(-1, r.targets[:prefix_len, None].to(self.device)).squeeze(-1)
@@ -342,7 +289,7 @@ class ModelEngine:
                         surrogate.backward()
             return [lp.detach().cpu() for lp in leaves], loss.detach(), metrics
 
-    def _micro_batches(self, rows: list["_Row"]) -> list[tuple[int, list[int]]]:
+    def _micro_batches(self, rows: list["Row"]) -> list[tuple[int, list[int]]]:
         """``_chunks`` cut to the token budget: (prefix length, members) per forward pass."""
         lengths = [len(r.tokens) for r in rows]
         return [(prefix_len, part) for prefix_len, members in self._chunks(rows) for part in micro_batches(lengths, members, self.token_budget)]
