@@ -7,9 +7,12 @@ conversation's rendering (a template that rewrites earlier turns, such as one th
 reasoning from past replies, is refused with a one-line error). Those two lengths cut the rendered
 text into segments; each segment is tokenized on its own and the tokens concatenated, so every
 token belongs to exactly one segment and the mask can never straddle a role header. For the
-templates tinkerx was tested with (ChatML: tiny, SmolLM2; Llama-3; Mistral) this is token for token
-the tokenization of the whole text (tests/test_conversation.py), because the segment boundaries fall
-right after a special token or a newline.
+templates tinkerx was tested with (ChatML: tiny, SmolLM2; Llama-3 and Mistral-style on the tiny
+tokenizer) this is token for token the tokenization of the whole text (tests/test_conversation.py).
+Where it is not (a header ending in whitespace that a tokenizer would merge with the reply's first
+word, e.g. a Llama-3 template on a GPT-2-style tokenizer), the turn-by-turn tokens are kept on
+purpose: each reply then follows its header's tokens exactly as a sampled reply follows
+``tinkerx.chat.prompt_tokens``, so the mask stays exact and training matches sampling at the boundary.
 
 The tokens of an assistant segment carry loss up to and including its first special token, the
 template's end-of-turn token (``<|im_end|>``, ``<|eot_id|>``, ``</s>``), so the model learns to stop;
