@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tinkerx.errors import ConfigError
+from tinkerx.eval.ungraded import ungraded_result
 from tinkerx.rewards.exact_match import ExactMatchReward
 from tinkerx.rewards.gradable import can_grade
 from tinkerx.rewards.numeric import NumericReward
@@ -97,11 +98,9 @@ class Evaluator:
         conversations, the held-out per-token NLL and perplexity."""
         from tinker import types
 
-        from tinkerx.eval.ungraded import ungraded_result
-
         params = types.SamplingParams(max_tokens=self.max_tokens, temperature=self.temperature, seed=self.seed)
         futures = sample_chats(sampling_client, self.tokenizer, [self.dataset.messages(ex) for ex in examples], self.num_samples, params)
-        return ungraded_result(sampling_client, self.tokenizer, self.dataset, examples, futures)
+        return EvalResult(*ungraded_result(sampling_client, self.tokenizer, self.dataset, examples, futures))
 
     def _numeric_match(self, completion: str, answer: str) -> bool:
         # A ground truth with no number (MATH's "p - q") is no numeric item; the run's reward, not

@@ -12,9 +12,8 @@ from typing import Any, Sequence
 from tinkerx.eval.conversation_nll import conversation_nll
 
 
-def ungraded_result(sampling_client: Any, tokenizer: Any, dataset: Any, examples: Sequence[Any], futures: Sequence[Any]) -> Any:
-    from tinkerx.eval.evaluator import EvalResult
-
+def ungraded_result(sampling_client: Any, tokenizer: Any, dataset: Any, examples: Sequence[Any], futures: Sequence[Any]) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """``(metrics, records)`` of the sampled replies (``futures``, one per example)."""
     records = []
     for ex, future in zip(examples, futures):
         for index, sample in enumerate(future.result()):
@@ -29,4 +28,4 @@ def ungraded_result(sampling_client: Any, tokenizer: Any, dataset: Any, examples
         metrics["num_errors"] = float(len(records) - len(ok))
     if hasattr(dataset, "conversation"):
         metrics.update(conversation_nll(sampling_client, tokenizer, dataset, examples))
-    return EvalResult(metrics, records)
+    return metrics, records
