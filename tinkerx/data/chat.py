@@ -38,7 +38,15 @@ ROLE_ALIASES = {"human": "user", "gpt": "assistant", "chatgpt": "assistant", "ba
 
 
 def normalize(turns: list[dict[str, str]]) -> list[dict[str, str]]:
-    """The documented rules: empty turns dropped, consecutive same-role turns merged with a blank line."""
+    """The documented rules: empty turns dropped, consecutive same-role turns merged with a blank line,
+    turns after the last assistant reply left out."""
+    out = merge_turns(turns)
+    last = max((i for i, t in enumerate(out) if t["role"] == "assistant"), default=-1)
+    return out[: last + 1]
+
+
+def merge_turns(turns: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Empty turns dropped, consecutive same-role turns merged with a blank line."""
     out: list[dict[str, str]] = []
     for turn in turns:
         if not turn["content"].strip():
@@ -47,8 +55,7 @@ def normalize(turns: list[dict[str, str]]) -> list[dict[str, str]]:
             out[-1] = {"role": turn["role"], "content": out[-1]["content"] + "\n\n" + turn["content"]}
         else:
             out.append(dict(turn))
-    last = max((i for i, t in enumerate(out) if t["role"] == "assistant"), default=-1)
-    return out[: last + 1]
+    return out
 
 
 class ConversationReader:
@@ -80,9 +87,9 @@ class ConversationReader:
         """The record's conversation, normalized; DataError naming ``where`` and the field when it does not fit."""
         fmt = self.detect(record, where)
         if fmt == "messages":
-            turns = self._turns(record, self.messages_field, self.role_key, self.content_key, where)
+            turns = self.turns(record, self.messages_field, self.role_key, self.content_key, where)
         elif fmt == "sharegpt":
-            turns = self._turns(record, self.conversations_field, self.from_key, self.value_key, where)
+            turns = self.turns(record, self.conversations_field, self.from_key, self.value_key, where)
         else:
             turns = self._side(record, self.prompt_field, "user", where) + self._side(record, self.completion_field, "assistant", where)
         messages = normalize(turns)
@@ -95,9 +102,9 @@ class ConversationReader:
             raise DataError(f"{where}: missing field {name!r}; present: {', '.join(sorted(record)) or 'none'}")
         if isinstance(record[name], str):
             return [{"role": role, "content": record[name]}]
-        return self._turns(record, name, self.role_key, self.content_key, where)
+        return self.turns(record, name, self.role_key, self.content_key, where)
 
-    def _turns(self, record: dict[str, Any], name: str, role_key: str, content_key: str, where: str) -> list[dict[str, str]]:
+    def turns(self, record: dict[str, Any], name: str, role_key: str, content_key: str, where: str) -> list[dict[str, str]]:
         value = record.get(name)
         if value is None:
             raise DataError(f"{where}: missing field {name!r} (format {self.detect(record, where)}); present: {', '.join(sorted(record)) or 'none'}")
