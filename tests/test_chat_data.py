@@ -126,3 +126,15 @@ def test_overlong_conversations_are_dropped_or_cut_at_whole_turns(tmp_path):
     assert cut["data/train_truncated"] > 0 and cut["data/train_dropped"] < dropped["data/train_dropped"]
     with pytest.raises(DataError, match="longer than dataset.max_length=400"):
         run_in_process([*common, "dataset.overlong=error"], tmp_path / "error")
+
+
+def test_mcp_init_sft_given_a_conversations_file_trains_on_the_chat_data_set(tmp_path):
+    from tinkerx.mcp.session import TrainingSession
+
+    path = _write(tmp_path / "c.jsonl", [{"conversations": [{"from": "human", "value": f"{i}+1?"}, {"from": "gpt", "value": str(i + 1)}]} for i in range(24)])
+    session = TrainingSession(tmp_path / "session", ["model=tiny", "backend=local"])
+    started = session.init_sft(examples_path=str(path), batch_size=4, max_steps=2, max_tokens=4, validation_every=0)
+    assert started["method"] == "sft"
+    session.train_sft_step(steps=2)
+    assert session.evaluate()["metrics"]["nll"] > 0  # held-out NLL of the conversations: they were read as chat
+    session.finish()
