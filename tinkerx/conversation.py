@@ -100,7 +100,7 @@ def render_conversation(tokenizer: Any, messages: Messages, train_on: str = "all
 
 
 def _encode(tokenizer: Any, text: str) -> list[int]:
-    return tokenizer.encode(text, add_special_tokens=False) if text else []
+    return tokenizer.encode(text, add_special_tokens=False, verbose=False) if text else []  # lengths are checked by tinkerx.data.lengths
 
 
 def conversation_datum(rendered: RenderedConversation):

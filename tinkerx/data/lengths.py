@@ -142,6 +142,7 @@ def apply_length_rule(dataset: Any, tokenizer: Any, needs: dict[str, Need], limi
     """Counts, drops or cuts the over-long examples of ``dataset`` in place; see the module's docstring."""
     report = LengthReport(limit, limit_key, dataset.overlong)
     check_budgets(needs, limit, limit_key)
+    dataset.token_limit = limit  # conversations scored whole (held-out NLL) skip those past it
     for split, need in needs.items():
         if need.kind == PAIR and hasattr(dataset, "pairs"):
             pairs = dataset.pairs.get(split, [])
