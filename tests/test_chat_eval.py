@@ -30,8 +30,9 @@ def test_eval_on_conversations_reports_nll_and_keeps_the_replies(tmp_path):
     summary = run_in_process(_eval_args(_conversations(tmp_path / "c.jsonl", 12)), tmp_path / "run")
     final = summary["final"]
     records = _records(tmp_path / "run")
-    # Scored on exactly the reference replies: byte tokens, so each reply's digits plus <|im_end|>.
-    assert final["nll"] > 0 and final["nll_tokens"] == sum(len(r["reference"]) + 1 for r in records)
+    # Scored on exactly the reference replies of the whole held-out split (here the whole file, 12
+    # conversations; replies sampled for the first 6): byte tokens, so each reply's digits plus <|im_end|>.
+    assert final["nll"] > 0 and final["nll_tokens"] == sum(len(str(i + 1)) + 1 for i in range(12))
     assert "accuracy" not in final
     assert len(records) == 6 and all(r["completion"] and r["reference"] for r in records)
     with pytest.raises(ConfigError, match="compare: chat is not graded"):

@@ -100,7 +100,7 @@ class Evaluator:
 
         params = types.SamplingParams(max_tokens=self.max_tokens, temperature=self.temperature, seed=self.seed)
         futures = sample_chats(sampling_client, self.tokenizer, [self.dataset.messages(ex) for ex in examples], self.num_samples, params)
-        return EvalResult(*ungraded_result(sampling_client, self.tokenizer, self.dataset, examples, futures))
+        return EvalResult(*ungraded_result(sampling_client, self.tokenizer, self.dataset, examples, futures, self.dataset.split(self.split)))
 
     def _numeric_match(self, completion: str, answer: str) -> bool:
         # A ground truth with no number (MATH's "p - q") is no numeric item; the run's reward, not

@@ -12,8 +12,10 @@ from typing import Any, Sequence
 from tinkerx.eval.conversation_nll import conversation_nll
 
 
-def ungraded_result(sampling_client: Any, tokenizer: Any, dataset: Any, examples: Sequence[Any], futures: Sequence[Any]) -> tuple[dict[str, float], list[dict[str, Any]]]:
-    """``(metrics, records)`` of the sampled replies (``futures``, one per example)."""
+def ungraded_result(sampling_client: Any, tokenizer: Any, dataset: Any, examples: Sequence[Any], futures: Sequence[Any],
+                    scored: Sequence[Any]) -> tuple[dict[str, float], list[dict[str, Any]]]:  # fmt: skip
+    """``(metrics, records)`` of the sampled replies (``futures``, one per example), and the NLL of the
+    ``scored`` conversations: the whole held-out split, since scoring is one forward each, far cheaper than sampling."""
     records = []
     for ex, future in zip(examples, futures):
         for index, sample in enumerate(future.result()):
@@ -27,5 +29,5 @@ def ungraded_result(sampling_client: Any, tokenizer: Any, dataset: Any, examples
     if len(ok) < len(records):
         metrics["num_errors"] = float(len(records) - len(ok))
     if hasattr(dataset, "conversation"):
-        metrics.update(conversation_nll(sampling_client, tokenizer, dataset, examples))
+        metrics.update(conversation_nll(sampling_client, tokenizer, dataset, scored))
     return metrics, records
