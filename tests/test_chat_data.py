@@ -91,6 +91,18 @@ def test_splits_prompt_and_reply_of_each_conversation(tmp_path):
     assert ds.completion(ex) == ex.answer == ds.conversation(ex)[-1]["content"]
 
 
+def test_a_tokenizer_without_a_chat_template_is_refused_before_step_1(tmp_path):
+    from tinkerx.data.lengths import Need, apply_length_rule
+    from tinkerx.models.tiny import TinyModel
+
+    ds = ChatDataset(str(_write(tmp_path / "c.jsonl", [{"messages": _conversation(i)} for i in range(8)])))
+    tok = TinyModel().load_tokenizer()
+    tok.chat_template = None
+    with pytest.raises(ConfigError, match="has no chat template") as e:
+        apply_length_rule(ds, tok, {"test": Need("generate", 8, "evaluator.max_tokens", evaluation=True)}, 512, "model.context_length")
+    assert "\n" not in str(e.value)
+
+
 # --- runs ---------------------------------------------------------------------------------------
 
 FAST = ["training.batch_size=4", "training.eval_every=0", "evaluator.max_examples=4", "sampling.max_tokens=8", "method.validation_every=2"]

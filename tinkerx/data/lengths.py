@@ -33,6 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from tinkerx.conversation import check_template
 from tinkerx.data.example import Example
 from tinkerx.errors import ConfigError, DataError
 
@@ -142,7 +143,9 @@ def apply_length_rule(dataset: Any, tokenizer: Any, needs: dict[str, Need], limi
     """Counts, drops or cuts the over-long examples of ``dataset`` in place; see the module's docstring."""
     report = LengthReport(limit, limit_key, dataset.overlong)
     check_budgets(needs, limit, limit_key)
-    dataset.token_limit = limit  # conversations scored whole (held-out NLL) skip those past it
+    if hasattr(dataset, "conversation"):  # conversations are rendered by the chat template: one line now, not a traceback later
+        check_template(tokenizer)
+        dataset.token_limit = limit  # conversations scored whole (held-out NLL) skip those past it
     for split, need in needs.items():
         if need.kind == PAIR and hasattr(dataset, "pairs"):
             pairs = dataset.pairs.get(split, [])
