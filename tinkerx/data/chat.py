@@ -218,13 +218,11 @@ class ChatDataset(Dataset):
     def completion(self, example: Example) -> str:
         return self.conversations[example.id][-1]["content"]
 
-    def check_lengths(self, tokenizer: Any, examples: list[Example], limit: int, rule: str) -> tuple[list[Example], Any]:
-        """``tinkerx.data.lengths`` for whole conversations: ``truncate`` removes whole turns from the end
-        (``tinkerx.conversation.fit_conversation``), never part of a reply."""
+    def check_lengths(self, tokenizer: Any, examples: list[Example], limit: int, rule: str, count: Any) -> tuple[list[Example], Any]:
+        """``tinkerx.data.lengths`` for whole conversations, tallied in its ``count``: ``truncate`` removes
+        whole turns from the end (``tinkerx.conversation.fit_conversation``), never part of a reply."""
         from tinkerx.conversation import fit_conversation, render_conversation
-        from tinkerx.data.lengths import SplitCount
 
-        count = SplitCount(checked=len(examples))
         kept = []
         for ex in examples:
             length = len(render_conversation(tokenizer, self.conversation(ex), self.train_on).tokens)

@@ -203,7 +203,7 @@ def cut_reply(tokenizer: Any, text: str, room: int) -> str | None:
 
 def _examples(dataset: Any, tokenizer: Any, examples: list[Example], need: Need, limit: int, rule: str) -> tuple[list[Example], SplitCount]:
     if need.kind == REPLY and hasattr(dataset, "check_lengths"):  # conversations: whole turns (tinkerx/data/chat.py)
-        return dataset.check_lengths(tokenizer, examples, limit, rule)
+        return dataset.check_lengths(tokenizer, examples, limit, rule, SplitCount(checked=len(examples)))
     count = SplitCount(checked=len(examples))
     prompts = prompt_lengths(dataset, tokenizer, examples)
     replies = reply_lengths(tokenizer, [dataset.completion(ex) for ex in examples]) if need.kind == REPLY else [need.budget] * len(examples)
