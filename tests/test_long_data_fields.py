@@ -28,19 +28,17 @@ def _one_line(error: pytest.ExceptionInfo, *parts: str) -> None:
         assert part in message, message
 
 
-def test_message_lists_in_preference_pairs_are_an_error_not_a_repr(tmp_path):
+def test_message_lists_in_preference_pairs_are_read_as_conversations_not_a_repr(tmp_path):
     rows = [{"prompt": f"q{i}", "chosen": "a", "rejected": "b"} for i in range(3)] + [{"prompt": MESSAGES, "chosen": "a", "rejected": "b"}]
     path = _write(tmp_path / "pairs.jsonl", rows)
-    with pytest.raises(DataError) as error:
-        PreferenceJsonl(path, test_size=0)
-    _one_line(error, f"{path}:4", "'prompt'", "chat messages", "chat data set")
+    ds = PreferenceJsonl(path, test_size=0)
+    assert ds.messages(ds.train[3]) == MESSAGES and ds.train[3].question == "hi"  # the messages themselves, never their repr
 
 
 @pytest.mark.skipif(not OASST.is_file(), reason="../shared/data/oasst1_en100 is absent")
-def test_the_oasst_pairs_file_names_its_first_message_list():
-    with pytest.raises(DataError) as error:
-        PreferenceJsonl(str(OASST))
-    _one_line(error, ":1:", "'prompt'", "chat messages")
+def test_the_oasst_pairs_file_reads_as_conversation_pairs():
+    ds = PreferenceJsonl(str(OASST))
+    assert ds.pairs["train"] and all(ds.messages(ex)[-1]["role"] == "user" for ex in ds.train)
 
 
 @pytest.mark.parametrize("value, kind", [({"text": "x"}, "object"), ([1, 2], "list"), (True, "boolean"), (None, "null")])

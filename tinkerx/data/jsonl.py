@@ -49,15 +49,16 @@ def check_text(value: Any, where: str, name: str) -> None:
     """A field read as text must be text: a string, or a number (an answer such as 42).
 
     A list or an object is never turned into its Python repr and trained on: a list of messages
-    says so (conversations need the chat data set, which is coming), anything else names its type.
+    says so (conversations are read by dataset=chat, preference pairs of messages by dataset=preference_jsonl),
+    anything else names its type.
     """
     if isinstance(value, (str, int, float)) and not isinstance(value, bool):
         return
     if value is None:
         raise DataError(f"{where}: field {name!r} is null; expected text")
     if isinstance(value, list) and value and all(isinstance(m, dict) and "role" in m for m in value):
-        raise DataError(f"{where}: field {name!r} is a list of chat messages, not text; message lists need the chat data set "
-                        "(conversations are not supported yet): give this field as plain text")
+        raise DataError(f"{where}: field {name!r} is a list of chat messages, not text; conversations need the chat data set: "
+                        "dataset=chat (SFT, evaluation) or dataset=preference_jsonl (DPO pairs)")
     raise DataError(f"{where}: field {name!r} must be text, got a JSON {_json_type(value)}")
 
 

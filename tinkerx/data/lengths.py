@@ -33,6 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from tinkerx.conversation import check_template
 from tinkerx.example import Example
 from tinkerx.errors import ConfigError, DataError
 
@@ -142,6 +143,9 @@ def apply_length_rule(dataset: Any, tokenizer: Any, needs: dict[str, Need], limi
     """Counts, drops or cuts the over-long examples of ``dataset`` in place; see the module's docstring."""
     report = LengthReport(limit, limit_key, dataset.overlong)
     check_budgets(needs, limit, limit_key)
+    if hasattr(dataset, "conversation"):  # conversations are rendered by the chat template: one line now, not a traceback later
+        check_template(tokenizer)
+        dataset.token_limit = limit  # conversations scored whole (held-out NLL) skip those past it
     for split, need in needs.items():
         if need.kind == PAIR and hasattr(dataset, "pairs"):
             pairs = dataset.pairs.get(split, [])
@@ -198,6 +202,8 @@ def cut_reply(tokenizer: Any, text: str, room: int) -> str | None:
 
 
 def _examples(dataset: Any, tokenizer: Any, examples: list[Example], need: Need, limit: int, rule: str) -> tuple[list[Example], SplitCount]:
+    if need.kind == REPLY and hasattr(dataset, "check_lengths"):  # conversations: whole turns (tinkerx/data/chat.py)
+        return dataset.check_lengths(tokenizer, examples, limit, rule, SplitCount(checked=len(examples)))
     count = SplitCount(checked=len(examples))
     prompts = prompt_lengths(dataset, tokenizer, examples)
     replies = reply_lengths(tokenizer, [dataset.completion(ex) for ex in examples]) if need.kind == REPLY else [need.budget] * len(examples)

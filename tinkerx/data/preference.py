@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tinkerx.data.base import Dataset, PromptFormat, holdout_split
+from tinkerx.data.chat import read_records
 from tinkerx.example import Example
-from tinkerx.data.jsonl import read_jsonl
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,10 @@ def write_pairs(path: str | Path, pairs: Sequence[PreferencePair]) -> Path:
 
 
 class PreferenceJsonl(Dataset):
+    """Pairs from a JSON-lines file. Each of prompt / chosen / rejected may be text or a list of chat messages
+    (``tinkerx.data.conversation_pairs``): a message-list or HH-style (``\n\nHuman:`` / ``\n\nAssistant:``)
+    prompt is rendered with the model's chat template once and shared by both replies."""
+
     name = "preference_jsonl"
 
     def __init__(
@@ -60,14 +64,22 @@ class PreferenceJsonl(Dataset):
         max_length: int | None = None,
     ) -> None:
         super().__init__(prompt, max_tokens, overlong, max_length)
-        fields = (prompt_field, chosen_field, rejected_field)
+        from tinkerx.data.conversation_pairs import pair_turns
+
+        self.prompt_messages: dict[str, list[dict[str, str]]] = {}  # example id -> its conversation, when the file gives one
 
         def load(p: str) -> list[PreferencePair]:
-            return [
-                PreferencePair(Example(question=str(r[prompt_field]), answer=str(r[chosen_field]), id=f"{p}:{i}", solution=str(r[chosen_field])),
-                               str(r[chosen_field]), str(r[rejected_field]))  # fmt: skip
-                for i, r in enumerate(read_jsonl(p, fields, text=fields))
-            ]
+            pairs = []
+            for i, (where, record) in enumerate(read_records(p, "train", None)):
+                turns, chosen, rejected = pair_turns(record, prompt_field, chosen_field, rejected_field, where)
+                id = f"{p}:{i}"
+                if isinstance(turns, list):
+                    self.prompt_messages[id] = turns
+                    question = next((m["content"] for m in reversed(turns) if m["role"] == "user"), "")
+                else:
+                    question = turns
+                pairs.append(PreferencePair(Example(question=question, answer=chosen, id=id, solution=chosen), chosen, rejected))
+            return pairs
 
         pairs = load(path)
         if test_path:
@@ -77,3 +89,9 @@ class PreferenceJsonl(Dataset):
         train, validation = holdout_split(pairs, min(validation_size, len(pairs) // 4), seed + 1)
         self.pairs = {"train": train, "validation": validation, "test": test}
         self.train, self.validation, self.test = ([p.example for p in s] for s in (train, validation, test))
+
+    def messages(self, example: Example) -> list[dict[str, str]]:
+        """A conversation prompt as the file gave it (system prompt and earlier turns kept); a text one through ``dataset.prompt``."""
+        if example.id in self.prompt_messages:
+            return self.prompt_messages[example.id]
+        return super().messages(example)

@@ -15,6 +15,7 @@ from typing import Any
 
 from tinkerx.errors import ConfigError
 from tinkerx.eval.pass_at_k import code_metrics
+from tinkerx.eval.ungraded import ungraded_result
 from tinkerx.rewards.exact_match import ExactMatchReward
 from tinkerx.rewards.gradable import can_grade
 from tinkerx.rewards.numeric import NumericReward
@@ -61,6 +62,8 @@ class Evaluator:
         from tinker import types
 
         examples = self.examples()
+        if self.reward is None:  # conversations, or any data without a ground truth to grade
+            return self._ungraded(sampling_client, examples)
         params = types.SamplingParams(max_tokens=self.max_tokens, temperature=self.temperature, seed=self.seed)
         # Issue every request before waiting on any: the backend keeps them all in flight.
         futures = sample_chats(sampling_client, self.tokenizer, [self.dataset.messages(ex) for ex in examples], self.num_samples, params)
@@ -92,6 +95,15 @@ class Evaluator:
         _warn_ungradable(records, getattr(self.reward, "name", type(self.reward).__name__))
         _add_details(self.reward, records)
         return EvalResult(summarize(records), records)
+
+    def _ungraded(self, sampling_client: Any, examples: list[Any]) -> EvalResult:
+        """No reward: sampled replies kept beside the reference (tinkerx.eval.ungraded), and, for
+        conversations, the held-out per-token NLL and perplexity."""
+        from tinker import types
+
+        params = types.SamplingParams(max_tokens=self.max_tokens, temperature=self.temperature, seed=self.seed)
+        futures = sample_chats(sampling_client, self.tokenizer, [self.dataset.messages(ex) for ex in examples], self.num_samples, params)
+        return EvalResult(*ungraded_result(sampling_client, self.tokenizer, self.dataset, examples, futures, self.dataset.split(self.split)))
 
     def _numeric_match(self, completion: str, answer: str) -> bool:
         # A ground truth with no number (MATH's "p - q") is no numeric item; the run's reward, not

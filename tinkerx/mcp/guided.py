@@ -5,11 +5,12 @@ report the figures each method is judged by. Mixed into ``TrainingSession``, who
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any, Callable
 
-from tinkerx.errors import ConfigError
+from tinkerx.errors import ConfigError, UserError
 from tinkerx.mcp import reports
 from tinkerx.mcp.config import reward_choice
 
@@ -38,7 +39,8 @@ class GuidedTools:
         """Start a supervised fine-tuning run (replaces any run in progress) and measure the baseline.
 
         examples_path: a .jsonl file, one {"question": ..., "answer": ...} per line (answer = the
-        reply to learn). validation_split: the fraction held out for validation loss. holdout_path:
+        reply to learn), or conversations ({"messages": [...]}, ShareGPT, prompt/completion lists; then
+        the held-out NLL replaces accuracy). validation_split: the fraction held out for validation loss. holdout_path:
         a .jsonl file for evaluate(); without it 100 examples (at most a quarter) are held out.
         lr / lr_schedule (constant | linear | cosine) / warmup_steps / batch_size / max_steps (the
         schedule's length) / lora_rank default to the method's and model's config. Returns data
@@ -54,7 +56,9 @@ class GuidedTools:
             "model.lora_rank": lora_rank, "training.batch_size": batch_size, "training.max_steps": max_steps,
             "method.validation_every": validation_every, "sampling.max_tokens": max_tokens, "seed": seed,
         }  # fmt: skip
-        return self._start([*self.overrides, "method=sft", "dataset=jsonl"], values)
+        # A conversations file (messages, ShareGPT, prompt/completion lists): dataset=chat, scored by held-out NLL.
+        chat = ["dataset=chat", "~reward"] if _holds_conversations(examples_path) else ["dataset=jsonl"]
+        return self._start([*self.overrides, "method=sft", *chat], values)
 
     def init_grpo(
         self,
@@ -131,6 +135,18 @@ def _existing(path: str, argument: str) -> str:
     if not file.is_file():
         raise ConfigError(f"{argument}: no file at {file}")
     return str(file)
+
+
+def _holds_conversations(path: str) -> bool:
+    from tinkerx.data.chat import ConversationReader
+
+    with Path(path).expanduser().open(encoding="utf-8") as f:
+        first = next((line for line in f if line.strip()), "{}")
+    try:
+        record = json.loads(first)
+        return isinstance(record, dict) and bool(ConversationReader().detect(record, path))
+    except (json.JSONDecodeError, UserError):
+        return False
 
 
 def _count_lines(path: str) -> int:

@@ -76,6 +76,11 @@ class Evaluate:
         p, suite = self.p, self.suite
         results: dict[str, Any] = {}
         for name, bench in self.benchmarks.items():
+            if bench.reward is None:  # conversations: held-out NLL and the sampled replies, nothing to grade
+                result = _evaluator_for(p, bench)(self.sampler)
+                p.recorder.write_jsonl(f"eval/{name}.jsonl", result.records)
+                results[name] = {"metrics": result.metrics, "correct": {}, "evaluated": _describe(p, bench)}
+                continue
             records = self._evaluate(p, self.sampler, bench)
             p.recorder.write_jsonl(f"eval/{name}.jsonl", records)
             ids = [r.get("id") for r in records]
@@ -118,14 +123,16 @@ class Evaluate:
     # ---- parts -----------------------------------------------------------------------------
     @staticmethod
     def _run_dataset(p: Pipeline) -> dict[str, LoadedBenchmark]:
-        if p.reward is None:
+        conversations = hasattr(p.dataset, "conversation")  # dataset=chat: scored by NLL, its replies kept, not graded
+        if p.reward is None and not conversations:
             raise ConfigError("method=eval on the run's data set grades with the run's reward: choose one with reward=NAME")
         dataset, whole_file = p.dataset, None
         if p.evaluator.split == "test" and p.dataset.test_carved_from:
             # Nothing is trained here, so nothing needs holding out: the test split is the whole file.
             dataset, whole_file = copy.copy(p.dataset), p.dataset.test_carved_from
             dataset.test = [*p.dataset.train, *p.dataset.validation, *p.dataset.test]
-        return {p.dataset.name: LoadedBenchmark(dataset, p.reward, p.evaluator.max_examples, p.evaluator.max_tokens, whole_file)}
+        reward = None if conversations else p.reward
+        return {p.dataset.name: LoadedBenchmark(dataset, reward, p.evaluator.max_examples, p.evaluator.max_tokens, whole_file)}
 
     def _check(self, p: Pipeline, benchmarks: dict[str, LoadedBenchmark]) -> None:
         trained_from = checkpoint_base_model(self.checkpoint) if self.checkpoint else None
@@ -138,6 +145,9 @@ class Evaluate:
             )
         for name, bench in benchmarks.items():
             console.print(f"eval {name}: {_describe(p, bench)}")
+            if self.baseline is not None and bench.reward is None:
+                raise ConfigError(f"compare: {name} is not graded (conversations: nll and replies), so there is no per-example accuracy to pair; "
+                                  "compare the nll in the two runs' results.json")  # fmt: skip
             if self.baseline is not None and name in self.baseline["benchmarks"]:
                 _check_pairs(name, _evaluator_for(p, bench), self.baseline["benchmarks"][name])
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from tinkerx.backends.local.losses import LOSS_INPUTS
 from tinkerx.chat import completion_tokens, prompt_tokens, supervised_datum
+from tinkerx.conversation import conversation_datum, render_conversation
 from tinkerx.errors import ConfigError
 from tinkerx.methods.sft.overfit import OverfitWatch
 from tinkerx.methods.shared.policy import OnePolicy, open_policy, resume_policy
@@ -39,6 +40,8 @@ class SFT(OnePolicy):
     shown = ("train/loss", "val/loss", "optim/lr")
 
     def _datums(self, p: Pipeline, examples: list[Any]) -> list[Any]:
+        if hasattr(p.dataset, "conversation"):  # dataset=chat: every (or the last) assistant reply of the conversation
+            return [conversation_datum(render_conversation(p.tokenizer, p.dataset.conversation(ex), p.dataset.train_on)) for ex in examples]
         return [
             supervised_datum(prompt_tokens(p.tokenizer, p.dataset.messages(ex)), completion_tokens(p.tokenizer, p.dataset.completion(ex)))
             for ex in examples
