@@ -23,7 +23,8 @@ METHODS = ("sft", "grpo", "eval", "debate")
 # The least a full answer needs, per data set: a worked solution (GSM8K), a competition solution
 # (MATH), reasoning before a letter (multiple choice); arithmetic needs a number and little else.
 MIN_BUDGET = {"gsm8k": 512, "math": 1024, "mmlu_stem": 512, "mcq_jsonl": 512, "gpqa_diamond": 1024, "jsonl": 256, "arithmetic": 8,
-              "mbpp": 256, "humaneval": 256, "py_functions": 27}  # code: a function (in a fenced block)
+              "mbpp": 256, "humaneval": 256, "py_functions": 27,  # code: a function (in a fenced block)
+              "chat": 256}  # a sampled reply to a held-out conversation
 MAX_BUDGET = {"arithmetic": 32}
 
 # Values from conf/config.yaml that only an experiment (conf/experiment/) changes.
