@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -9,7 +10,8 @@ import pytest
 from tinkerx.chat import completion_tokens, prompt_tokens, supervised_datum
 from tinkerx.data.base import Dataset
 from tinkerx.example import Example
-from tinkerx.data.lengths import GENERATE, PAIR, REPLY, Need, apply_length_rule, needs_of, token_limit
+from tinkerx.data.lengths import (GENERATE, PAIR, REPLY, Need, apply_length_rule, check_benchmarks, check_prompts, merged, needs_of, record,
+                                  token_limit)  # fmt: skip
 from tinkerx.data.preference import PreferencePair
 from tinkerx.errors import ConfigError, DataError
 from tinkerx.models.tiny import build_tokenizer
@@ -146,3 +148,81 @@ def test_needs_follow_each_method():
 def test_a_bad_rule_is_a_config_error_naming_the_choices(value):
     with pytest.raises(ConfigError, match="dataset.overlong must be one of drop, truncate, error"):
         Dataset(overlong=value)
+
+
+# --- checks made past build: a suite's benchmarks, an off-policy teacher's prompts -----------------
+
+
+def _bench(tests: list[tuple[str, int]], max_tokens: int, overlong: str = "drop", max_length: int | None = None) -> SimpleNamespace:
+    data = Dataset(overlong=overlong, max_length=max_length)
+    data.test = [Example(question="q" * n, answer="1", id=i) for i, n in tests]
+    return SimpleNamespace(dataset=data, max_tokens=max_tokens)
+
+
+def test_each_benchmark_keeps_its_prompts_unless_the_prompt_alone_fills_the_context(tok, tmp_path):
+    from tinkerx.runs.recorder import RunRecorder
+
+    benchmarks = {"short": _bench([("a", 5), ("b", 70)], max_tokens=40), "long": _bench([("c", 5), ("d", 200)], max_tokens=10)}
+    reports = check_benchmarks(benchmarks, tok, "test", LIMIT)
+    # short: "b" runs past the context only with its budget (kept, counted); long: "d" fills it alone (dropped).
+    assert [ex.id for ex in benchmarks["short"].dataset.test] == ["a", "b"] and [ex.id for ex in benchmarks["long"].dataset.test] == ["c"]
+    assert (reports["short"].splits["short"].over, reports["short"].splits["short"].dropped) == (1, 0)
+    assert (reports["long"].splits["long"].over, reports["long"].splits["long"].dropped) == (1, 1)
+    metrics, summary, warning = merged(reports)
+    assert metrics["data/short_overlong"] == 1 and metrics["data/long_dropped"] == 1 and metrics["data/long_token_limit"] == LIMIT
+    assert "\n" not in warning and warning.count("model.context_length=120") == 1 and "1 of 2 short" in warning and "1 of 2 long" in warning
+    recorder = RunRecorder(tmp_path)
+    record(recorder, reports, "overlong_benchmarks")
+    assert recorder.summary_additions["overlong_benchmarks"]["long"]["long"]["dropped"] == 1
+    assert (tmp_path / "metrics.jsonl").read_text().count('"step": 0') == 1
+    # a budget as long as the context only caps an evaluation's generation: not a configuration error
+    check_benchmarks({"b": _bench([("a", 5)], max_tokens=LIMIT)}, tok, "test", LIMIT)
+
+
+def test_a_benchmark_follows_its_own_data_sets_rule_and_limit(tok):
+    with pytest.raises(DataError) as error:
+        check_benchmarks({"gsm8k": _bench([("a", 5), ("b", 70)], 40, overlong="error")}, tok, "test", LIMIT)
+    assert "\n" not in str(error.value) and "1 of 2 gsm8k" in str(error.value) and "suite.benchmarks.gsm8k.dataset.max_tokens=40" in str(error.value)
+    bench = _bench([("a", 5), ("b", 60)], 10, max_length=60)
+    report = check_benchmarks({"gsm8k": bench}, tok, "test", LIMIT)["gsm8k"]
+    assert (report.limit, report.limit_key, report.splits["gsm8k"].dropped) == (60, "suite.benchmarks.gsm8k.dataset.max_length", 1)
+    with pytest.raises(ConfigError, match="suite.benchmarks.gsm8k.dataset: dataset.max_length=500 is beyond model.context_length=120"):
+        check_benchmarks({"gsm8k": _bench([("a", 5)], 10, max_length=500)}, tok, "test", LIMIT)
+    assert check_benchmarks({"gsm8k": _bench([("a", 500)], 10)}, tok, "test", None) == {}  # no context recorded: nothing to check
+
+
+def test_teacher_prompts_are_checked_against_the_teachers_context_without_touching_the_split(tok):
+    data = _data(overlong="truncate")
+    data.train = [Example(question="q" * n, answer="1", id=str(n)) for n in (5, 100, 20)]
+    before = list(data.train)
+    kept, report = check_prompts(data, tok, data.train, Need(GENERATE, 30, "sampling.max_tokens"), LIMIT, "components.teacher.model.context_length", "teacher_prompts")
+    assert [ex.id for ex in kept] == ["5", "20"] and data.train == before and not data.truncated  # prompts that generate are never cut
+    assert report.metrics()["data/teacher_prompts_dropped"] == 1 and "data/teacher_prompts_token_limit" in report.metrics()
+    with pytest.raises(ConfigError, match="sampling.max_tokens = 120 leaves no room for a prompt within components.teacher.model.context_length=120"):
+        check_prompts(data, tok, data.train, Need(GENERATE, LIMIT, "sampling.max_tokens"), LIMIT, "components.teacher.model.context_length", "teacher_prompts")
+    with pytest.raises(DataError, match="every training example \\(1\\) is longer than components.teacher.model.context_length=120"):
+        check_prompts(data, tok, data.train[1:2], Need(GENERATE, 30, "sampling.max_tokens"), LIMIT, "components.teacher.model.context_length", "teacher_prompts")
+
+
+def _gsm8k_folder(folder, questions: list[str]):
+    (folder / "gsm8k").mkdir(parents=True)
+    rows = [{"question": q, "answer": f"{len(q)} letters\n#### {len(q)}"} for q in questions]
+    (folder / "gsm8k" / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+def test_a_suites_benchmark_prompts_are_checked_against_the_models_context_in_a_run(tmp_path):
+    from tests.helpers.compose import compose
+    from tests.helpers.runs import metrics_rows, run_in_process
+
+    assert compose(["method=eval", "suite=quick"]).components.suite.context_length == 512  # model=tiny's
+    data = _gsm8k_folder(tmp_path / "data", ["How many?", "Count: " + "one " * 150, "And now?"])  # 600+ bytes fill 512
+    overrides = ["method=eval", "suite=standard", f"suite.data_dir={data}", "suite.benchmarks.gsm8k.dataset.max_tokens=4"]
+    run_in_process(overrides, tmp_path / "run")
+    counted = json.loads((tmp_path / "run" / "summary.json").read_text())["overlong_benchmarks"]["gsm8k"]
+    assert counted["limit_key"] == "model.context_length" and counted["rule"] == "drop"
+    assert (counted["gsm8k"]["checked"], counted["gsm8k"]["over"], counted["gsm8k"]["dropped"]) == (3, 1, 1) and counted["gsm8k"]["longest"] > 512
+    step0 = [r for r in metrics_rows(tmp_path / "run") if r["step"] == 0 and "data/gsm8k_dropped" in r]
+    assert len(step0) == 1 and step0[0]["data/gsm8k_token_limit"] == 512
+    evaluated = (tmp_path / "run" / "eval" / "gsm8k.jsonl").read_text().splitlines()
+    assert len(evaluated) == 2  # the prompt that fills the context alone is not sent

@@ -19,6 +19,7 @@ from typing import Any
 
 from rich.table import Table
 
+from tinkerx.data.lengths import check_benchmarks, record
 from tinkerx.errors import ConfigError, UserError
 from tinkerx.eval.compare import compare_results, example_key, load_results, results_entry
 from tinkerx.eval.partial_credit import partial_credit
@@ -60,7 +61,12 @@ class Evaluate:
             raise ConfigError("method=eval needs an evaluator (evaluator=default)")
         self.p = p
         self.suite = p.components.get("suite")
-        self.benchmarks = self.suite.load() if self.suite is not None and self.suite.benchmarks else self._run_dataset(p)
+        if self.suite is not None and self.suite.benchmarks:
+            self.benchmarks = self.suite.load()
+            # A suite's data sets are read here, past build's length check: the same rule for evaluation prompts.
+            record(p.recorder, check_benchmarks(self.benchmarks, p.tokenizer, p.evaluator.split, self.suite.context_length), "overlong_benchmarks")
+        else:
+            self.benchmarks = self._run_dataset(p)
         self._check(p, self.benchmarks)
         self.sampler = self._sampling_client(p)
         self._summary: dict[str, Any] = {}
