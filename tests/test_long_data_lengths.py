@@ -226,3 +226,25 @@ def test_a_suites_benchmark_prompts_are_checked_against_the_models_context_in_a_
     assert len(step0) == 1 and step0[0]["data/gsm8k_token_limit"] == 512
     evaluated = (tmp_path / "run" / "eval" / "gsm8k.jsonl").read_text().splitlines()
     assert len(evaluated) == 2  # the prompt that fills the context alone is not sent
+
+
+def test_an_off_policy_teacher_samples_only_prompts_that_fit_its_own_context(tmp_path):
+    from tests.helpers.runs import metrics_rows, run_in_process
+
+    short, long = ["What is 1+1?", "What is 2+2?", "What is 3+3?"], ["Think about this: " + "word " * 12 + str(i) for i in range(3)]
+    train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
+    train.write_text("".join(json.dumps({"question": q, "answer": "2"}) + "\n" for q in [short[0], *long, *short[1:]]))
+    test.write_text(json.dumps({"question": "What is 4+4?", "answer": "8"}) + "\n")
+    # The student (tiny, 512 tokens) takes every prompt; the teacher (tiny cut to 64 positions) not the long ones.
+    run_in_process(["method=distill", "method.mode=off_policy", "+model@components.teacher.model=tiny", "components.teacher.model.loader.max_position_embeddings=64",
+                    "method.filter_correct=false", "method.validation_every=0", "method.evaluate_baseline=false", "method.evaluate_teacher=false",
+                    "dataset=jsonl", f"dataset.path={train}", f"dataset.test_path={test}", "dataset.validation_size=0", "sampling.max_tokens=8",
+                    "training.max_steps=2", "training.batch_size=2", "training.eval_every=0", "evaluator.max_examples=1"], tmp_path / "run")  # fmt: skip
+    sampled = [json.loads(line)["question"] for line in (tmp_path / "run" / "teacher_samples.jsonl").read_text().splitlines()]
+    assert sorted(sampled) == sorted(short)
+    counted = json.loads((tmp_path / "run" / "summary.json").read_text())["overlong_teacher"]["teacher_prompts"]
+    assert counted["limit_key"] == "components.teacher.model.context_length" and counted["limit"] == 64
+    assert (counted["teacher_prompts"]["checked"], counted["teacher_prompts"]["over"], counted["teacher_prompts"]["dropped"]) == (6, 3, 3)
+    step0 = [r for r in metrics_rows(tmp_path / "run") if "data/teacher_prompts_dropped" in r]
+    assert len(step0) == 1 and step0[0]["step"] == 0 and step0[0]["data/teacher_prompts_token_limit"] == 64
+    assert not any("data/train_overlong" in r for r in metrics_rows(tmp_path / "run"))  # within the student's own context: nothing over

@@ -23,6 +23,8 @@ class Teacher:
             raise ConfigError("components.teacher.model must be null or a model config (base_model, loader): +model@components.teacher.model=NAME")
         self.model_loader = model["loader"] if model is not None else None
         self.base_model = str(model["base_model"]) if model is not None else None
+        # A teacher of its own model has its own context: its prompts are checked against it (off-policy).
+        self.context_length = int(model["context_length"]) if model is not None and model.get("context_length") else None
         self.checkpoint = resolve_checkpoint(str(checkpoint), "components.teacher.checkpoint") if checkpoint else None
         self.client: Any = None
         self.tokenizer: Any = None
