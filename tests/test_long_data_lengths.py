@@ -248,3 +248,12 @@ def test_an_off_policy_teacher_samples_only_prompts_that_fit_its_own_context(tmp
     step0 = [r for r in metrics_rows(tmp_path / "run") if "data/teacher_prompts_dropped" in r]
     assert len(step0) == 1 and step0[0]["step"] == 0 and step0[0]["data/teacher_prompts_token_limit"] == 64
     assert not any("data/train_overlong" in r for r in metrics_rows(tmp_path / "run"))  # within the student's own context: nothing over
+
+
+def test_a_teacher_whose_context_fits_no_prompt_stops_the_run_with_one_line(tmp_path):
+    from tests.helpers.runs import run_in_process
+
+    # 16 one-digit prompts of ~25 tokens + 16 to generate: none fits a teacher of 40 positions.
+    with pytest.raises(DataError, match=r"every training example \(16\) is longer than components.teacher.model.context_length=40 tokens with sampling.max_tokens=16"):
+        run_in_process(["method=distill", "method.mode=off_policy", "+model@components.teacher.model=tiny", "components.teacher.model.loader.max_position_embeddings=40",
+                        "method.filter_correct=false", "method.max_prompts=16", "sampling.max_tokens=16", "training.max_steps=1"], tmp_path / "run")  # fmt: skip

@@ -166,13 +166,13 @@ def apply_length_rule(dataset: Any, tokenizer: Any, needs: dict[str, Need], limi
 def _refuse(report: LengthReport, needs: dict[str, Need], training: Sequence[str]) -> None:
     """DataError for ``dataset.overlong=error`` with any over-long example, and for a training split left empty."""
     for split, count in report.splits.items():
+        need = needs[split]
+        budget = f" with {need.budget_key}={need.budget}" if need.kind == GENERATE else ""
         if report.rule == "error" and count.over:
-            need = needs[split]
-            budget = f" with {need.budget_key}={need.budget}" if need.kind == GENERATE else ""
             raise DataError(f"{count.over} of {count.checked} {split} examples are longer than {report.limit_key}={report.limit} tokens{budget} "
                             f"(longest {count.longest}); dataset.overlong=drop leaves them out, =truncate cuts their replies")  # fmt: skip
         if split in training and count.checked and count.dropped == count.checked:
-            raise DataError(f"every training example ({count.checked}) is longer than {report.limit_key}={report.limit} tokens "
+            raise DataError(f"every training example ({count.checked}) is longer than {report.limit_key}={report.limit} tokens{budget} "
                             f"(longest {count.longest}): choose a model with a longer context or shorter data")  # fmt: skip
 
 

@@ -30,13 +30,15 @@ class OffPolicyDistill:
         self.teacher_samples, self.filter_correct, self.max_prompts = teacher_samples, filter_correct, max_prompts
         self.samples_path, self.evaluate_teacher, self.sft = samples_path, evaluate_teacher, sft
 
+    # Before the student's SFT is set up (the teacher's checks failed, the teacher is sampling) no step has run:
+    # a run that stops there must be reported by its own error, not by a missing attribute.
     @property
     def step_index(self) -> int:
-        return self.sft.step_index
+        return getattr(self.sft, "step_index", 0)
 
     @property
     def total_steps(self) -> int:
-        return self.sft.total_steps
+        return getattr(self.sft, "total_steps", 0)
 
     def setup(self, p: Pipeline, resume: ResumeState | None = None) -> None:
         if self.filter_correct and p.reward is None:
