@@ -257,3 +257,19 @@ def test_a_teacher_whose_context_fits_no_prompt_stops_the_run_with_one_line(tmp_
     with pytest.raises(DataError, match=r"every training example \(16\) is longer than components.teacher.model.context_length=40 tokens with sampling.max_tokens=16"):
         run_in_process(["method=distill", "method.mode=off_policy", "+model@components.teacher.model=tiny", "components.teacher.model.loader.max_position_embeddings=40",
                         "method.filter_correct=false", "method.max_prompts=16", "sampling.max_tokens=16", "training.max_steps=1"], tmp_path / "run")  # fmt: skip
+
+
+def test_eval_of_a_whole_file_checks_the_examples_beyond_its_carved_test_split(tmp_path):
+    from tests.helpers.runs import run_in_process
+
+    path = tmp_path / "qa.jsonl"
+    questions = [f"What is {i}+1?" for i in range(7)] + ["Count: " + "one " * 150 + str(i) for i in range(3)]  # 600+ bytes fill 512
+    path.write_text("".join(json.dumps({"question": q, "answer": "1"}) + "\n" for q in questions))
+    run_in_process(["method=eval", "dataset=jsonl", f"dataset.path={path}", "dataset.validation_size=0", "dataset.test_size=2",
+                    "sampling.max_tokens=4", "evaluator.max_examples=null"], tmp_path / "run")  # fmt: skip
+    evaluated = (tmp_path / "run" / "eval" / "jsonl.jsonl").read_text().splitlines()
+    assert len(evaluated) == 7  # every example of the file but the three whose prompt fills the context
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    by_build = summary.get("overlong", {}).get("test", {}).get("dropped", 0)  # the carved test split, checked by build
+    here = summary.get("overlong_whole_file", {}).get("jsonl", {}).get("jsonl", {})
+    assert by_build + here.get("dropped", 0) == 3 and here.get("checked") == 8

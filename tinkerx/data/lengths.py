@@ -214,6 +214,22 @@ def check_benchmarks(benchmarks: Mapping[str, Any], tokenizer: Any, split: str, 
     return reports
 
 
+def check_whole_file(bench: Any, original: Any, tokenizer: Any, split: str, max_tokens: int, context_length: int | None,
+                     name: str) -> dict[str, LengthReport]:  # fmt: skip
+    """``method=eval`` on a file with no test split of its own evaluates all of it (``bench.dataset``'s
+    ``split``); ``build`` checked ``original``'s ``split`` only. The rest, by the rule for evaluation
+    prompts plus ``evaluator.max_tokens``; ``bench.dataset`` is changed in place."""
+    checked = {id(ex) for ex in original.split(split)}
+    unchecked = [ex for ex in bench.dataset.split(split) if id(ex) not in checked]
+    limit = token_limit(context_length, original.max_length) if hasattr(original, "overlong") and unchecked else None
+    if limit is None:
+        return {}
+    kept, report = check_prompts(bench.dataset, tokenizer, unchecked, Need(GENERATE, max_tokens, "evaluator.max_tokens", evaluation=True), *limit, name)
+    keep = checked | {id(ex) for ex in kept}
+    setattr(bench.dataset, split, [ex for ex in bench.dataset.split(split) if id(ex) in keep])
+    return {name: report}
+
+
 def merged(reports: Mapping[str, LengthReport]) -> tuple[dict[str, Any], dict[str, Any], str] | None:
     """(step-0 metrics, summary entry, one warning line) of the reports with over-long examples; None when none has."""
     over = {name: r for name, r in reports.items() if r.over}
