@@ -273,3 +273,28 @@ def test_eval_of_a_whole_file_checks_the_examples_beyond_its_carved_test_split(t
     by_build = summary.get("overlong", {}).get("test", {}).get("dropped", 0)  # the carved test split, checked by build
     here = summary.get("overlong_whole_file", {}).get("jsonl", {}).get("jsonl", {})
     assert by_build + here.get("dropped", 0) == 3 and here.get("checked") == 8
+
+
+def test_teacher_replies_longer_than_the_students_context_are_dropped_or_cut_before_the_student_trains(tmp_path):
+    from tests.helpers.runs import metrics_rows, run_in_process
+
+    # A teacher of another tokenizer can write more student tokens than sampling.max_tokens: here, a cached
+    # sample of 700 bytes for a student (tiny, byte tokens) of 512.
+    train, test, samples = tmp_path / "train.jsonl", tmp_path / "test.jsonl", tmp_path / "teacher_samples.jsonl"
+    train.write_text("".join(json.dumps({"question": f"{i}+0", "answer": str(i)}) + "\n" for i in range(4)))
+    test.write_text(json.dumps({"question": "5+0", "answer": "5"}) + "\n")
+    rows = [{"id": f"{train}:{i}", "question": f"{i}+0", "answer": str(i), "completion": str(i)} for i in range(4)]
+    rows[1]["completion"] = "1" + " and so on" * 70
+    samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    common = ["method=distill", "method.mode=off_policy", f"method.samples_path={samples}", "method.validation_every=0", "method.evaluate_baseline=false",
+              "method.evaluate_teacher=false", "+model@components.teacher.model=tiny", "dataset=jsonl", f"dataset.path={train}", f"dataset.test_path={test}",
+              "dataset.validation_size=0", "sampling.max_tokens=8", "training.max_steps=1", "training.batch_size=2", "training.eval_every=0",
+              "evaluator.max_examples=1"]  # fmt: skip
+    run_in_process(common, tmp_path / "drop")
+    counted = json.loads((tmp_path / "drop" / "summary.json").read_text())["overlong_teacher_replies"]["teacher_replies"]
+    assert counted["limit"] == 512 and (counted["teacher_replies"]["checked"], counted["teacher_replies"]["dropped"]) == (4, 1)
+    assert counted["teacher_replies"]["longest"] > 700
+    assert [r for r in metrics_rows(tmp_path / "drop") if "data/teacher_replies_dropped" in r][0]["step"] == 0
+    run_in_process([*common, "dataset.overlong=truncate"], tmp_path / "cut")
+    counted = json.loads((tmp_path / "cut" / "summary.json").read_text())["overlong_teacher_replies"]["teacher_replies"]["teacher_replies"]
+    assert (counted["over"], counted["truncated"], counted["dropped"]) == (1, 1, 0)

@@ -332,13 +332,15 @@ def _pairs(dataset: Any, tokenizer: Any, pairs: list[Any], limit: int, rule: str
     return kept, count
 
 
-def record(recorder: Any, reports: Mapping[str, LengthReport], summary_key: str) -> None:
-    """Warns once, logs the counts at step 0 and adds them to ``summary.json`` under ``summary_key``
-    (for checks made in a method's setup, after ``build`` logged its own)."""
+def record(recorder: Any, reports: Mapping[str, LengthReport], summary_key: str, log: bool = True) -> None:
+    """Warns once, logs the counts at step 0 (unless ``log`` is false: a resumed run has its step-0
+    line) and adds them to ``summary.json`` under ``summary_key`` (for checks made in a method's
+    setup, after ``build`` logged its own)."""
     found = merged(reports)
     if found is None:
         return
     metrics, summary, warning = found
     console.print(f"[yellow]warning:[/yellow] {warning}")
     recorder.summary_additions[summary_key] = summary
-    recorder.log_metrics(0, metrics)
+    if log:
+        recorder.log_metrics(0, metrics)
