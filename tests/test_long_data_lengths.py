@@ -169,6 +169,7 @@ def test_each_benchmark_keeps_its_prompts_unless_the_prompt_alone_fills_the_cont
     assert (reports["short"].splits["short"].over, reports["short"].splits["short"].dropped) == (1, 0)
     assert (reports["long"].splits["long"].over, reports["long"].splits["long"].dropped) == (1, 1)
     metrics, summary, warning = merged(reports)
+    assert summary["long"]["long"]["dropped"] == 1 and set(summary) == {"short", "long"}
     assert metrics["data/short_overlong"] == 1 and metrics["data/long_dropped"] == 1 and metrics["data/long_token_limit"] == LIMIT
     assert "\n" not in warning and warning.count("model.context_length=120") == 1 and "1 of 2 short" in warning and "1 of 2 long" in warning
     recorder = RunRecorder(tmp_path)
@@ -294,7 +295,7 @@ def test_teacher_replies_longer_than_the_students_context_are_dropped_or_cut_bef
     counted = json.loads((tmp_path / "drop" / "summary.json").read_text())["overlong_teacher_replies"]["teacher_replies"]
     assert counted["limit"] == 512 and (counted["teacher_replies"]["checked"], counted["teacher_replies"]["dropped"]) == (4, 1)
     assert counted["teacher_replies"]["longest"] > 700
-    assert [r for r in metrics_rows(tmp_path / "drop") if "data/teacher_replies_dropped" in r][0]["step"] == 0
+    assert next(r for r in metrics_rows(tmp_path / "drop") if "data/teacher_replies_dropped" in r)["step"] == 0
     run_in_process([*common, "dataset.overlong=truncate"], tmp_path / "cut")
     counted = json.loads((tmp_path / "cut" / "summary.json").read_text())["overlong_teacher_replies"]["teacher_replies"]["teacher_replies"]
     assert (counted["over"], counted["truncated"], counted["dropped"]) == (1, 1, 0)
