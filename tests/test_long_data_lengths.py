@@ -299,3 +299,26 @@ def test_teacher_replies_longer_than_the_students_context_are_dropped_or_cut_bef
     run_in_process([*common, "dataset.overlong=truncate"], tmp_path / "cut")
     counted = json.loads((tmp_path / "cut" / "summary.json").read_text())["overlong_teacher_replies"]["teacher_replies"]["teacher_replies"]
     assert (counted["over"], counted["truncated"], counted["dropped"]) == (1, 1, 0)
+
+
+def test_an_on_policy_teacher_with_a_shorter_context_scores_only_prompts_that_fit_it(tmp_path):
+    from tests.helpers.runs import run_in_process
+
+    short, long = ["What is 1+1?", "What is 2+2?"], ["Think about this: " + "word " * 12 + str(i) for i in range(2)]
+    train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
+    train.write_text("".join(json.dumps({"question": q, "answer": "2"}) + "\n" for q in [*long, *short]))
+    test.write_text(json.dumps({"question": "What is 4+4?", "answer": "8"}) + "\n")
+    run_in_process(["method=distill", "+model@components.teacher.model=tiny", "components.teacher.model.loader.max_position_embeddings=64",
+                    "method.evaluate_baseline=false", "method.evaluate_teacher=false", "method.group_size=2", "dataset=jsonl", f"dataset.path={train}",
+                    f"dataset.test_path={test}", "dataset.validation_size=0", "sampling.max_tokens=8", "training.max_steps=2", "training.batch_size=2",
+                    "training.eval_every=0", "evaluator.max_examples=1"], tmp_path / "run")  # fmt: skip
+    counted = json.loads((tmp_path / "run" / "summary.json").read_text())["overlong_teacher"]["teacher_prompts"]["teacher_prompts"]
+    assert (counted["checked"], counted["over"], counted["dropped"]) == (4, 2, 2)
+
+
+def test_an_on_policy_teacher_whose_context_fits_no_prompt_stops_the_run_with_one_line(tmp_path):
+    from tests.helpers.runs import run_in_process
+
+    with pytest.raises(DataError, match=r"every training example \(\d+\) is longer than components.teacher.model.context_length=40"):
+        run_in_process(["method=distill", "+model@components.teacher.model=tiny", "components.teacher.model.loader.max_position_embeddings=40",
+                        "sampling.max_tokens=16", "training.max_steps=1"], tmp_path / "run")  # fmt: skip

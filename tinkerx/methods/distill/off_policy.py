@@ -11,10 +11,10 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from tinkerx.data.lengths import GENERATE, REPLY, Need, apply_length_rule, check_prompts, record, token_limit
+from tinkerx.data.lengths import REPLY, Need, apply_length_rule, record, token_limit
 from tinkerx.errors import ConfigError
 from tinkerx.methods.distill.samples import CACHE_NAME, TeacherTaught, read_samples, sample_teacher
-from tinkerx.methods.distill.teacher import teacher_of
+from tinkerx.methods.distill.teacher import prompts_fitting_teacher, teacher_of
 from tinkerx.methods.sft import SFT
 from tinkerx.methods.shared.policy import evaluate_sampler
 from tinkerx.pipeline import Pipeline, ResumeState
@@ -68,23 +68,11 @@ class OffPolicyDistill:
             console.print(f"teacher samples: {len(rows)} read from {source}")
             return rows
         examples = p.dataset.train[: self.max_prompts] if self.max_prompts else p.dataset.train
-        examples = self._fitting_teacher(p, examples)
+        examples = prompts_fitting_teacher(p, self.teacher, examples)
         rows = sample_teacher(self.teacher, p.dataset, examples, self.teacher_samples, p.sampling.params(), p.reward, self.filter_correct)
         p.recorder.write_jsonl(CACHE_NAME, rows)
         console.print(f"teacher samples: kept {len(rows)} of {len(examples) * self.teacher_samples} -> {cache}")
         return rows
-
-    def _fitting_teacher(self, p: Pipeline, examples: list[Any]) -> list[Any]:
-        """The prompts whose teacher-tokenized length plus ``sampling.max_tokens`` fits the teacher's own
-        context, by ``dataset.overlong``. ``build`` checked them against the student's; a teacher of
-        another model tokenizes differently and may have a shorter context."""
-        limit = self.teacher.context_length
-        if limit is None or not hasattr(p.dataset, "overlong"):
-            return examples
-        need = Need(GENERATE, p.sampling.max_tokens, "sampling.max_tokens")
-        kept, report = check_prompts(p.dataset, self.teacher.tokenizer, examples, need, limit, "components.teacher.model.context_length", "teacher_prompts")
-        record(p.recorder, {"teacher_prompts": report}, "overlong_teacher")
-        return kept
 
     def _fitting_student(self, p: Pipeline, taught: TeacherTaught, fresh: bool) -> TeacherTaught:
         """The teacher's text re-tokenized for the student can be longer than the student's budget that

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from tinkerx.data.lengths import GENERATE, Need, check_prompts, record
 from tinkerx.errors import ConfigError
 from tinkerx.methods.shared.policy import policy_sampler, resolved
 from tinkerx.runs.checkpoints import checkpoint_base_model, load_weights, resolve_checkpoint
@@ -81,3 +82,16 @@ def teacher_of(p: Any) -> Teacher:
             "or +model@components.teacher.model=NAME"
         )
     return teacher
+
+
+def prompts_fitting_teacher(p: Any, teacher: Teacher, examples: list[Any], log: bool = True) -> list[Any]:
+    """The prompts whose teacher-tokenized length plus ``sampling.max_tokens`` fits the teacher's own
+    context, by ``dataset.overlong`` (counted under ``overlong_teacher``; at step 0 when ``log``).
+    ``build`` checked them against the student's; a teacher of another model may tokenize differently
+    (off-policy) or have a shorter context (both modes)."""
+    if teacher.context_length is None or not hasattr(p.dataset, "overlong"):
+        return examples
+    need = Need(GENERATE, p.sampling.max_tokens, "sampling.max_tokens")
+    kept, report = check_prompts(p.dataset, teacher.tokenizer, examples, need, teacher.context_length, "components.teacher.model.context_length", "teacher_prompts")
+    record(p.recorder, {"teacher_prompts": report}, "overlong_teacher", log=log)
+    return kept
