@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -9,7 +10,8 @@ import pytest
 from tinkerx.chat import completion_tokens, prompt_tokens, supervised_datum
 from tinkerx.data.base import Dataset
 from tinkerx.example import Example
-from tinkerx.data.lengths import GENERATE, PAIR, REPLY, Need, apply_length_rule, needs_of, token_limit
+from tinkerx.data.lengths import (GENERATE, PAIR, REPLY, Need, apply_length_rule, check_benchmarks, check_prompts, merged, needs_of, record,
+                                  token_limit)  # fmt: skip
 from tinkerx.data.preference import PreferencePair
 from tinkerx.errors import ConfigError, DataError
 from tinkerx.models.tiny import build_tokenizer
@@ -146,3 +148,177 @@ def test_needs_follow_each_method():
 def test_a_bad_rule_is_a_config_error_naming_the_choices(value):
     with pytest.raises(ConfigError, match="dataset.overlong must be one of drop, truncate, error"):
         Dataset(overlong=value)
+
+
+# --- checks made past build: a suite's benchmarks, an off-policy teacher's prompts -----------------
+
+
+def _bench(tests: list[tuple[str, int]], max_tokens: int, overlong: str = "drop", max_length: int | None = None) -> SimpleNamespace:
+    data = Dataset(overlong=overlong, max_length=max_length)
+    data.test = [Example(question="q" * n, answer="1", id=i) for i, n in tests]
+    return SimpleNamespace(dataset=data, max_tokens=max_tokens)
+
+
+def test_each_benchmark_keeps_its_prompts_unless_the_prompt_alone_fills_the_context(tok, tmp_path):
+    from tinkerx.runs.recorder import RunRecorder
+
+    benchmarks = {"short": _bench([("a", 5), ("b", 70)], max_tokens=40), "long": _bench([("c", 5), ("d", 200)], max_tokens=10)}
+    reports = check_benchmarks(benchmarks, tok, "test", LIMIT)
+    # short: "b" runs past the context only with its budget (kept, counted); long: "d" fills it alone (dropped).
+    assert [ex.id for ex in benchmarks["short"].dataset.test] == ["a", "b"] and [ex.id for ex in benchmarks["long"].dataset.test] == ["c"]
+    assert (reports["short"].splits["short"].over, reports["short"].splits["short"].dropped) == (1, 0)
+    assert (reports["long"].splits["long"].over, reports["long"].splits["long"].dropped) == (1, 1)
+    metrics, summary, warning = merged(reports)
+    assert summary["long"]["long"]["dropped"] == 1 and set(summary) == {"short", "long"}
+    assert metrics["data/short_overlong"] == 1 and metrics["data/long_dropped"] == 1 and metrics["data/long_token_limit"] == LIMIT
+    assert "\n" not in warning and warning.count("model.context_length=120") == 1 and "1 of 2 short" in warning and "1 of 2 long" in warning
+    recorder = RunRecorder(tmp_path)
+    record(recorder, reports, "overlong_benchmarks")
+    assert recorder.summary_additions["overlong_benchmarks"]["long"]["long"]["dropped"] == 1
+    assert (tmp_path / "metrics.jsonl").read_text().count('"step": 0') == 1
+    # a budget as long as the context only caps an evaluation's generation: not a configuration error
+    check_benchmarks({"b": _bench([("a", 5)], max_tokens=LIMIT)}, tok, "test", LIMIT)
+
+
+def test_a_benchmark_follows_its_own_data_sets_rule_and_limit(tok):
+    with pytest.raises(DataError) as error:
+        check_benchmarks({"gsm8k": _bench([("a", 5), ("b", 70)], 40, overlong="error")}, tok, "test", LIMIT)
+    assert "\n" not in str(error.value) and "1 of 2 gsm8k" in str(error.value) and "suite.benchmarks.gsm8k.dataset.max_tokens=40" in str(error.value)
+    bench = _bench([("a", 5), ("b", 60)], 10, max_length=60)
+    report = check_benchmarks({"gsm8k": bench}, tok, "test", LIMIT)["gsm8k"]
+    assert (report.limit, report.limit_key, report.splits["gsm8k"].dropped) == (60, "suite.benchmarks.gsm8k.dataset.max_length", 1)
+    with pytest.raises(ConfigError, match="suite.benchmarks.gsm8k.dataset: dataset.max_length=500 is beyond model.context_length=120"):
+        check_benchmarks({"gsm8k": _bench([("a", 5)], 10, max_length=500)}, tok, "test", LIMIT)
+    assert check_benchmarks({"gsm8k": _bench([("a", 500)], 10)}, tok, "test", None) == {}  # no context recorded: nothing to check
+
+
+def test_teacher_prompts_are_checked_against_the_teachers_context_without_touching_the_split(tok):
+    data = _data(overlong="truncate")
+    data.train = [Example(question="q" * n, answer="1", id=str(n)) for n in (5, 100, 20)]
+    before = list(data.train)
+    kept, report = check_prompts(data, tok, data.train, Need(GENERATE, 30, "sampling.max_tokens"), LIMIT, "components.teacher.model.context_length", "teacher_prompts")
+    assert [ex.id for ex in kept] == ["5", "20"] and data.train == before and not data.truncated  # prompts that generate are never cut
+    assert report.metrics()["data/teacher_prompts_dropped"] == 1 and "data/teacher_prompts_token_limit" in report.metrics()
+    with pytest.raises(ConfigError, match="sampling.max_tokens = 120 leaves no room for a prompt within components.teacher.model.context_length=120"):
+        check_prompts(data, tok, data.train, Need(GENERATE, LIMIT, "sampling.max_tokens"), LIMIT, "components.teacher.model.context_length", "teacher_prompts")
+    with pytest.raises(DataError, match="every training example \\(1\\) is longer than components.teacher.model.context_length=120"):
+        check_prompts(data, tok, data.train[1:2], Need(GENERATE, 30, "sampling.max_tokens"), LIMIT, "components.teacher.model.context_length", "teacher_prompts")
+
+
+def _gsm8k_folder(folder, questions: list[str]):
+    (folder / "gsm8k").mkdir(parents=True)
+    rows = [{"question": q, "answer": f"{len(q)} letters\n#### {len(q)}"} for q in questions]
+    (folder / "gsm8k" / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+def test_a_suites_benchmark_prompts_are_checked_against_the_models_context_in_a_run(tmp_path):
+    from tests.helpers.compose import compose
+    from tests.helpers.runs import metrics_rows, run_in_process
+
+    assert compose(["method=eval", "suite=quick"]).components.suite.context_length == 512  # model=tiny's
+    data = _gsm8k_folder(tmp_path / "data", ["How many?", "Count: " + "one " * 150, "And now?"])  # 600+ bytes fill 512
+    overrides = ["method=eval", "suite=standard", f"suite.data_dir={data}", "suite.benchmarks.gsm8k.dataset.max_tokens=4"]
+    run_in_process(overrides, tmp_path / "run")
+    counted = json.loads((tmp_path / "run" / "summary.json").read_text())["overlong_benchmarks"]["gsm8k"]
+    assert counted["limit_key"] == "model.context_length" and counted["rule"] == "drop"
+    assert (counted["gsm8k"]["checked"], counted["gsm8k"]["over"], counted["gsm8k"]["dropped"]) == (3, 1, 1) and counted["gsm8k"]["longest"] > 512
+    step0 = [r for r in metrics_rows(tmp_path / "run") if r["step"] == 0 and "data/gsm8k_dropped" in r]
+    assert len(step0) == 1 and step0[0]["data/gsm8k_token_limit"] == 512
+    evaluated = (tmp_path / "run" / "eval" / "gsm8k.jsonl").read_text().splitlines()
+    assert len(evaluated) == 2  # the prompt that fills the context alone is not sent
+
+
+def test_an_off_policy_teacher_samples_only_prompts_that_fit_its_own_context(tmp_path):
+    from tests.helpers.runs import metrics_rows, run_in_process
+
+    short, long = ["What is 1+1?", "What is 2+2?", "What is 3+3?"], ["Think about this: " + "word " * 12 + str(i) for i in range(3)]
+    train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
+    train.write_text("".join(json.dumps({"question": q, "answer": "2"}) + "\n" for q in [short[0], *long, *short[1:]]))
+    test.write_text(json.dumps({"question": "What is 4+4?", "answer": "8"}) + "\n")
+    # The student (tiny, 512 tokens) takes every prompt; the teacher (tiny cut to 64 positions) not the long ones.
+    run_in_process(["method=distill", "method.mode=off_policy", "+model@components.teacher.model=tiny", "components.teacher.model.loader.max_position_embeddings=64",
+                    "method.filter_correct=false", "method.validation_every=0", "method.evaluate_baseline=false", "method.evaluate_teacher=false",
+                    "dataset=jsonl", f"dataset.path={train}", f"dataset.test_path={test}", "dataset.validation_size=0", "sampling.max_tokens=8",
+                    "training.max_steps=2", "training.batch_size=2", "training.eval_every=0", "evaluator.max_examples=1"], tmp_path / "run")  # fmt: skip
+    sampled = [json.loads(line)["question"] for line in (tmp_path / "run" / "teacher_samples.jsonl").read_text().splitlines()]
+    assert sorted(sampled) == sorted(short)
+    counted = json.loads((tmp_path / "run" / "summary.json").read_text())["overlong_teacher"]["teacher_prompts"]
+    assert counted["limit_key"] == "components.teacher.model.context_length" and counted["limit"] == 64
+    assert (counted["teacher_prompts"]["checked"], counted["teacher_prompts"]["over"], counted["teacher_prompts"]["dropped"]) == (6, 3, 3)
+    step0 = [r for r in metrics_rows(tmp_path / "run") if "data/teacher_prompts_dropped" in r]
+    assert len(step0) == 1 and step0[0]["step"] == 0 and step0[0]["data/teacher_prompts_token_limit"] == 64
+    assert not any("data/train_overlong" in r for r in metrics_rows(tmp_path / "run"))  # within the student's own context: nothing over
+
+
+def test_a_teacher_whose_context_fits_no_prompt_stops_the_run_with_one_line(tmp_path):
+    from tests.helpers.runs import run_in_process
+
+    # 16 one-digit prompts of ~25 tokens + 16 to generate: none fits a teacher of 40 positions.
+    with pytest.raises(DataError, match=r"every training example \(16\) is longer than components.teacher.model.context_length=40 tokens with sampling.max_tokens=16"):
+        run_in_process(["method=distill", "method.mode=off_policy", "+model@components.teacher.model=tiny", "components.teacher.model.loader.max_position_embeddings=40",
+                        "method.filter_correct=false", "method.max_prompts=16", "sampling.max_tokens=16", "training.max_steps=1"], tmp_path / "run")  # fmt: skip
+
+
+def test_eval_of_a_whole_file_checks_the_examples_beyond_its_carved_test_split(tmp_path):
+    from tests.helpers.runs import run_in_process
+
+    path = tmp_path / "qa.jsonl"
+    questions = [f"What is {i}+1?" for i in range(7)] + ["Count: " + "one " * 150 + str(i) for i in range(3)]  # 600+ bytes fill 512
+    path.write_text("".join(json.dumps({"question": q, "answer": "1"}) + "\n" for q in questions))
+    run_in_process(["method=eval", "dataset=jsonl", f"dataset.path={path}", "dataset.validation_size=0", "dataset.test_size=2",
+                    "sampling.max_tokens=4", "evaluator.max_examples=null"], tmp_path / "run")  # fmt: skip
+    evaluated = (tmp_path / "run" / "eval" / "jsonl.jsonl").read_text().splitlines()
+    assert len(evaluated) == 7  # every example of the file but the three whose prompt fills the context
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    by_build = summary.get("overlong", {}).get("test", {}).get("dropped", 0)  # the carved test split, checked by build
+    here = summary.get("overlong_whole_file", {}).get("jsonl", {}).get("jsonl", {})
+    assert by_build + here.get("dropped", 0) == 3 and here.get("checked") == 8
+
+
+def test_teacher_replies_longer_than_the_students_context_are_dropped_or_cut_before_the_student_trains(tmp_path):
+    from tests.helpers.runs import metrics_rows, run_in_process
+
+    # A teacher of another tokenizer can write more student tokens than sampling.max_tokens: here, a cached
+    # sample of 700 bytes for a student (tiny, byte tokens) of 512.
+    train, test, samples = tmp_path / "train.jsonl", tmp_path / "test.jsonl", tmp_path / "teacher_samples.jsonl"
+    train.write_text("".join(json.dumps({"question": f"{i}+0", "answer": str(i)}) + "\n" for i in range(4)))
+    test.write_text(json.dumps({"question": "5+0", "answer": "5"}) + "\n")
+    rows = [{"id": f"{train}:{i}", "question": f"{i}+0", "answer": str(i), "completion": str(i)} for i in range(4)]
+    rows[1]["completion"] = "1" + " and so on" * 70
+    samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    common = ["method=distill", "method.mode=off_policy", f"method.samples_path={samples}", "method.validation_every=0", "method.evaluate_baseline=false",
+              "method.evaluate_teacher=false", "+model@components.teacher.model=tiny", "dataset=jsonl", f"dataset.path={train}", f"dataset.test_path={test}",
+              "dataset.validation_size=0", "sampling.max_tokens=8", "training.max_steps=1", "training.batch_size=2", "training.eval_every=0",
+              "evaluator.max_examples=1"]  # fmt: skip
+    run_in_process(common, tmp_path / "drop")
+    counted = json.loads((tmp_path / "drop" / "summary.json").read_text())["overlong_teacher_replies"]["teacher_replies"]
+    assert counted["limit"] == 512 and (counted["teacher_replies"]["checked"], counted["teacher_replies"]["dropped"]) == (4, 1)
+    assert counted["teacher_replies"]["longest"] > 700
+    assert next(r for r in metrics_rows(tmp_path / "drop") if "data/teacher_replies_dropped" in r)["step"] == 0
+    run_in_process([*common, "dataset.overlong=truncate"], tmp_path / "cut")
+    counted = json.loads((tmp_path / "cut" / "summary.json").read_text())["overlong_teacher_replies"]["teacher_replies"]["teacher_replies"]
+    assert (counted["over"], counted["truncated"], counted["dropped"]) == (1, 1, 0)
+
+
+def test_an_on_policy_teacher_with_a_shorter_context_scores_only_prompts_that_fit_it(tmp_path):
+    from tests.helpers.runs import run_in_process
+
+    short, long = ["What is 1+1?", "What is 2+2?"], ["Think about this: " + "word " * 12 + str(i) for i in range(2)]
+    train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
+    train.write_text("".join(json.dumps({"question": q, "answer": "2"}) + "\n" for q in [*long, *short]))
+    test.write_text(json.dumps({"question": "What is 4+4?", "answer": "8"}) + "\n")
+    run_in_process(["method=distill", "+model@components.teacher.model=tiny", "components.teacher.model.loader.max_position_embeddings=64",
+                    "method.evaluate_baseline=false", "method.evaluate_teacher=false", "method.group_size=2", "dataset=jsonl", f"dataset.path={train}",
+                    f"dataset.test_path={test}", "dataset.validation_size=0", "sampling.max_tokens=8", "training.max_steps=2", "training.batch_size=2",
+                    "training.eval_every=0", "evaluator.max_examples=1"], tmp_path / "run")  # fmt: skip
+    counted = json.loads((tmp_path / "run" / "summary.json").read_text())["overlong_teacher"]["teacher_prompts"]["teacher_prompts"]
+    assert (counted["checked"], counted["over"], counted["dropped"]) == (4, 2, 2)
+
+
+def test_an_on_policy_teacher_whose_context_fits_no_prompt_stops_the_run_with_one_line(tmp_path):
+    from tests.helpers.runs import run_in_process
+
+    with pytest.raises(DataError, match=r"every training example \(\d+\) is longer than components.teacher.model.context_length=40"):
+        run_in_process(["method=distill", "+model@components.teacher.model=tiny", "components.teacher.model.loader.max_position_embeddings=40",
+                        "sampling.max_tokens=16", "training.max_steps=1"], tmp_path / "run")  # fmt: skip

@@ -10,7 +10,11 @@ What an example costs depends on the data path, not only on its text:
   debaters and the judge's verdict, an upper bound from the config).
 - evaluation prompts plus the evaluator's ``max_tokens``.
 
-The limit is ``dataset.max_length`` when set, else ``model.context_length``. ``dataset.overlong``
+The limit is ``dataset.max_length`` when set, else ``model.context_length``. Two paths read data
+past ``build``'s check and are checked where they load it, by the same rules: a benchmark suite's
+own data sets (``check_benchmarks``, each benchmark's prompts plus its budget against the model's
+context) and the prompts an off-policy teacher of another model samples on (``check_prompts``,
+against the teacher's own context). ``dataset.overlong``
 says what happens to a training example over it:
 
 - ``drop`` (default, what trainers such as TRL do with over-long rows): the example is left out,
@@ -31,11 +35,12 @@ room for any prompt is a ``ConfigError`` naming the keys.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from tinkerx.conversation import check_template
 from tinkerx.example import Example
 from tinkerx.errors import ConfigError, DataError
+from tinkerx.runs.display import console
 
 REPLY, PAIR, GENERATE = "reply", "pair", "generate"
 
@@ -65,6 +70,8 @@ class LengthReport:
     limit_key: str
     rule: str
     splits: dict[str, SplitCount] = field(default_factory=dict)
+    # Checks made beside build's (a benchmark, the teacher) log their own limit: one step-0 row must not overwrite another's.
+    limit_metric: str = "data/token_limit"
 
     @property
     def over(self) -> int:
@@ -77,7 +84,7 @@ class LengthReport:
             if c.over:
                 out.update({f"data/{split}_overlong": c.over, f"data/{split}_dropped": c.dropped,
                             f"data/{split}_truncated": c.truncated, f"data/{split}_longest": c.longest})  # fmt: skip
-        return {"data/token_limit": self.limit, **out} if out else {}
+        return {self.limit_metric: self.limit, **out} if out else {}
 
     def summary(self) -> dict[str, Any]:
         return {"limit": self.limit, "limit_key": self.limit_key, "rule": self.rule,
@@ -156,16 +163,91 @@ def apply_length_rule(dataset: Any, tokenizer: Any, needs: dict[str, Need], limi
             examples = dataset.split(split)
             kept, report.splits[split] = _examples(dataset, tokenizer, examples, need, limit, dataset.overlong)
             setattr(dataset, split, kept)
-    for split, count in report.splits.items():
-        if dataset.overlong == "error" and count.over:
-            need = needs[split]
-            budget = f" with {need.budget_key}={need.budget}" if need.kind == GENERATE else ""
-            raise DataError(f"{count.over} of {count.checked} {split} examples are longer than {limit_key}={limit} tokens{budget} "
-                            f"(longest {count.longest}); dataset.overlong=drop leaves them out, =truncate cuts their replies")  # fmt: skip
-        if split == "train" and count.checked and count.dropped == count.checked:
-            raise DataError(f"every training example ({count.checked}) is longer than {limit_key}={limit} tokens "
-                            f"(longest {count.longest}): choose a model with a longer context or shorter data")  # fmt: skip
+    _refuse(report, needs, training=("train",))
     return report
+
+
+def _refuse(report: LengthReport, needs: dict[str, Need], training: Sequence[str]) -> None:
+    """DataError for ``dataset.overlong=error`` with any over-long example, and for a training split left empty."""
+    for split, count in report.splits.items():
+        need = needs[split]
+        budget = f" with {need.budget_key}={need.budget}" if need.kind == GENERATE else ""
+        if report.rule == "error" and count.over:
+            raise DataError(f"{count.over} of {count.checked} {split} examples are longer than {report.limit_key}={report.limit} tokens{budget} "
+                            f"(longest {count.longest}); dataset.overlong=drop leaves them out, =truncate cuts their replies")  # fmt: skip
+        if split in training and count.checked and count.dropped == count.checked:
+            raise DataError(f"every training example ({count.checked}) is longer than {report.limit_key}={report.limit} tokens{budget} "
+                            f"(longest {count.longest}): choose a model with a longer context or shorter data")  # fmt: skip
+
+
+def check_prompts(dataset: Any, tokenizer: Any, examples: list[Example], need: Need, limit: int, limit_key: str,
+                  name: str) -> tuple[list[Example], LengthReport]:  # fmt: skip
+    """``examples`` of ``dataset`` (not a split of it; nothing is changed in place) that fit ``limit`` by
+    ``need``, under ``dataset.overlong``; the report names them ``name``. For a model other than the
+    run's (an off-policy teacher): ``tokenizer`` is that model's."""
+    report = LengthReport(limit, limit_key, dataset.overlong, limit_metric=f"data/{name}_token_limit")
+    check_budgets({name: need}, limit, limit_key)
+    kept, report.splits[name] = _examples(dataset, tokenizer, examples, need, limit, dataset.overlong)
+    _refuse(report, {name: need}, training=() if need.evaluation else (name,))
+    return kept, report
+
+
+def check_benchmarks(benchmarks: Mapping[str, Any], tokenizer: Any, split: str, context_length: int | None) -> dict[str, LengthReport]:
+    """Each benchmark's evaluation prompts (``split`` of its own data set) plus its generation budget
+    (``max_tokens``), by the rule for evaluation prompts: counted, kept unless the prompt alone fills
+    the context. The limit is the benchmark data set's ``max_length`` when set, else ``context_length``
+    (the run's model's); a benchmark's data set is changed in place. Returns the reports of the
+    benchmarks that were checked, keyed by benchmark."""
+    reports = {}
+    for name, bench in benchmarks.items():
+        dataset = bench.dataset
+        if not hasattr(dataset, "overlong"):
+            continue
+        where = f"suite.benchmarks.{name}.dataset"
+        try:
+            limit = token_limit(context_length, dataset.max_length)
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {e}") from None
+        if limit is None:
+            continue
+        limit_key = limit[1] if limit[1] == "model.context_length" else f"{where}.max_length"
+        need = Need(GENERATE, int(bench.max_tokens), f"{where}.max_tokens", evaluation=True)
+        kept, report = check_prompts(dataset, tokenizer, dataset.split(split), need, limit[0], limit_key, name)
+        setattr(dataset, split, kept)
+        reports[name] = report
+    return reports
+
+
+def check_whole_file(bench: Any, original: Any, tokenizer: Any, split: str, max_tokens: int, context_length: int | None,
+                     name: str) -> dict[str, LengthReport]:  # fmt: skip
+    """``method=eval`` on a file with no test split of its own evaluates all of it (``bench.dataset``'s
+    ``split``); ``build`` checked ``original``'s ``split`` only. The rest, by the rule for evaluation
+    prompts plus ``evaluator.max_tokens``; ``bench.dataset`` is changed in place."""
+    checked = {id(ex) for ex in original.split(split)}
+    unchecked = [ex for ex in bench.dataset.split(split) if id(ex) not in checked]
+    limit = token_limit(context_length, original.max_length) if hasattr(original, "overlong") and unchecked else None
+    if limit is None:
+        return {}
+    kept, report = check_prompts(bench.dataset, tokenizer, unchecked, Need(GENERATE, max_tokens, "evaluator.max_tokens", evaluation=True), *limit, name)
+    keep = checked | {id(ex) for ex in kept}
+    setattr(bench.dataset, split, [ex for ex in bench.dataset.split(split) if id(ex) in keep])
+    return {name: report}
+
+
+def merged(reports: Mapping[str, LengthReport]) -> tuple[dict[str, Any], dict[str, Any], str] | None:
+    """(step-0 metrics, summary entry, one warning line) of the reports with over-long examples; None when none has."""
+    over = {name: r for name, r in reports.items() if r.over}
+    if not over:
+        return None
+    metrics = {k: v for r in over.values() for k, v in r.metrics().items()}
+    first = next(iter(over.values()))
+    if all((r.limit, r.limit_key, r.rule) == (first.limit, first.limit_key, first.rule) for r in over.values()):
+        # One limit for all (the usual case): one sentence naming it once.
+        together = LengthReport(first.limit, first.limit_key, first.rule, {s: c for r in over.values() for s, c in r.splits.items()})
+        warning = together.warning()
+    else:
+        warning = "; ".join(r.warning() for r in over.values())
+    return metrics, {name: r.summary() for name, r in over.items()}, warning
 
 
 def count_tokens(tokenizer: Any, texts: Sequence[str]) -> list[int]:
@@ -254,3 +336,17 @@ def _pairs(dataset: Any, tokenizer: Any, pairs: list[Any], limit: int, rule: str
                 continue
         count.dropped += 1
     return kept, count
+
+
+def record(recorder: Any, reports: Mapping[str, LengthReport], summary_key: str, log: bool = True) -> None:
+    """Warns once, logs the counts at step 0 (unless ``log`` is false: a resumed run has its step-0
+    line) and adds them to ``summary.json`` under ``summary_key`` (for checks made in a method's
+    setup, after ``build`` logged its own)."""
+    found = merged(reports)
+    if found is None:
+        return
+    metrics, summary, warning = found
+    console.print(f"[yellow]warning:[/yellow] {warning}")
+    recorder.summary_additions[summary_key] = summary
+    if log:
+        recorder.log_metrics(0, metrics)

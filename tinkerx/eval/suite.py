@@ -34,8 +34,12 @@ class LoadedBenchmark:
 class Suite:
     """``benchmarks`` empty means the run's own data set and reward (``suite=dataset``)."""
 
-    def __init__(self, name: str, benchmarks: dict[str, Benchmark], data_dir: str | None = None, reward_timeout_s: float = 5.0) -> None:
+    def __init__(self, name: str, benchmarks: dict[str, Benchmark], data_dir: str | None = None, reward_timeout_s: float = 5.0,
+                 context_length: int | None = None) -> None:  # fmt: skip
         self.name, self.benchmarks, self.data_dir, self.reward_timeout_s = name, dict(benchmarks), data_dir, reward_timeout_s
+        # The evaluated model's context (model.context_length): each benchmark's prompts plus its budget are
+        # checked against it (tinkerx.data.lengths.check_benchmarks); None: the model records none.
+        self.context_length = context_length
 
     def load(self) -> dict[str, LoadedBenchmark]:
         """Reads every data set and checks its reward on a few of its own reference answers."""

@@ -36,6 +36,7 @@ def distill(
     filter_correct: bool = True,
     max_prompts: int | None = None,
     samples_path: str | None = None,
+    context_length: int | None = None,
     validation_every: int = 25,
     validation_examples: int = 200,
     evaluate_teacher: bool = True,
@@ -53,7 +54,7 @@ def distill(
         if init_from:
             raise ConfigError("method.init_from is for mode=on_policy; off_policy trains a fresh student")
         sft = SFT(validation_every=validation_every, validation_examples=validation_examples, evaluate_baseline=evaluate_baseline, save_final=save_final)
-        return OffPolicyDistill(teacher_samples, filter_correct, max_prompts, samples_path, evaluate_teacher, sft)
+        return OffPolicyDistill(teacher_samples, filter_correct, max_prompts, samples_path, evaluate_teacher, sft, context_length)
     if group_size < 1 or groups_per_batch < 1:
         raise ConfigError(f"method.group_size and method.groups_per_batch must be >= 1, got {group_size} and {groups_per_batch}")
     if kl_coef <= 0 or not 0.0 <= discount <= 1.0 or reward_coef < 0:

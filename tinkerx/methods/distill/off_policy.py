@@ -11,9 +11,10 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from tinkerx.data.lengths import REPLY, Need, apply_length_rule, record, token_limit
 from tinkerx.errors import ConfigError
 from tinkerx.methods.distill.samples import CACHE_NAME, TeacherTaught, read_samples, sample_teacher
-from tinkerx.methods.distill.teacher import teacher_of
+from tinkerx.methods.distill.teacher import prompts_fitting_teacher, teacher_of
 from tinkerx.methods.sft import SFT
 from tinkerx.methods.shared.policy import evaluate_sampler
 from tinkerx.pipeline import Pipeline, ResumeState
@@ -25,17 +26,20 @@ class OffPolicyDistill:
     shown = ("train/loss", "val/loss", "optim/lr")
 
     def __init__(self, teacher_samples: int, filter_correct: bool, max_prompts: int | None, samples_path: str | None,
-                 evaluate_teacher: bool, sft: SFT) -> None:  # fmt: skip
+                 evaluate_teacher: bool, sft: SFT, context_length: int | None = None) -> None:  # fmt: skip
         self.teacher_samples, self.filter_correct, self.max_prompts = teacher_samples, filter_correct, max_prompts
         self.samples_path, self.evaluate_teacher, self.sft = samples_path, evaluate_teacher, sft
+        self.context_length = context_length  # the student's (model.context_length)
 
+    # Before the student's SFT is set up (the teacher's checks failed, the teacher is sampling) no step has run:
+    # a run that stops there must be reported by its own error, not by a missing attribute.
     @property
     def step_index(self) -> int:
-        return self.sft.step_index
+        return getattr(self.sft, "step_index", 0)
 
     @property
     def total_steps(self) -> int:
-        return self.sft.total_steps
+        return getattr(self.sft, "total_steps", 0)
 
     def setup(self, p: Pipeline, resume: ResumeState | None = None) -> None:
         if self.filter_correct and p.reward is None:
@@ -52,7 +56,7 @@ class OffPolicyDistill:
         if resume is not None:
             self._teacher_summary = dict(resume.method_state["teacher"])
             sft_resume = dataclasses.replace(resume, method_state=resume.method_state["sft"])
-        self.sft.setup(dataclasses.replace(p, dataset=TeacherTaught(p.dataset, rows)), sft_resume)
+        self.sft.setup(dataclasses.replace(p, dataset=self._fitting_student(p, TeacherTaught(p.dataset, rows), fresh=resume is None)), sft_resume)
 
     def _samples(self, p: Pipeline) -> list[dict[str, Any]]:
         cache = p.run_dir / CACHE_NAME
@@ -64,10 +68,24 @@ class OffPolicyDistill:
             console.print(f"teacher samples: {len(rows)} read from {source}")
             return rows
         examples = p.dataset.train[: self.max_prompts] if self.max_prompts else p.dataset.train
+        examples = prompts_fitting_teacher(p, self.teacher, examples)
         rows = sample_teacher(self.teacher, p.dataset, examples, self.teacher_samples, p.sampling.params(), p.reward, self.filter_correct)
         p.recorder.write_jsonl(CACHE_NAME, rows)
         console.print(f"teacher samples: kept {len(rows)} of {len(examples) * self.teacher_samples} -> {cache}")
         return rows
+
+    def _fitting_student(self, p: Pipeline, taught: TeacherTaught, fresh: bool) -> TeacherTaught:
+        """The teacher's text re-tokenized for the student can be longer than the student's budget that
+        ``build`` checked (prompt + ``sampling.max_tokens``): prompt + teacher reply against the student's
+        context (or ``dataset.max_length``), by ``dataset.overlong``. Counted once, on the first start."""
+        limit = token_limit(self.context_length, p.dataset.max_length) if hasattr(p.dataset, "overlong") else None
+        if limit is None:
+            return taught
+        report = apply_length_rule(taught, p.tokenizer, {"train": Need(REPLY)}, *limit)
+        report.splits = {"teacher_replies": report.splits["train"]}
+        report.limit_metric = "data/teacher_replies_token_limit"
+        record(p.recorder, {"teacher_replies": report}, "overlong_teacher_replies", log=fresh)
+        return taught
 
     def state(self) -> dict[str, Any]:
         return {"sft": self.sft.state(), "teacher": self._teacher_summary}

@@ -15,7 +15,7 @@ from typing import Any
 
 from tinkerx.errors import ConfigError
 from tinkerx.methods.distill.advantages import reverse_kl_advantages, token_advantage_datum
-from tinkerx.methods.distill.teacher import teacher_of
+from tinkerx.methods.distill.teacher import prompts_fitting_teacher, teacher_of
 from tinkerx.methods.shared.policy import OnePolicy, evaluate_sampler, open_policy, policy_sampler, resume_policy
 from tinkerx.methods.shared.pool import PromptPool
 from tinkerx.methods.shared.rollout_metrics import rollout_metrics
@@ -29,6 +29,7 @@ SHOWN = ("distill/reverse_kl", "reward/accuracy", "eval/accuracy", "eval/of_teac
 class OnPolicyDistill(OnePolicy):
     name = "distill"
     shown = SHOWN
+    step_index = total_steps = 0  # until setup: a run stopped by a check in setup reports that check, not a missing attribute
 
     def __init__(
         self,
@@ -57,7 +58,8 @@ class OnPolicyDistill(OnePolicy):
             raise ConfigError(f"method.init_from was trained from {trained_from}, but model is {p.base_model}; choose the matching model=")
         self.teacher.start(p.service, p.base_model, p.tokenizer, same_tokenizer=True)
         self.p = p
-        self.pool = PromptPool(p.dataset.train, seed=p.seed)
+        # The teacher scores every sampled prompt + reply: both must fit its context too.
+        self.pool = PromptPool(prompts_fitting_teacher(p, self.teacher, p.dataset.train, log=resume is None), seed=p.seed)
         self.total_steps, self.step_index = p.training.max_steps, 0
         self._summary: dict[str, Any] = {"teacher": {"source": self.teacher.name}, "init_from": self.init_from}
         self._sampled_tokens = 0  # cumulative, to compare methods at equal sampling cost

@@ -52,7 +52,7 @@ class TeacherTaught(Dataset):
     """
 
     def __init__(self, original: Any, rows: Sequence[dict[str, Any]]) -> None:
-        super().__init__(original.prompt)
+        super().__init__(original.prompt, overlong=getattr(original, "overlong", "drop"), max_length=getattr(original, "max_length", None))
         self.name = f"{original.name}+teacher"
         self.original = original
         by_id = {ex.id: ex for ex in original.train}
@@ -64,4 +64,4 @@ class TeacherTaught(Dataset):
         return self.original.messages(example)
 
     def completion(self, example: Any) -> str:
-        return example.solution
+        return self.truncated.get(example, example.solution)  # dataset.overlong=truncate: the cut reply

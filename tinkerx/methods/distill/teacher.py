@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from tinkerx.data.lengths import GENERATE, Need, check_prompts, record
 from tinkerx.errors import ConfigError
 from tinkerx.methods.shared.policy import policy_sampler, resolved
 from tinkerx.runs.checkpoints import checkpoint_base_model, load_weights, resolve_checkpoint
@@ -23,6 +24,8 @@ class Teacher:
             raise ConfigError("components.teacher.model must be null or a model config (base_model, loader): +model@components.teacher.model=NAME")
         self.model_loader = model["loader"] if model is not None else None
         self.base_model = str(model["base_model"]) if model is not None else None
+        # A teacher of its own model has its own context: its prompts are checked against it (off-policy).
+        self.context_length = int(model["context_length"]) if model is not None and model.get("context_length") else None
         self.checkpoint = resolve_checkpoint(str(checkpoint), "components.teacher.checkpoint") if checkpoint else None
         self.client: Any = None
         self.tokenizer: Any = None
@@ -79,3 +82,16 @@ def teacher_of(p: Any) -> Teacher:
             "or +model@components.teacher.model=NAME"
         )
     return teacher
+
+
+def prompts_fitting_teacher(p: Any, teacher: Teacher, examples: list[Any], log: bool = True) -> list[Any]:
+    """The prompts whose teacher-tokenized length plus ``sampling.max_tokens`` fits the teacher's own
+    context, by ``dataset.overlong`` (counted under ``overlong_teacher``; at step 0 when ``log``).
+    ``build`` checked them against the student's; a teacher of another model may tokenize differently
+    (off-policy) or have a shorter context (both modes)."""
+    if teacher.context_length is None or not hasattr(p.dataset, "overlong"):
+        return examples
+    need = Need(GENERATE, p.sampling.max_tokens, "sampling.max_tokens")
+    kept, report = check_prompts(p.dataset, teacher.tokenizer, examples, need, teacher.context_length, "components.teacher.model.context_length", "teacher_prompts")
+    record(p.recorder, {"teacher_prompts": report}, "overlong_teacher", log=log)
+    return kept

@@ -19,6 +19,7 @@ from typing import Any
 
 from rich.table import Table
 
+from tinkerx.data.lengths import check_benchmarks, check_whole_file, record
 from tinkerx.errors import ConfigError, UserError
 from tinkerx.eval.compare import compare_results, example_key, load_results, results_entry
 from tinkerx.eval.partial_credit import partial_credit
@@ -60,7 +61,16 @@ class Evaluate:
             raise ConfigError("method=eval needs an evaluator (evaluator=default)")
         self.p = p
         self.suite = p.components.get("suite")
-        self.benchmarks = self.suite.load() if self.suite is not None and self.suite.benchmarks else self._run_dataset(p)
+        if self.suite is not None and self.suite.benchmarks:
+            self.benchmarks = self.suite.load()
+            # A suite's data sets are read here, past build's length check: the same rule for evaluation prompts.
+            record(p.recorder, check_benchmarks(self.benchmarks, p.tokenizer, p.evaluator.split, self.suite.context_length), "overlong_benchmarks")
+        else:
+            self.benchmarks = self._run_dataset(p)
+            bench = self.benchmarks[p.dataset.name]
+            if bench.whole_file:  # build checked the test split; the whole file adds train and validation
+                context = self.suite.context_length if self.suite is not None else None
+                record(p.recorder, check_whole_file(bench, p.dataset, p.tokenizer, p.evaluator.split, bench.max_tokens, context, p.dataset.name), "overlong_whole_file")
         self._check(p, self.benchmarks)
         self.sampler = self._sampling_client(p)
         self._summary: dict[str, Any] = {}
