@@ -23,11 +23,11 @@ reply like any data set; SFT trains on the whole conversation (``tinkerx.convers
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from tinkerx.data.base import Dataset, PromptFormat, holdout_split
+from tinkerx.data.jsonl import jsonl_objects
 from tinkerx.example import Example
 from tinkerx.errors import ConfigError, DataError
 
@@ -131,19 +131,7 @@ def read_records(path: str, hub_split: str, hub_config: str | None) -> list[tupl
     """``(where, record)`` pairs: ``FILE:LINE`` for a local JSON-lines file, ``REPO[SPLIT] record N`` from the hub."""
     local = Path(path).expanduser()
     if local.is_file():
-        rows = []
-        with local.open(encoding="utf-8") as f:
-            for line_no, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                where = f"{local}:{line_no}"
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{where}: not valid JSON ({e.msg})") from None
-                if not isinstance(row, dict):
-                    raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
-                rows.append((where, row))
+        rows = [(f"{local}:{line_no}", row) for line_no, row in jsonl_objects(local)]
         if not rows:
             raise DataError(f"{local}: no records")
         return rows

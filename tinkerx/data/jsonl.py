@@ -8,18 +8,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from tinkerx.errors import DataError
 
 
-def check_jsonl(path: str | Path, required: tuple[str, ...] = (), text: tuple[str, ...] = ()) -> Path:
-    """Fail with a one-line ``DataError`` unless ``path`` is JSON lines with the ``required`` fields
-    and the ``text`` fields (where present) hold text (see ``check_text``)."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise DataError(f"data file not found: {path}")
-    rows = 0
+def jsonl_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for each non-blank line of ``path``; a line that is not a JSON object is
+    a one-line ``DataError`` naming the file and the line."""
     with path.open(encoding="utf-8") as f:
         for line_no, line in enumerate(f, start=1):
             if not line.strip():
@@ -30,16 +26,27 @@ def check_jsonl(path: str | Path, required: tuple[str, ...] = (), text: tuple[st
                 raise DataError(f"{path}:{line_no}: not valid JSON ({e.msg})") from None
             if not isinstance(row, dict):
                 raise DataError(f"{path}:{line_no}: expected a JSON object, got {type(row).__name__}")
-            missing = [k for k in required if k not in row]
-            if missing:
-                raise DataError(
-                    f"{path}:{line_no}: missing field(s) {', '.join(missing)}; "
-                    f"present: {', '.join(sorted(row)) or 'none'}"
-                )
-            for name in text:
-                if name in row:
-                    check_text(row[name], f"{path}:{line_no}", name)
-            rows += 1
+            yield line_no, row
+
+
+def check_jsonl(path: str | Path, required: tuple[str, ...] = (), text: tuple[str, ...] = ()) -> Path:
+    """Fail with a one-line ``DataError`` unless ``path`` is JSON lines with the ``required`` fields
+    and the ``text`` fields (where present) hold text (see ``check_text``)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}")
+    rows = 0
+    for line_no, row in jsonl_objects(path):
+        missing = [k for k in required if k not in row]
+        if missing:
+            raise DataError(
+                f"{path}:{line_no}: missing field(s) {', '.join(missing)}; "
+                f"present: {', '.join(sorted(row)) or 'none'}"
+            )
+        for name in text:
+            if name in row:
+                check_text(row[name], f"{path}:{line_no}", name)
+        rows += 1
     if rows == 0:
         raise DataError(f"{path}: no records")
     return path

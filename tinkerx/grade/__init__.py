@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tinkerx.data.jsonl import jsonl_objects
 from tinkerx.example import Example
 from tinkerx.errors import DataError
 from tinkerx.eval.compare import results_entry
@@ -39,20 +40,13 @@ def read_completions(path: str | Path) -> list[dict[str, Any]]:
     if not file.is_file():
         raise DataError(f"completions file not found: {file}")
     rows = []
-    with file.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{file}:{line_no}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict) or not any(k in row for k in ID_FIELDS):
-                raise DataError(f"{file}:{line_no}: needs one of {', '.join(ID_FIELDS)} to say which problem it answers")
-            samples = row.get("completions", [row["completion"]] if "completion" in row else None)
-            if not isinstance(samples, list) or not all(isinstance(s, str) for s in samples):
-                raise DataError(f"{file}:{line_no}: needs 'completion' (text) or 'completions' (a list of texts)")
-            rows.append({**row, "_samples": samples, "_line": line_no})
+    for line_no, row in jsonl_objects(file):
+        if not any(k in row for k in ID_FIELDS):
+            raise DataError(f"{file}:{line_no}: needs one of {', '.join(ID_FIELDS)} to say which problem it answers")
+        samples = row.get("completions", [row["completion"]] if "completion" in row else None)
+        if not isinstance(samples, list) or not all(isinstance(s, str) for s in samples):
+            raise DataError(f"{file}:{line_no}: needs 'completion' (text) or 'completions' (a list of texts)")
+        rows.append({**row, "_samples": samples, "_line": line_no})
     if not rows:
         raise DataError(f"{file}: no completions in it")
     return rows
