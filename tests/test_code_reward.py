@@ -241,7 +241,7 @@ def test_method_eval_reports_pass_at_k_and_per_problem_outcomes(tmp_path, shared
 
 
 def test_reward_metrics_look_through_the_guard(reward):
-    from tinkerx.rewards.code_tests import reward_metrics
+    from tinkerx.rewards.guarded import reward_metrics
     from tinkerx.rewards.exact_match import ExactMatchReward
     from tinkerx.rewards.guarded import GuardedReward
 

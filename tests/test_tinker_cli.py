@@ -23,11 +23,9 @@ SFT = ["method=sft", "training.max_steps=3", "training.batch_size=8", "evaluator
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    process, url = start_server(tmp_path_factory.mktemp("serve"))
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
+def server(tinker_server):
+    """The module's local Tinker server (conftest's ``tinker_server``)."""
+    return tinker_server
 
 
 def _applied(server: str, checkpoint: str) -> dict[str, int]:

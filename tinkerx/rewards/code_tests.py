@@ -152,10 +152,3 @@ class CodeTestsReward:
         """Outcome counts so far, ``code/<outcome>`` for every kind (zeros included)."""
         with self._lock:
             return {f"code/{kind}": float(self.counts.get(kind, 0)) for kind in OUTCOMES}
-
-
-def reward_metrics(reward: Any) -> dict[str, float]:
-    """``code/<outcome>`` counts so far of a code reward (looked up through ``GuardedReward``); {}
-    for any other reward. For a trainer's per-step metrics beside ``reward/errors``."""
-    inner = getattr(reward, "reward", reward)
-    return inner.metrics() if isinstance(inner, CodeTestsReward) else {}

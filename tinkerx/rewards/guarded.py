@@ -66,6 +66,15 @@ def _score(value: Any) -> float:
     return score
 
 
+def reward_metrics(reward: Any) -> dict[str, float]:
+    """What a reward counts of its own so far (a code reward's ``code/<outcome>`` counts), looked up
+    through ``GuardedReward``: any reward with a ``metrics()`` method reports, the others give {}.
+    For a trainer's per-step metrics beside ``reward/errors``."""
+    inner = getattr(reward, "reward", reward)
+    metrics = getattr(inner, "metrics", None)
+    return metrics() if callable(metrics) else {}
+
+
 class GuardedReward:
     """Wraps a reward so an exception or a timeout scores 0.0, is counted, and never raises.
 

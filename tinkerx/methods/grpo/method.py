@@ -29,7 +29,7 @@ from tinkerx.methods.shared.pool import PromptPool
 from tinkerx.methods.shared.rollout_metrics import rollout_metrics, sampler_trainer_kl
 from tinkerx.methods.shared.rollouts import Group, PendingGroups, Sample, launch_groups, score_groups
 from tinkerx.pipeline import Pipeline, ResumeState
-from tinkerx.rewards.code_tests import reward_metrics
+from tinkerx.rewards.guarded import reward_metrics
 from tinkerx.runs.checkpoints import checkpoint_base_model, resolve_checkpoint
 from tinkerx.runs.display import console
 
@@ -197,7 +197,7 @@ class GRPO(OnePolicy):
             batch = groups
         scored = time.perf_counter()
         metrics = {**rollout_metrics(groups), "reward/errors": p.reward.errors + p.reward.timeouts - failures, "pool/passes": pool.passes}
-        metrics.update(reward_metrics(p.reward))  # a code reward's outcomes so far: why rewards are 0
+        metrics.update(reward_metrics(p.reward))  # e.g. a code reward's outcomes so far: why rewards are 0
         if r.dynamic_sampling:
             metrics.update({"sample/extra_draws": rounds, "groups/drawn": len(groups)})
         if self.overlap_rollouts:
