@@ -35,6 +35,7 @@ def cases(tmp: Path) -> dict[str, tuple[list[str], list[str]]]:
         "max_steps not an integer": (["tinkerx", "training.max_steps=2.5"], ["training.max_steps must be an integer, got 2.5"]),
         "seed not an integer": (["tinkerx", *BASE, "seed=abc"], ["seed must be an integer, got 'abc'"]),
         "typo in a key": (["tinkerx", "optim.lrr=1e-3"], ["unknown config key 'optim.lrr'", "valid keys under optim: lr,"]),
+        "config group set to null": (["tinkerx", "logger=null"], ["a config group was set to null", "logger=none"]),
         "misspelt experiment": (["tinkerx", "experiment=grpo_tiny_arithmeticc"], ["unknown experiment 'grpo_tiny_arithmeticc'", "valid: grpo_tiny_arithmetic,"]),
         "config no longer composes": (["tinkerx.reproduce", str(tmp / "stale_run")], ["cannot reproduce", "no longer composes", "optim.learning_rate"]),
         "unreachable tinker server": (["tinkerx", *BASE, "backend=tinker", f"backend.base_url={url}", "backend.connect_timeout_s=5"], ["cannot reach the Tinker server", url]),

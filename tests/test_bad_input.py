@@ -32,7 +32,7 @@ def results(tmp_path_factory):
     return {name: (done[name], fragments) for name, (_, fragments) in cases.items()}
 
 
-CASES = ["unwritable output folder", "max_steps not an integer", "seed not an integer", "typo in a key", "misspelt experiment",
+CASES = ["unwritable output folder", "max_steps not an integer", "seed not an integer", "typo in a key", "config group set to null", "misspelt experiment",
          "config no longer composes", "unreachable tinker server", "reward hangs at import", "reward hangs per call",
          "cuda on a CPU-only torch"]
 

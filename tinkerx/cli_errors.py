@@ -53,6 +53,10 @@ def describe_composition_error(error: BaseException) -> str | None:
         if group:
             return f"unknown {group} option {option!r}; valid: {', '.join(closest_first(option, options))}"
         return f"config {missing!r} not found"
+    if isinstance(error, ValueError) and "Config group override must be a string or a list" in str(error):
+        # Hydra names neither the group nor the value here; `GROUP=null` is the one way to reach it.
+        return ("a config group was set to null (e.g. logger=null): name one of its options instead "
+                "(logger=none turns logging off) or drop the group with ~GROUP")
     if isinstance(error, OverrideParseException):
         return f"cannot parse override: {error}"
     if isinstance(error, ConfigCompositionException):
