@@ -155,3 +155,25 @@ def test_packing_is_refused_where_it_cannot_be_honoured(compose_config, tmp_path
 def test_packing_length_defaults_to_the_models_context_length(compose_config):
     cfg = compose_config(["model=qwen3-8b", "dataset=gsm8k"])
     assert cfg.training.packing is False and cfg.training.packing_length == cfg.model.context_length
+
+
+def test_sft_with_packing_trains_as_the_unpacked_run_does(tmp_path):
+    """The SFT method packs each step's conversations: fewer rows, and the same losses and updates."""
+    import json
+
+    from tests.helpers.runs import metrics_rows, run_in_process
+
+    path = tmp_path / "c.jsonl"
+    path.write_text("".join(json.dumps({"messages": c}) + "\n" for c in CONVERSATIONS * 4))
+    args = ["model=tiny", "method=sft", "dataset=chat", f"dataset.path={path}", "dataset.test_size=0", "dataset.validation_size=4", "~reward",
+            "~evaluator", "training.max_steps=3", "training.batch_size=4", "method.validation_every=3", "optim.lr=3e-3"]  # fmt: skip
+    run_in_process(args, tmp_path / "plain")
+    run_in_process([*args, "training.packing=true", "training.packing_length=400"], tmp_path / "packed")
+    plain = [r for r in metrics_rows(tmp_path / "plain") if "train/loss" in r]
+    packed = [r for r in metrics_rows(tmp_path / "packed") if "train/loss" in r]
+    assert len(plain) == len(packed) == 3
+    assert all(r["train/packed_rows"] < 4 for r in packed)  # four conversations in fewer rows
+    for a, b in zip(plain, packed):
+        assert b["train/tokens"] == a["train/tokens"]
+        assert b["train/loss"] == pytest.approx(a["train/loss"], rel=1e-5)  # step 3's loss follows two updates: they matched too
+    assert packed[-1]["val/loss"] == pytest.approx(plain[-1]["val/loss"], rel=1e-5)
