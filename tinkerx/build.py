@@ -50,6 +50,10 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[Any, Pipeline, list[Any]]:
     backend = instantiate(cfg.backend, "backend")
     if getattr(method, "trains", True) and not getattr(backend, "can_train", True):
         raise ConfigError(f"method={method.name} trains, but this backend ({type(backend).__name__}) only samples: use method=eval")
+    if training.packing and not getattr(method, "packs", False):
+        raise ConfigError(f"training.packing=true is for method=sft; method={method.name} trains unpacked: set training.packing=false")
+    if training.packing and not getattr(backend, "packs", False):
+        raise ConfigError("training.packing=true needs backend=local: Tinker's forward_backward cannot keep attention from crossing packed examples; set training.packing=false")
     # Method-specific parts (a judge, ...) are plain values too; the method wires them to the pipeline.
     components = {name: instantiate(node, f"components.{name}") for name, node in (cfg.get("components") or {}).items()}
     # A component with a model of its own (a judge on another model) exposes its ``model_loader``;

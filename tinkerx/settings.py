@@ -135,6 +135,9 @@ class TrainingSettings:
     ``max_tokens_per_forward`` bounds the padded tokens one forward/backward pass holds on the local
     backend (a batch beyond it runs as micro-batches, gradients accumulated); null derives it from
     the model and the free memory (``tinkerx.backends.local.budget``).
+
+    ``packing`` (SFT on backend=local) packs each step's examples into fewer rows of at most
+    ``packing_length`` tokens, attention and loss kept inside each example (``tinkerx.methods.sft.packing``).
     """
 
     batch_size: int = 32
@@ -144,6 +147,8 @@ class TrainingSettings:
     save_every: int = 0
     keep_checkpoints: int | None = None
     max_tokens_per_forward: int | None = None
+    packing: bool = False
+    packing_length: int | None = None
 
     def __post_init__(self) -> None:
         _check_types(self, "training")
@@ -155,6 +160,10 @@ class TrainingSettings:
         _require(self.keep_checkpoints is None or self.keep_checkpoints >= 1, f"training.keep_checkpoints must be >= 1 or null (keep all), got {self.keep_checkpoints}")
         _require(self.max_tokens_per_forward is None or self.max_tokens_per_forward >= 1,
                  f"training.max_tokens_per_forward must be >= 1 or null (derived from the model and free memory), got {self.max_tokens_per_forward}")
+        _require(isinstance(self.packing, bool), f"training.packing must be true or false, got {self.packing!r}")
+        _require(self.packing_length is None or self.packing_length >= 2, f"training.packing_length must be >= 2 or null, got {self.packing_length}")
+        _require(not self.packing or self.packing_length is not None,
+                 "training.packing=true needs training.packing_length: this model records no context_length")
 
     def total_steps(self, num_examples: int) -> int:
         if self.epochs is None:

@@ -9,6 +9,8 @@ from tinkerx.backends.local.device import DTYPES
 
 
 class LocalBackend:
+    packs = True  # its engine honours packed datums' boundaries (training.packing)
+
     def __init__(self, device: str = "auto", dtype: str = "float32", num_threads: int | None = None, max_batch_rows: int | None = None,
                  rollout_device: str | None = None) -> None:
         if dtype not in DTYPES:

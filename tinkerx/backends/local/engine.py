@@ -18,7 +18,7 @@ from tinkerx.backends.local.generation import Generated, sample_batch
 from tinkerx.backends.local.losses import LOSS_INPUTS, LOSSES, check_loss_name
 from tinkerx.backends.local.memory import memory_guard
 from tinkerx.backends.local.prefill import cache_kwarg
-from tinkerx.backends.local.rows import Row, grad_positions, shared_prefix_groups, target_logprobs
+from tinkerx.backends.local.rows import SEGMENTS, Row, grad_positions, packed_attention, shared_prefix_groups, target_logprobs
 
 LORA_ALPHA = 32  # Tinker's LoRA scaling; kept fixed so the rank alone sets capacity
 
@@ -119,10 +119,12 @@ class ModelEngine:
             tokens = d.model_input.to_ints()
             fields = {k: v.to_torch() for k, v in d.loss_fn_inputs.items()}
             targets = fields.pop("target_tokens").long()
-            if targets.shape[0] != len(tokens):
-                raise ValueError(f"datum {i}: target_tokens has {targets.shape[0]} entries but model_input has {len(tokens)} tokens")
+            segments = fields.pop(SEGMENTS, None)  # a packed datum's example boundaries: not a loss input
+            if targets.shape[0] != len(tokens) or (segments is not None and segments.shape[0] != len(tokens)):
+                raise ValueError(f"datum {i}: target_tokens and segment_ids need one entry per model_input token ({len(tokens)})")
             inputs = {k: v.float().to(self.device) for k, v in fields.items()}
-            rows.append(Row(tokens, targets, inputs, grad_positions(loss_fn, inputs, len(tokens), backward)))
+            rows.append(Row(tokens, targets, inputs, grad_positions(loss_fn, inputs, len(tokens), backward),
+                            None if segments is None else segments.long()))
         return rows
 
     def _batch_logprobs(self, rows: list["Row"]) -> list[torch.Tensor]:
@@ -174,16 +176,30 @@ class ModelEngine:
         for i, r in enumerate(rows):
             n = len(r.tokens)
             ids[i, :n], mask[i, :n], targets[i, :n], grad[i, :n] = torch.tensor(r.tokens), 1, r.targets, r.grad
+        attention = {"attention_mask": mask.to(self.device)}
+        if any(r.segments is not None for r in rows):
+            attention = self._packed_attention(rows, width)
         if self._can_share_prefix():
             decoder, head = self._parts()
-            hidden = decoder(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).last_hidden_state
+            hidden = decoder(input_ids=ids.to(self.device), **attention).last_hidden_state
             logp = target_logprobs(head, hidden, targets.to(self.device), mask.bool().to(self.device), grad.to(self.device))
         else:
-            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+            logits = self.model(input_ids=ids.to(self.device), **attention).logits
             logp = -torch.nn.functional.cross_entropy(
                 logits.float().flatten(0, 1), targets.to(self.device).flatten(), reduction="none"
             ).view(ids.shape)
         return [logp[i, : len(r.tokens)] for i, r in enumerate(rows)]
+
+    def _packed_attention(self, rows: list["Row"], width: int) -> dict[str, Any]:
+        """The keyword arguments that keep a batch's packed examples apart (rows.packed_attention)."""
+        implementation = getattr(self.model.config, "_attn_implementation", None)
+        if implementation not in ("sdpa", "eager"):
+            raise ValueError(f"packed datums need sdpa or eager attention (a 4-D mask), but {self.base_model} uses {implementation}")
+        segments = torch.full((len(rows), width), -1, dtype=torch.long)  # padding: a segment of its own
+        for i, r in enumerate(rows):
+            segments[i, : len(r.tokens)] = r.segments if r.segments is not None else 0
+        mask, positions = packed_attention(segments.to(self.device), self.dtype)
+        return {"attention_mask": mask, "position_ids": positions, "use_cache": False}
 
     def _prefix_shared_logprobs(self, rows: list["Row"], prefix_len: int) -> list[torch.Tensor]:
         from transformers import DynamicCache

@@ -11,6 +11,7 @@ from tinkerx.chat import completion_tokens, prompt_tokens, supervised_datum
 from tinkerx.conversation import conversation_datum, render_conversation
 from tinkerx.errors import ConfigError
 from tinkerx.methods.sft.overfit import OverfitWatch
+from tinkerx.methods.sft.packing import pack_datums
 from tinkerx.methods.shared.policy import OnePolicy, open_policy, resume_policy
 from tinkerx.pipeline import Pipeline, ResumeState
 from tinkerx.runs.display import console
@@ -19,6 +20,7 @@ from tinkerx.runs.rng import restore_random_state
 
 class SFT(OnePolicy):
     name = "sft"
+    packs = True  # training.packing applies (build.py refuses it for methods without this)
 
     def __init__(
         self,
@@ -93,13 +95,15 @@ class SFT(OnePolicy):
         del self._order[: p.training.batch_size]
         adam = p.optim.adam_params(step, total)
         # Both requests go out before waiting, as against the service: no idle round trip.
-        fwd = self.client.forward_backward(batch, self.loss_fn)
+        rows = self._packed(batch)
+        fwd = self.client.forward_backward(rows, self.loss_fn)
         opt = self.client.optim_step(adam)
         out, opt_out = fwd.result(), opt.result()
         tokens = sum(sum(d.loss_fn_inputs["weights"].tolist()) for d in batch)
         metrics: dict[str, Any] = {
             "train/loss": out.metrics["loss:sum"] / max(tokens, 1.0),
             "train/tokens": tokens,
+            **({"train/packed_rows": len(rows)} if p.training.packing else {}),
             "optim/lr": adam.learning_rate,
             **{f"optim/{k}": v for k, v in (opt_out.metrics or {}).items() if k != "learning_rate"},
         }
@@ -126,8 +130,12 @@ class SFT(OnePolicy):
             self._summary["checkpoint"] = self.save("final")["policy"]
         return self.summary()
 
-    @staticmethod
-    def _mean_loss(client: Any, data: list[Any]) -> float:
-        out = client.forward(data, "cross_entropy").result()
+    def _packed(self, data: list[Any]) -> list[Any]:
+        """``data`` packed into fewer rows under ``training.packing``: the same loss, less padding."""
+        training = self.p.training
+        return pack_datums(data, training.packing_length) if training.packing else data
+
+    def _mean_loss(self, client: Any, data: list[Any]) -> float:
+        out = client.forward(self._packed(data), "cross_entropy").result()
         tokens = sum(sum(d.loss_fn_inputs["weights"].tolist()) for d in data)
         return out.metrics["loss:sum"] / max(tokens, 1.0)

