@@ -137,6 +137,7 @@ EXPERIMENTS = {
     "sft_smollm2_chat_oasst": {"optim.lr": 5e-4, "optim.schedule": "cosine", "training.batch_size": 4, "training.max_steps": 16, "dataset.max_length": 512, "sampling.max_tokens": 48},
     "dpo_smollm2_preference_oasst": {"method.beta": 0.1, "method.variant": "sigmoid", "optim.lr": 2e-4, "training.batch_size": 8, "training.max_steps": 20, "dataset.max_length": 768},
     "dpo_tiny_arithmetic": {"method.variant": "ipo", "method.beta": 0.5, "optim.lr": 3e-5, "training.max_steps": 30, "sampling.max_tokens": 8},
+    "grpo_smollm2_mbpp": {"optim.lr": 2e-4, "training.batch_size": 4, "training.max_steps": 40, "sampling.max_tokens": 256, "model.lora_rank": 16, "method.group_size": 4},
 }
 
 

@@ -158,6 +158,33 @@ def test_dropping_finished_rows_changes_no_row(tiny_service, temperature, top_k)
             assert a.logprobs == pytest.approx(b.logprobs, abs=1e-5)
 
 
+def test_rows_leaving_before_a_new_block_of_draws_keep_their_own_draws(tiny_service, monkeypatch):
+    """Past DRAW_BLOCK steps each prompt draws its next block of uniforms; some of its rows may have
+    ended and left the batch by then (a 512-token code sample next to a short one): the rows left
+    take their own sample's draws, as in the old full-batch loop (once a shape error ended the run)."""
+    from tinkerx.backends.local import generation
+
+    monkeypatch.setattr(generation, "DRAW_BLOCK", 4)  # a new block every 4 steps instead of 256
+    client = tiny_service.create_lora_training_client("tinkerx/tiny", rank=0, seed=4).result()
+    tok, model = client.get_tokenizer(), client.engine.model
+    prompts = [prompt_tokens(tok, [{"role": "user", "content": q}]) for q in ("12+35=", "9+9=", "1+2+3=")]
+
+    def run(stops=frozenset(), **kw):
+        out = generation.sample_batch(
+            model, prompts, 4, max_tokens=24, temperature=1.0, top_k=-1, top_p=1.0, stop_token_ids=stops, stop_strings=[],
+            decode=lambda t: tok.decode(t), generators=[torch.Generator().manual_seed(s) for s in (1, 2, 3)],
+            pad_token_id=tok.pad_token_id or 0, **kw,
+        )
+        return [g for per_prompt in out for g in per_prompt]
+
+    free_run = run(compact=False)
+    stops = set(sorted({t for g in free_run for t in g.tokens} - {g.tokens[0] for g in free_run})[::4])
+    old = run(stops, compact=False)
+    assert len({len(g.tokens) for g in old}) >= 3 and min(len(g.tokens) for g in old) < 20, "the test needs rows ending early"
+    new = run(stops, compact=True, compact_share=0.0)  # every ended row leaves at once
+    assert [g.tokens for g in new] == [g.tokens for g in old]
+
+
 @pytest.mark.parametrize("num_samples, max_rows, check_every, temperature", [(2, 4, None, 1.0), (1, 3, 5, 1.0), (4, 3, None, 1.0), (2, 5, None, 0.7), (2, 5, None, 0.0)])
 def test_waiting_prompts_join_as_rows_finish(tiny_service, num_samples, max_rows, check_every, temperature):
     """With a row limit, prompts beyond it wait and are prefilled into the running batch as rows

@@ -1,9 +1,11 @@
 """``dataset=py_functions``: generated one-line function tasks, graded by running asserts.
 
-"Write a Python function f(x) that returns x * 7." with three asserts on f. Small enough for the
-1M-parameter tiny model to learn on a CPU (the code-RL demo: SFT warm start, then GRPO with
-``reward=code_tests``); every split holds different (operation, number) pairs, so held-out pass@1
-measures writing a function never seen, not recalling one.
+"Write a Python function f(x) that returns x * 7." (``question``, for chat models) or the one-line
+spec "f(x) = x * 7" (the field ``spec``, the tiny model's prompt), with three asserts on f and the
+one-line ``def f(x): return x * 7`` as the reference. Regular enough for the 1M-parameter tiny model
+to learn on a CPU (the code-RL demo: SFT warm start, then GRPO with ``reward=code_tests``); every
+split holds different (operation, number) pairs, so held-out pass@1 measures writing a function
+never seen, not recalling one.
 """
 
 from __future__ import annotations
@@ -56,5 +58,6 @@ def _task(op: str, n: int, rng: random.Random) -> Example:
         question=f"Write a Python function f(x) that returns x {op} {n}.",
         answer=problem_json(tests, entry_point="f"),
         id=f"f(x)=x{op}{n}",
-        solution=f"def f(x):\n    return x {op} {n}",
+        solution=f"def f(x): return x {op} {n}",
+        fields={"spec": f"f(x) = x {op} {n}"},
     )

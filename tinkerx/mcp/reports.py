@@ -46,6 +46,9 @@ def grpo(rows: list[dict[str, Any]], summary: dict[str, Any], saved: list[dict[s
         holdout = {k.removeprefix("eval/"): r[k] for k in ("eval/accuracy", "eval/reward_mean") if k in r}
         if holdout:
             it["holdout"] = holdout
+        code = {k.removeprefix("code/"): r[k] for k in r if k.startswith("code/")}
+        if code:  # a code reward's outcomes this iteration: why rewards are 0 (compile errors, timeouts...)
+            it["code"] = code
         iterations.append(it)
     report: dict[str, Any] = {
         "iterations": iterations,

@@ -18,7 +18,7 @@ stubbed and the code's definition wins, the prefix's imports and helpers kept.
 
 Reward: 1.0 when every test passes, else 0.0; with ``partial`` the fraction of tests passed. A
 compile error, an exception while loading, a timeout or a kill scores 0 and is counted per kind in
-``counts`` (evaluation metrics ``code/...``).
+``counts``; ``metrics()`` gives a trainer each step's counts (``code/...``, as evaluations report).
 """
 
 from __future__ import annotations
@@ -104,6 +104,9 @@ class CodeTestsReward:
         self._slots = threading.BoundedSemaphore(max(1, int(bound)))
         self._lock = threading.Lock()
         self.counts: Counter[str] = Counter()  # outcomes so far, by kind (OUTCOMES)
+        # compute_reward's outcomes (training's) not yet reported by metrics(): a trainer asking once
+        # a step gets that step's own counts, the same in a run resumed from a checkpoint.
+        self._unreported: Counter[str] = Counter()
 
     def job(self, completion: str, ground_truth: str) -> Job:
         problem = parse_problem(ground_truth)
@@ -119,6 +122,7 @@ class CodeTestsReward:
             outcome = self.executor.run(job)
         with self._lock:
             self.counts[outcome.status] += 1
+            self._unreported[outcome.status] += 1
         return outcome
 
     def score(self, outcome: Outcome) -> float:
@@ -149,6 +153,8 @@ class CodeTestsReward:
         ]
 
     def metrics(self) -> dict[str, float]:
-        """Outcome counts so far, ``code/<outcome>`` for every kind (zeros included)."""
+        """``code/<outcome>`` for every kind (zeros included): the executions ``compute_reward`` ran
+        since the last call (a training step's), not evaluation's (``details`` returns its own)."""
         with self._lock:
-            return {f"code/{kind}": float(self.counts.get(kind, 0)) for kind in OUTCOMES}
+            counts, self._unreported = self._unreported, Counter()
+        return {f"code/{kind}": float(counts.get(kind, 0)) for kind in OUTCOMES}

@@ -176,6 +176,7 @@ def checked(reward: Reward, examples: Sequence[Example], timeout_s: float) -> Gu
     the check's scores stay on the result as ``reference_check``."""
     examples = list(examples)[:4]
     scores = validate_reward(reward, examples, timeout_s=timeout_s)
+    reward_metrics(reward)  # what the check counted (a code reward's executions) is not the first step's
     guarded = GuardedReward(reward, timeout_s=timeout_s)
     guarded.reference_check = {"reward": guarded.name, "reference_answers": [e.solution or e.answer for e in examples], "scores": scores}
     return guarded

@@ -12,7 +12,8 @@ report pipe). Per job it forks, so no interpreter starts per execution:
   interpreter bound back), forks I.
 - I: PID 1 of the new PID namespace, a reaper; mounts its own /proc and forks H.
 - H: drops to an unprivileged uid (as root: kuid ``settings.uid``, so RLIMIT_NPROC holds; it does
-  not for uid 0), sets the rlimits and runs the harness. When H ends I exits, and when PID 1 exits
+  not for uid 0; as another user: uid INSIDE_UID of a nested user namespace, so it holds no
+  capability over its mounts), sets no_new_privs and the rlimits and runs the harness. When H ends I exits, and when PID 1 exits
   the kernel kills every process left in the namespace. Each of C, I and H dies with its parent.
 
 The server answers each job with ``pid <L's pid>`` and, when L has ended, ``status <exit status>``.
@@ -32,9 +33,10 @@ CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
-PR_SET_PDEATHSIG = 1
+PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
 SYS_MOUNT_SETATTR = 442  # same number on x86_64 and aarch64 (the generic table)
 AT_FDCWD, AT_RECURSIVE, MOUNT_ATTR_RDONLY = -100, 0x8000, 1
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
 INSIDE_UID = 1  # the unprivileged uid inside the user namespace (maps to settings.uid outside)
 REPORT_FD = 3
 
@@ -168,6 +170,9 @@ def init(s, harness, work):
             os.setgroups([])
             os.setresgid(INSIDE_UID, INSIDE_UID, INSIDE_UID)
             os.setresuid(INSIDE_UID, INSIDE_UID, INSIDE_UID)  # clears every capability
+        else:
+            shed_namespace_root()
+        libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
         set_limits(s)
         die_with_parent(1)  # after the uid change, which clears it
         run_harness(s, harness, work)
@@ -175,6 +180,23 @@ def init(s, harness, work):
         pid, status = os.wait()
         if pid == child:
             os._exit(exit_code(status))
+
+
+def shed_namespace_root():
+    """H without root outside: the one uid the namespace maps is its root, whose capabilities would
+    let the program unmount the tmpfs over the homes and the project or remount / read-write, and
+    then read and write the user's files as the user. In a nested user namespace, as its uid
+    INSIDE_UID, it holds no capability at all, and none over this mount namespace (owned by the
+    outer one); a namespace it makes itself gets these mounts locked together and read-only."""
+    check(libc.unshare(CLONE_NEWUSER), "unshare nested user namespace")
+    for name, text in (("setgroups", "deny"), ("uid_map", f"{INSIDE_UID} 0 1\n"), ("gid_map", f"{INSIDE_UID} 0 1\n")):
+        with open(f"/proc/self/{name}", "w") as f:
+            f.write(text)
+    os.setresgid(INSIDE_UID, INSIDE_UID, INSIDE_UID)
+    os.setresuid(INSIDE_UID, INSIDE_UID, INSIDE_UID)
+    # Not from uid 0 (unmapped until now), so the change kept the new namespace's capabilities.
+    header = (ctypes.c_uint32 * 2)(_LINUX_CAPABILITY_VERSION_3, 0)
+    check(libc.capset(ctypes.byref(header), ctypes.byref((ctypes.c_uint32 * 6)())), "capset")
 
 
 def write_maps(pid, s):

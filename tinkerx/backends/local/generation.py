@@ -189,8 +189,9 @@ def sample_batch(
         prompt_of_row = batch.row_ids // num_samples
         for p in chosen:
             where = (prompt_of_row == p).nonzero().squeeze(-1)
-            if len(where):
-                batch.uniforms[where] = _draw_block(generators[p], int(batch.steps[where[0]]), max_tokens, num_samples, device)
+            if len(where):  # rows of this prompt that ended may have left the batch: each keeps its own sample's draws
+                block = _draw_block(generators[p], int(batch.steps[where[0]]), max_tokens, num_samples, device)
+                batch.uniforms[where] = block[batch.row_ids[where] % num_samples]
 
     per_prompt = max(1, max_rows // num_samples)  # prompts decoding at once (one at least, whatever num_samples)
     batch = admit(min(per_prompt, len(waiting)), 0)
