@@ -170,7 +170,7 @@ class GRPO(OnePolicy):
         failures = p.reward.errors + p.reward.timeouts
         seconds = {"sample": 0.0, "reward": 0.0}
         r = self.recipe
-        penalty = (lambda s: overlong_penalty(len(s.tokens_T), p.sampling.max_tokens, r.overlong_buffer)) if r.overlong == "soft" else None
+        penalty = (lambda s: overlong_penalty(s.policy_tokens, p.sampling.max_tokens, r.overlong_buffer)) if r.overlong == "soft" else None
         # Rollouts sent during the previous step (overlap_rollouts) are this step's first draw, of
         # groups_per_batch prompts; dynamic sampling's extra draws are sampled now.
         ready, self._pending = self._pending, None
@@ -223,7 +223,7 @@ class GRPO(OnePolicy):
         fwd = client.forward_backward(data, self.loss_fn, self.loss_fn_config)
         opt = client.optim_step(adam)
         out, opt_out = fwd.result(), opt.result()
-        completion_tokens = sum(len(s.tokens_T) for _, s in trained)
+        completion_tokens = sum(s.policy_tokens for _, s in trained)
         extra = {"train/kl_reference": kl_to_reference(trained, reference_T)} if reference_T is not None else {}
         # With sum aggregation the loss is per token after dividing; the others are normalised already.
         per_token = completion_tokens if self.recipe.aggregation == "sum" else 1

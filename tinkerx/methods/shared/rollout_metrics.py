@@ -23,7 +23,7 @@ def rollout_metrics(groups: Sequence[Group]) -> dict[str, float]:
         "groups/no_signal": len(groups) - kinds[SIGNAL],
         "groups/all_0": kinds[ALL_0],
         "groups/all_1": kinds[ALL_1],
-        "sample/completion_tokens": sum(len(s.tokens_T) for s in samples) / len(samples),
+        "sample/completion_tokens": sum(s.policy_tokens for s in samples) / len(samples),
         "sample/truncation_rate": sum(s.stop_reason == "length" for s in samples) / len(samples),
         "sample/tokens": sum(len(g.prompt_T) + len(s.tokens_T) for g in groups for s in g.samples),
     }
@@ -38,6 +38,7 @@ def sampler_trainer_kl(trained: Sequence[tuple[Group, Sample]], trainer_logprobs
     total, count = 0.0, 0
     for (group, sample), logprobs in zip(trained, trainer_logprobs):
         trainer_T = logprobs.tolist()[len(group.prompt_T) - 1 :]
-        total += sum(s - t for s, t in zip(sample.logprobs_T, trainer_T))
-        count += len(sample.logprobs_T)
+        mask_T = sample.mask_T or [1.0] * len(sample.logprobs_T)  # only the tokens the policy sampled
+        total += sum(s - t for s, t, m in zip(sample.logprobs_T, trainer_T, mask_T) if m)
+        count += sample.policy_tokens
     return total / count if count else 0.0
