@@ -54,3 +54,14 @@ class EnvGroup(Protocol):
     def group_rewards(self, episodes: Sequence[Any]) -> list[float]:
         """Added to each episode's summed turn rewards; zeros when an environment rewards per turn."""
         ...
+
+
+class EnvSpec(Protocol):
+    """What ``conf/env/*.yaml`` builds (``env=NAME``): the tasks of each split, the group of
+    environments for a task, and the runner's limits for its episodes."""
+
+    limits: Any                 # tinkerx.envs.runner.EpisodeLimits
+    train: Sequence[Any]        # tasks GRPO draws groups from
+    test: Sequence[Any]         # held-out tasks: one episode each for evaluation
+
+    def group(self, task: Any) -> EnvGroup: ...
