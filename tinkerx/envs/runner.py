@@ -88,6 +88,9 @@ class PendingEpisodes:
     def __init__(self, runner: EpisodeRunner, groups: list[EnvGroup], policies: dict[str, Any]) -> None:
         self.runner, self.groups, self.policies = runner, groups, policies
         self.live: list[_Live] = []
+        # First prompts by their messages: the episodes of a group open alike, rendered once (the
+        # chat template is most of a one-turn episode's cost).
+        self._opened: dict[tuple, list[int]] = {}
 
     # ---- the loop ----------------------------------------------------------------------------
     def collect(self) -> list[list[Episode]]:
@@ -175,7 +178,10 @@ class PendingEpisodes:
         conversation = s.conversations.get(role)
         if conversation is None:
             s.conversations[role] = list(observation.messages)
-            prompt_T = first_prompt(self.runner.tokenizer, observation.messages)
+            key = tuple(tuple(sorted(m.items())) for m in observation.messages)
+            if key not in self._opened:
+                self._opened[key] = first_prompt(self.runner.tokenizer, observation.messages)
+            prompt_T = list(self._opened[key])
         else:
             reply_T = s.last_reply[role]
             prompt_T = s.last_prompt[role] + reply_T + continuation(self.runner.tokenizer, conversation, reply_T, observation.messages)
