@@ -24,7 +24,7 @@ import operator
 import re
 import typing
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from tinkerx.errors import ConfigError
 
@@ -143,7 +143,7 @@ def build_tools(definitions: Sequence[Any]) -> dict[str, Tool]:
         elif d == "python":
             code = {"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]}
             tool = Tool("python", inspect.getdoc(PythonTool) or "", code, PythonTool())
-        elif isinstance(d, dict) and "function" in d:
+        elif isinstance(d, Mapping) and "function" in d:
             fn = _import(str(d["function"]), f"env.tools[{i}].function")
             tool = tool_from_function(fn, d.get("name"), d.get("description"), dict(d["parameters"]) if d.get("parameters") is not None else None)
         else:
