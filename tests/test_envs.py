@@ -209,6 +209,8 @@ def test_a_role_without_policy_and_a_failing_group_are_recorded(tokenizer):
 
     episodes = run(tokenizer, [Broken(again)], ScriptedPolicy(tokenizer, lambda p: "ok"))[0]
     assert len(episodes) == 2 and all(e.outcome == "env_error" and "no envs" in e.error and not e.turns for e in episodes)
+    episodes = run(tokenizer, [Group(lambda text: None)], ScriptedPolicy(tokenizer, lambda p: "ok"))[0]
+    assert all(e.outcome == "env_error" and "step returned NoneType, not a StepResult" in e.error and len(e.turns) == 1 for e in episodes)
 
 
 @pytest.mark.parametrize("overrides, message", [(["env.high=1"], "env.high must be above env.low"), (["env.max_turns=0"], "env.max_turns must be >= 1")])

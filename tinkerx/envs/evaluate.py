@@ -9,12 +9,12 @@ from tinkerx.envs.records import episode_record
 from tinkerx.envs.runner import EpisodeRunner
 
 
-def evaluate_env(spec: Any, policies: dict[str, Any], tokenizer: Any, params: Any, max_episodes: int | None = None) -> tuple[dict[str, float], list[dict[str, Any]]]:
-    """(metrics, one record per episode). ``success_rate``: episodes with reward >= 0.5, the
-    evaluator's threshold; ``turns_mean``: policy turns per episode."""
-    tasks = list(spec.test)[:max_episodes] if max_episodes is not None else list(spec.test)
+def evaluate_env(spec: Any, policies: dict[str, Any], tokenizer: Any, params: Any, episodes_per_task: int = 1) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """(metrics, one record per episode) over every test task. ``success_rate``: episodes with
+    reward >= 0.5, the evaluator's threshold; ``turns_mean``: policy turns per episode."""
     runner = EpisodeRunner(tokenizer, params, spec.limits)
-    episodes: list[Episode] = [g[0] for g in runner.launch([spec.group(t) for t in tasks], 1, policies).collect()]
+    groups = runner.launch([spec.group(t) for t in spec.test], episodes_per_task, policies).collect()
+    episodes: list[Episode] = [e for g in groups for e in g]
     n = max(len(episodes), 1)
     metrics = {
         "success_rate": sum(e.reward >= 0.5 for e in episodes) / n,

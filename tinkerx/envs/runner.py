@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 
 from tinkerx.chat import decode_completion
 from tinkerx.envs.episode import Episode, Turn
-from tinkerx.envs.protocol import Env, EnvGroup, Observation
+from tinkerx.envs.protocol import Env, EnvGroup, Observation, StepResult
 from tinkerx.envs.render import continuation, first_prompt
 from tinkerx.errors import ConfigError
 from tinkerx.rewards.guarded import call_with_timeout, describe_error
@@ -78,6 +78,8 @@ class EpisodeRunner:
                 if isinstance(observation, Observation):
                     live.episode.opening = list(observation.messages)
                     pending.observe(live, observation)
+                elif not live.finished:
+                    pending.finish(live, "env_error", f"initial_observation returned {type(observation).__name__}, not an Observation")
         pending.send()
         return pending
 
@@ -154,6 +156,9 @@ class PendingEpisodes:
         s.last_prompt[s.role], s.last_reply[s.role], s.prompt_T = s.prompt_T, tokens_T, []
         result = self.call(s, s.env.step, s.role, text)
         if s.finished:
+            return
+        if not isinstance(result, StepResult):
+            self.finish(s, "env_error", f"step returned {type(result).__name__}, not a StepResult")
             return
         turn.reward = float(result.reward)
         for k, v in (result.metrics or {}).items():

@@ -10,7 +10,8 @@ paper's recipe (GRPO, Dr. GRPO, DAPO, GSPO, CISPO) as a preset of switches (meth
 Episodes: every rollout is an episode of tinkerx/envs. Without ``env=`` each is one turn -- the
 data set's prompt, scored by ``reward=``; with ``env=NAME`` (conf/env/) groups are that environment's
 tasks, each episode runs up to ``env.max_turns`` turns, its reward is the environment's, only the
-tokens the policy sampled are trained, and held-out evaluation plays one greedy episode per test task.
+tokens the policy sampled are trained, and held-out evaluation plays ``evaluator.num_samples`` episodes
+per test task with the evaluator's sampling settings (greedy by default).
 
 ``overlap_rollouts``: step t+1's rollouts are sent (with the weights step t sampled with) before
 step t trains, so sampling and training run at the same time wherever the backend can (the Tinker
@@ -150,9 +151,10 @@ class GRPO(OnePolicy):
     def evaluate(self, name: str) -> dict[str, Any]:
         if self.env is None:
             return super().evaluate(name)
-        p = self.p
-        params = p.sampling.params(temperature=0.0, seed=p.seed)  # greedy, as the data set evaluator
-        metrics, records = evaluate_env(self.env, {POLICY: self.sampling_client()}, p.tokenizer, params)
+        p, ev = self.p, self.p.evaluator
+        # The evaluator's sampling (greedy by default) and its num_samples episodes per test task.
+        params = p.sampling.params(temperature=ev.temperature, max_tokens=ev.max_tokens, seed=ev.seed)
+        metrics, records = evaluate_env(self.env, {POLICY: self.sampling_client()}, p.tokenizer, params, ev.num_samples)
         p.recorder.write_jsonl(f"eval/{name}.jsonl", records)
         return metrics
 
