@@ -152,8 +152,10 @@ class GRPO(OnePolicy):
         if self.env is None:
             return super().evaluate(name)
         p, ev = self.p, self.p.evaluator
-        # The evaluator's sampling (greedy by default) and its num_samples episodes per test task.
-        params = p.sampling.params(temperature=ev.temperature, max_tokens=ev.max_tokens, seed=ev.seed)
+        # The evaluator's sampling (greedy by default) and its num_samples episodes per test task. Sampled,
+        # no fixed seed: tasks often open with the same prompt, and one seed would replay one episode for all.
+        seed = ev.seed if ev.temperature == 0 else None
+        params = p.sampling.params(temperature=ev.temperature, max_tokens=ev.max_tokens, seed=seed)
         metrics, records = evaluate_env(self.env, {POLICY: self.sampling_client()}, p.tokenizer, params, ev.num_samples)
         p.recorder.write_jsonl(f"eval/{name}.jsonl", records)
         return metrics
