@@ -20,7 +20,8 @@ GUESS = ["method=grpo", "env=guess_number", "env.high=9", "env.max_turns=2", "en
 
 
 def test_an_env_run_records_episodes_turn_by_turn_and_env_metrics(tmp_path):
-    summary = run_in_process([*GUESS, "training.max_steps=2", "backend.num_threads=1"], tmp_path / "run")
+    # ~reward: an environment scores its own episodes, so a run needs no reward= at all.
+    summary = run_in_process([*GUESS, "~reward", "training.max_steps=2", "backend.num_threads=1"], tmp_path / "run")
     rows = metrics_rows(tmp_path / "run")
     assert [r["step"] for r in rows] == [0, 1, 2]
     assert "eval/success_rate" in rows[0] and "eval/turns_mean" in rows[0] and rows[0]["eval/num_episodes"] == 4

@@ -116,7 +116,8 @@ class GRPO(OnePolicy):
             self.step_index, self._summary, self._updates = s["step_index"], dict(s["summary"]), s["updates"]
             self._elapsed_before = s["elapsed_s"]
             self.pool.load_state(s["pool"])
-            p.reward.errors, p.reward.timeouts = s["reward_counts"]
+            if p.reward is not None:
+                p.reward.errors, p.reward.timeouts = s["reward_counts"]
         # The KL penalty's reference: the frozen base model, through logprobs of the sampled tokens.
         self.reference = base_sampler(p) if self.recipe.kl_coef > 0 else None
         self._started = time.perf_counter()
@@ -128,7 +129,7 @@ class GRPO(OnePolicy):
             "updates": self._updates,
             "elapsed_s": self._elapsed(),
             "pool": self._pool_before_pending if self._pending is not None else self.pool.state(),
-            "reward_counts": [self.p.reward.errors, self.p.reward.timeouts],
+            "reward_counts": self._reward_counts(),
         }
 
     def start(self) -> dict[str, Any] | None:
@@ -167,12 +168,17 @@ class GRPO(OnePolicy):
         groups = [self.env.group(t) for t in tasks]
         return launch_env_groups({POLICY: sampler}, p.tokenizer, groups, self.group_size, p.sampling.params(), self.env.limits)
 
+    def _reward_counts(self) -> list[int]:
+        """The reward's errors and timeouts so far; an environment run may have no reward (``reward=null``)."""
+        reward = self.p.reward
+        return [reward.errors, reward.timeouts] if reward is not None else [0, 0]
+
     def _elapsed(self) -> float:
         return self._elapsed_before + time.perf_counter() - self._started
 
     def summary(self) -> dict[str, Any]:
         summary = {**self._summary, "steps": self.step_index, "updates": self._updates}
-        summary["reward_failures"] = self.p.reward.errors + self.p.reward.timeouts
+        summary["reward_failures"] = sum(self._reward_counts())
         if self.step_index and not self._updates:
             summary["warning"] = NO_UPDATE_WARNING
         return summary
@@ -197,7 +203,7 @@ class GRPO(OnePolicy):
     def _step(self, p: Pipeline, client: Any, pool: PromptPool, step: int, total: int) -> dict[str, Any]:
         start = time.perf_counter()
         sampler = policy_sampler(client)
-        failures = p.reward.errors + p.reward.timeouts
+        failures = sum(self._reward_counts())
         seconds = {"sample": 0.0, "reward": 0.0}
         r = self.recipe
         penalty = (lambda s: overlong_penalty(s.policy_tokens, p.sampling.max_tokens, r.overlong_buffer)) if r.overlong == "soft" else None
@@ -226,7 +232,7 @@ class GRPO(OnePolicy):
             groups, rounds = draw(self.groups_per_batch), 0
             batch = groups
         scored = time.perf_counter()
-        metrics = {**rollout_metrics(groups), **episode_metrics(groups), "reward/errors": p.reward.errors + p.reward.timeouts - failures, "pool/passes": pool.passes}
+        metrics = {**rollout_metrics(groups), **episode_metrics(groups), "reward/errors": sum(self._reward_counts()) - failures, "pool/passes": pool.passes}
         metrics.update(reward_metrics(p.reward))  # e.g. a code reward's outcomes so far: why rewards are 0
         if r.dynamic_sampling:
             metrics.update({"sample/extra_draws": rounds, "groups/drawn": len(groups)})
