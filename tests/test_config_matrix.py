@@ -138,6 +138,8 @@ EXPERIMENTS = {
     "dpo_smollm2_preference_oasst": {"method.beta": 0.1, "method.variant": "sigmoid", "optim.lr": 2e-4, "training.batch_size": 8, "training.max_steps": 20, "dataset.max_length": 768},
     "dpo_tiny_arithmetic": {"method.variant": "ipo", "method.beta": 0.5, "optim.lr": 3e-5, "training.max_steps": 30, "sampling.max_tokens": 8},
     "grpo_smollm2_mbpp": {"optim.lr": 2e-4, "training.batch_size": 4, "training.max_steps": 40, "sampling.max_tokens": 256, "model.lora_rank": 16, "method.group_size": 4},
+    "grpo_tiny_guess_number": {"optim.lr": 1e-3, "training.batch_size": 16, "training.max_steps": 40, "sampling.max_tokens": 2, "env.high": 9, "env.max_turns": 4, "env.format_bonus": 0.2},
+    "grpo_smollm2_guess_number": {"optim.lr": 5e-4, "training.batch_size": 8, "training.max_steps": 30, "sampling.max_tokens": 8, "env.max_turns": 4, "model.lora_rank": 16},
 }
 
 
@@ -162,7 +164,8 @@ def test_experiments_live_in_a_real_folder_and_nothing_applies_itself():
 def test_experiment_names_read_method_model_dataset(compose_config, experiment):
     choices = compose_config([f"experiment={experiment}"], return_hydra_config=True).hydra.runtime.choices
     method, model, dataset, *_variant = experiment.split("_")
-    assert (method, choices.model.startswith(model), choices.dataset.startswith(dataset)) == (choices.method, True, True), (
+    task = choices.get("env") or choices.dataset  # an environment run is named after its environment
+    assert (method, choices.model.startswith(model), task.startswith(dataset)) == (choices.method, True, True), (
         f"{experiment}: method={choices.method} model={choices.model} dataset={choices.dataset}")
 
 

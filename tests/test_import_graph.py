@@ -24,7 +24,7 @@ from pathlib import Path
 from tests.conftest import ROOT
 
 PACKAGE = ROOT / "tinkerx"
-LOWER = ("backends", "runs", "data", "rewards", "methods", "eval", "models")
+LOWER = ("backends", "runs", "data", "rewards", "methods", "eval", "models", "envs")
 FRONT_DOORS = ("tinkerx.mcp", "tinkerx.serve", "tinkerx.app", "tinkerx.cli", "tinkerx.lifecycle", "tinkerx.driver")
 
 

@@ -59,6 +59,8 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[Any, Pipeline, list[Any]]:
     # A component with a model of its own (a judge on another model) exposes its ``model_loader``;
     # the backend serves it beside the policy's, so it samples through the same service.
     component_loaders = [c.model_loader for c in components.values() if getattr(c, "model_loader", None) is not None]
+    if cfg.get("env") is not None:  # a multi-turn environment (conf/env/): its tasks, groups and episode limits
+        components["env"] = instantiate(cfg.env, "env")
 
     # 2. The backend first among the things that touch the outside: credentials fail fast.
     service = backend.open([model_loader, *component_loaders], run_dir, seed=cfg.seed)

@@ -7,6 +7,12 @@ rewards are all equal has zero advantage everywhere: it is skipped and counted (
 The loss is one of Tinker's RL losses with the sampler's own logprobs; ``method.variant`` picks a
 paper's recipe (GRPO, Dr. GRPO, DAPO, GSPO, CISPO) as a preset of switches (methods/grpo/variants.py).
 
+Episodes: every rollout is an episode of tinkerx/envs. Without ``env=`` each is one turn -- the
+data set's prompt, scored by ``reward=``; with ``env=NAME`` (conf/env/) groups are that environment's
+tasks, each episode runs up to ``env.max_turns`` turns, its reward is the environment's, only the
+tokens the policy sampled are trained, and held-out evaluation plays ``evaluator.num_samples`` episodes
+per test task with the evaluator's sampling settings (greedy by default).
+
 ``overlap_rollouts``: step t+1's rollouts are sent (with the weights step t sampled with) before
 step t trains, so sampling and training run at the same time wherever the backend can (the Tinker
 service; ``backend=local`` with a rollout worker). Each batch is then sampled by the weights one
@@ -19,6 +25,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from tinkerx.envs.evaluate import evaluate_env
+from tinkerx.envs.one_turn import POLICY
+from tinkerx.envs.records import episode_record
 from tinkerx.errors import ConfigError
 from tinkerx.methods.grpo.dynamic_sampling import draw_with_signal, signal_groups
 from tinkerx.methods.grpo.objective import kl_to_reference, policy_datums, reference_logprobs, trainable
@@ -26,8 +35,8 @@ from tinkerx.methods.grpo.variants import resolve_recipe, yaml_presets
 from tinkerx.methods.shared.advantages import overlong_penalty
 from tinkerx.methods.shared.policy import OnePolicy, base_sampler, open_policy, policy_sampler, resume_policy, save_policy
 from tinkerx.methods.shared.pool import PromptPool
-from tinkerx.methods.shared.rollout_metrics import rollout_metrics, sampler_trainer_kl
-from tinkerx.methods.shared.rollouts import Group, PendingGroups, Sample, launch_groups, score_groups
+from tinkerx.methods.shared.rollout_metrics import episode_metrics, rollout_metrics, sampler_trainer_kl
+from tinkerx.methods.shared.rollouts import Group, PendingGroups, Sample, launch_env_groups, launch_groups, score_groups
 from tinkerx.pipeline import Pipeline, ResumeState
 from tinkerx.rewards.guarded import reward_metrics
 from tinkerx.runs.checkpoints import checkpoint_base_model, resolve_checkpoint
@@ -38,7 +47,8 @@ NO_UPDATE_WARNING = (
     "Likely causes: completions truncated (sample/truncation_rate; raise sampling.max_tokens), a reward too "
     "strict for the model (check samples.jsonl), or data too easy (all correct)"
 )
-SHOWN = ("reward/mean", "reward/accuracy", "groups/all_0", "groups/all_1", "sample/truncation_rate", "reward/errors", "eval/accuracy")
+SHOWN = ("reward/mean", "reward/accuracy", "groups/all_0", "groups/all_1", "sample/truncation_rate", "reward/errors", "eval/accuracy",
+         "episodes/turns", "eval/success_rate")
 
 
 class GRPO(OnePolicy):
@@ -84,9 +94,10 @@ class GRPO(OnePolicy):
     shown = SHOWN
 
     def setup(self, p: Pipeline, resume: ResumeState | None = None) -> None:
+        self.env = p.components.get("env")  # a multi-turn environment (env=NAME), or None: the data set's prompts
         self._check(p)
         self.p = p
-        self.pool = PromptPool(p.dataset.train, seed=p.seed)
+        self.pool = PromptPool(self.env.train if self.env is not None else p.dataset.train, seed=p.seed)
         self.total_steps, self.step_index = p.training.max_steps, 0
         self._summary: dict[str, Any] = {"init_from": self.init_from, "auto_checkpoints": []}
         self._updates = 0  # optimizer steps taken: 0 at the end means no group ever had signal
@@ -105,7 +116,8 @@ class GRPO(OnePolicy):
             self.step_index, self._summary, self._updates = s["step_index"], dict(s["summary"]), s["updates"]
             self._elapsed_before = s["elapsed_s"]
             self.pool.load_state(s["pool"])
-            p.reward.errors, p.reward.timeouts = s["reward_counts"]
+            if p.reward is not None:
+                p.reward.errors, p.reward.timeouts = s["reward_counts"]
         # The KL penalty's reference: the frozen base model, through logprobs of the sampled tokens.
         self.reference = base_sampler(p) if self.recipe.kl_coef > 0 else None
         self._started = time.perf_counter()
@@ -117,7 +129,7 @@ class GRPO(OnePolicy):
             "updates": self._updates,
             "elapsed_s": self._elapsed(),
             "pool": self._pool_before_pending if self._pending is not None else self.pool.state(),
-            "reward_counts": [self.p.reward.errors, self.p.reward.timeouts],
+            "reward_counts": self._reward_counts(),
         }
 
     def start(self) -> dict[str, Any] | None:
@@ -137,12 +149,36 @@ class GRPO(OnePolicy):
         metrics["time/elapsed_s"] = self._elapsed()  # since the first step: "within N minutes"
         return metrics
 
+    def evaluate(self, name: str) -> dict[str, Any]:
+        if self.env is None:
+            return super().evaluate(name)
+        p, ev = self.p, self.p.evaluator
+        # The evaluator's sampling (greedy by default) and its num_samples episodes per test task. Sampled,
+        # no fixed seed: tasks often open with the same prompt, and one seed would replay one episode for all.
+        seed = ev.seed if ev.temperature == 0 else None
+        params = p.sampling.params(temperature=ev.temperature, max_tokens=ev.max_tokens, seed=seed)
+        metrics, records = evaluate_env(self.env, {POLICY: self.sampling_client()}, p.tokenizer, params, ev.num_samples)
+        p.recorder.write_jsonl(f"eval/{name}.jsonl", records)
+        return metrics
+
+    def _launch(self, sampler: Any, tasks: list[Any]) -> PendingGroups:
+        p = self.p
+        if self.env is None:
+            return launch_groups(sampler, p.tokenizer, p.dataset, tasks, self.group_size, p.sampling.params())
+        groups = [self.env.group(t) for t in tasks]
+        return launch_env_groups({POLICY: sampler}, p.tokenizer, groups, self.group_size, p.sampling.params(), self.env.limits)
+
+    def _reward_counts(self) -> list[int]:
+        """The reward's errors and timeouts so far; an environment run may have no reward (``reward=null``)."""
+        reward = self.p.reward
+        return [reward.errors, reward.timeouts] if reward is not None else [0, 0]
+
     def _elapsed(self) -> float:
         return self._elapsed_before + time.perf_counter() - self._started
 
     def summary(self) -> dict[str, Any]:
         summary = {**self._summary, "steps": self.step_index, "updates": self._updates}
-        summary["reward_failures"] = self.p.reward.errors + self.p.reward.timeouts
+        summary["reward_failures"] = sum(self._reward_counts())
         if self.step_index and not self._updates:
             summary["warning"] = NO_UPDATE_WARNING
         return summary
@@ -167,10 +203,10 @@ class GRPO(OnePolicy):
     def _step(self, p: Pipeline, client: Any, pool: PromptPool, step: int, total: int) -> dict[str, Any]:
         start = time.perf_counter()
         sampler = policy_sampler(client)
-        failures = p.reward.errors + p.reward.timeouts
+        failures = sum(self._reward_counts())
         seconds = {"sample": 0.0, "reward": 0.0}
         r = self.recipe
-        penalty = (lambda s: overlong_penalty(len(s.tokens_T), p.sampling.max_tokens, r.overlong_buffer)) if r.overlong == "soft" else None
+        penalty = (lambda s: overlong_penalty(s.policy_tokens, p.sampling.max_tokens, r.overlong_buffer)) if r.overlong == "soft" else None
         # Rollouts sent during the previous step (overlap_rollouts) are this step's first draw, of
         # groups_per_batch prompts; dynamic sampling's extra draws are sampled now.
         ready, self._pending = self._pending, None
@@ -180,7 +216,7 @@ class GRPO(OnePolicy):
         def draw(n: int) -> list[Group]:
             nonlocal ready
             began = time.perf_counter()
-            pending = ready if ready is not None else launch_groups(sampler, p.tokenizer, p.dataset, pool.take(n), self.group_size, p.sampling.params())
+            pending = ready if ready is not None else self._launch(sampler, pool.take(n))
             ready = None
             drawn = pending.collect()
             sampled = time.perf_counter()
@@ -196,7 +232,7 @@ class GRPO(OnePolicy):
             groups, rounds = draw(self.groups_per_batch), 0
             batch = groups
         scored = time.perf_counter()
-        metrics = {**rollout_metrics(groups), "reward/errors": p.reward.errors + p.reward.timeouts - failures, "pool/passes": pool.passes}
+        metrics = {**rollout_metrics(groups), **episode_metrics(groups), "reward/errors": sum(self._reward_counts()) - failures, "pool/passes": pool.passes}
         metrics.update(reward_metrics(p.reward))  # e.g. a code reward's outcomes so far: why rewards are 0
         if r.dynamic_sampling:
             metrics.update({"sample/extra_draws": rounds, "groups/drawn": len(groups)})
@@ -204,7 +240,7 @@ class GRPO(OnePolicy):
             metrics["sample/staleness"] = staleness
             if step + 1 < total:  # the next step's rollouts go out now, sampled while this step trains
                 self._pool_before_pending, self._pending_updates = pool.state(), self._updates
-                self._pending = launch_groups(sampler, p.tokenizer, p.dataset, pool.take(self.groups_per_batch), self.group_size, p.sampling.params())
+                self._pending = self._launch(sampler, pool.take(self.groups_per_batch))
         metrics.update(self._train(p, client, batch, step, total))
         self._write_samples(p, step, groups[: self.samples_per_step])
         done = time.perf_counter()
@@ -223,7 +259,7 @@ class GRPO(OnePolicy):
         fwd = client.forward_backward(data, self.loss_fn, self.loss_fn_config)
         opt = client.optim_step(adam)
         out, opt_out = fwd.result(), opt.result()
-        completion_tokens = sum(len(s.tokens_T) for _, s in trained)
+        completion_tokens = sum(s.policy_tokens for _, s in trained)
         extra = {"train/kl_reference": kl_to_reference(trained, reference_T)} if reference_T is not None else {}
         # With sum aggregation the loss is per token after dividing; the others are normalised already.
         per_token = completion_tokens if self.recipe.aggregation == "sum" else 1
@@ -239,9 +275,12 @@ class GRPO(OnePolicy):
 
     # ---- around the steps ------------------------------------------------------------------
     def _check(self, p: Pipeline) -> None:
-        if p.reward is None:
+        if self.env is not None:
+            if not self.env.train:
+                raise ConfigError("env has no training tasks (env.train_size)")
+        elif p.reward is None:
             raise ConfigError("grpo needs a reward: choose one with reward=NAME")
-        if not p.dataset.train:
+        elif not p.dataset.train:
             raise ConfigError(f"dataset {p.dataset.name} has no training examples to draw prompts from (give dataset.path=TRAIN.jsonl)")
         if p.evaluator is not None and p.evaluator.split == "train":
             raise ConfigError("evaluator.split must not be train for grpo: holdout prompts are never trained on")
@@ -267,6 +306,11 @@ class GRPO(OnePolicy):
         return metrics
 
     def _write_samples(self, p: Pipeline, step: int, groups: list[Group]) -> None:
+        if self.env is not None:  # episodes turn by turn: episodes/step_NNNNNN.jsonl
+            episodes = [episode_record(e, step=step + 1, group=i) for i, g in enumerate(groups) for e in g.episodes]
+            if episodes:
+                p.recorder.write_jsonl(f"episodes/step_{step + 1:06d}.jsonl", episodes)
+            return
         rows = [
             {
                 "step": step + 1,

@@ -58,14 +58,17 @@ def token_advantages(
     reward: tokens the policy now likes more than the base did are pushed back toward it.
     """
     if kl_coef and reference_T is not None:
-        return [scale * (sample.advantage - kl_coef * (q - r)) for q, r in zip(sample.logprobs_T, reference_T)]
-    return [scale * sample.advantage] * len(sample.tokens_T)
+        advantages_T = [scale * (sample.advantage - kl_coef * (q - r)) for q, r in zip(sample.logprobs_T, reference_T)]
+    else:
+        advantages_T = [scale * sample.advantage] * len(sample.tokens_T)
+    # A multi-turn episode's environment tokens were not sampled by the policy: no loss on them.
+    return advantages_T if sample.mask_T is None else [a * m for a, m in zip(advantages_T, sample.mask_T)]
 
 
 def policy_datums(
     trained: Sequence[tuple[Group, Sample]], recipe: RLRecipe, max_tokens: int, reference_T: Sequence[Sequence[float]] | None = None
 ) -> list[Any]:
-    scales_N = sequence_scales(recipe.aggregation, [len(s.tokens_T) for _, s in trained], max_tokens)
+    scales_N = sequence_scales(recipe.aggregation, [s.policy_tokens for _, s in trained], max_tokens)
     refs = reference_T if reference_T is not None else [None] * len(trained)
     return [
         rl_datum(g.prompt_T, s, token_advantages(s, scale, recipe.kl_coef, ref), ratio_mask=recipe.loss_fn == "gspo")
@@ -75,5 +78,5 @@ def policy_datums(
 
 def kl_to_reference(trained: Sequence[tuple[Group, Sample]], reference_T: Sequence[Sequence[float]]) -> float:
     """Mean per-token (log q - log ref) over the trained completions: the KL the penalty pays for."""
-    diffs = [q - r for (_, s), ref in zip(trained, reference_T) for q, r in zip(s.logprobs_T, ref)]
+    diffs = [q - r for (_, s), ref in zip(trained, reference_T) for q, r, m in zip(s.logprobs_T, ref, s.mask_T or [1.0] * len(ref)) if m]
     return sum(diffs) / len(diffs) if diffs else 0.0

@@ -1,0 +1,90 @@
+"""Guess a number in [low, high] with higher/lower feedback: the multi-turn learning demo.
+
+A policy that guesses at random without repeats finds it within ``max_turns`` guesses with
+probability max_turns / N; one that reads the feedback (binary search) always does when
+max_turns >= log2(N) + 1. So success rate and turns per episode show whether multi-turn RL taught
+the model to use what the environment told it. Reward: 1.0 when the number is found (the episode's
+last turn), 0.0 otherwise; a reply with no number is told so and counts as a turn (``invalid``).
+``format_bonus`` (group scoring) adds that much times the share of turns with a valid guess -- for a
+model that must first learn to write a number at all (the tiny model); it never pays for more turns.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from tinkerx.envs.one_turn import POLICY
+from tinkerx.envs.protocol import Observation, StepResult
+from tinkerx.envs.runner import EpisodeLimits
+from tinkerx.errors import ConfigError
+
+NUMBER = re.compile(r"-?\d+")
+
+
+@dataclass(frozen=True)
+class Secret:
+    id: str
+    secret: int
+
+
+class GuessNumberEnv:
+    def __init__(self, secret: int, low: int, high: int, prompt: str) -> None:
+        self.secret, self.low, self.high, self.prompt = secret, low, high, prompt
+
+    def initial_observation(self) -> Observation:
+        return Observation(POLICY, [{"role": "user", "content": self.prompt.format(low=self.low, high=self.high)}])
+
+    def step(self, role: str, text: str) -> StepResult:
+        found = NUMBER.search(text)
+        if found is None:
+            return self._feedback(f"Reply with one number between {self.low} and {self.high}.", invalid=1.0)
+        guess = int(found.group())
+        if guess == self.secret:
+            return StepResult(reward=1.0, done=True, metrics={"success": 1.0})
+        return self._feedback("Higher." if guess < self.secret else "Lower.", out_of_range=float(not self.low <= guess <= self.high))
+
+    def _feedback(self, text: str, **metrics: float) -> StepResult:
+        return StepResult(next=Observation(POLICY, [{"role": "user", "content": text}]), metrics=metrics)
+
+
+@dataclass
+class GuessNumberGroup:
+    task: Secret
+    low: int
+    high: int
+    prompt: str
+    format_bonus: float = 0.0
+    roles: tuple[str, ...] = (POLICY,)
+
+    def make_envs(self, n: int) -> list[GuessNumberEnv]:
+        return [GuessNumberEnv(self.task.secret, self.low, self.high, self.prompt) for _ in range(n)]
+
+    def group_rewards(self, episodes: Sequence[Any]) -> list[float]:
+        if not self.format_bonus:
+            return [0.0] * len(episodes)  # the reward is the last turn's
+        return [self.format_bonus * (1.0 - e.metrics.get("invalid", 0.0) / len(e.turns)) if e.turns else 0.0 for e in episodes]
+
+
+class GuessNumber:
+    """``env=guess_number``: secrets drawn with ``seed``; train and test secrets are separate draws."""
+
+    def __init__(self, low: int = 1, high: int = 10, train_size: int = 200, test_size: int = 50, seed: int = 0,
+                 prompt: str = "I am thinking of a number between {low} and {high}. Guess it: reply with one number.",
+                 format_bonus: float = 0.0, max_turns: int = 4, max_tokens: int | None = None, timeout_s: float | None = None) -> None:  # fmt: skip
+        if high <= low:
+            raise ConfigError(f"env.high must be above env.low, got low={low} high={high}")
+        if train_size < 1 or test_size < 0:
+            raise ConfigError(f"env.train_size must be >= 1 and env.test_size >= 0, got {train_size} and {test_size}")
+        if format_bonus < 0:
+            raise ConfigError(f"env.format_bonus must be >= 0, got {format_bonus}")
+        self.low, self.high, self.prompt, self.format_bonus = low, high, prompt, format_bonus
+        self.limits = EpisodeLimits(max_turns, max_tokens, timeout_s)
+        rng = random.Random(seed)
+        self.train = [Secret(f"train-{i}", rng.randint(low, high)) for i in range(train_size)]
+        self.test = [Secret(f"test-{i}", rng.randint(low, high)) for i in range(test_size)]
+
+    def group(self, task: Secret) -> GuessNumberGroup:
+        return GuessNumberGroup(task, self.low, self.high, self.prompt, self.format_bonus)
