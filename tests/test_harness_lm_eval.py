@@ -169,9 +169,12 @@ def test_local_completions_on_the_server_equals_the_adapter(tmp_path, checkpoint
     with local_server(TinyModel(), tmp_path / "serve") as server:
         args = f"base_url={server.url}/v1/completions,model={checkpoint},tokenizer_backend=remote,max_length=500,num_concurrent=1"
         remote = lm_eval.simple_evaluate(model="local-completions", model_args=args, **task)
-    lp = lambda out: [[r[0] for r in s["resps"]] for s in out["samples"]["tinkerx_mmlu_stem"]]  # noqa: E731
-    assert lp(remote) == pytest.approx(lp(local), abs=1e-5)
-    assert [[r[1] for r in s["resps"][0:1]] for s in remote["samples"]["tinkerx_mmlu_stem"]] is not None
+    def scored(out: dict) -> list[tuple[float, bool]]:  # (logprob, is_greedy) of every choice of every question
+        return [r[0] for s in out["samples"]["tinkerx_mmlu_stem"] for r in s["resps"]]
+
+    assert len(scored(local)) == 12
+    assert [lp for lp, _ in scored(remote)] == pytest.approx([lp for lp, _ in scored(local)], abs=1e-5)
+    assert [g for _, g in scored(remote)] == [g for _, g in scored(local)]
     assert remote["results"]["tinkerx_mmlu_stem"]["acc,none"] == local["results"]["tinkerx_mmlu_stem"]["acc,none"]
 
 
