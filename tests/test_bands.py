@@ -83,3 +83,15 @@ def test_shipped_tiny_experiments_declare_valid_bands(compose_config):
             assert band.reward and band.source
         checked += len(bands)
     assert checked > 0
+
+
+def test_cli_refuses_a_band_on_an_unrecorded_metric_before_the_run(tmp_path):
+    from tests.conftest import run_cli
+
+    result = run_cli(["experiment=sft_tiny_arithmetic_short", "bands.1.metric=accuarcy", f"hydra.run.dir={tmp_path / 'run'}"])
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "tinkerx: error: bands[1]: the evaluation records no 'accuarcy' at final; it records accuracy, reward_mean, "
+        "exact_match, numeric_match, ungradable, mean_completion_tokens, truncation_rate, num_examples"
+    )
+    assert not (tmp_path / "run" / "config.yaml").exists()  # refused before the run folder was written
