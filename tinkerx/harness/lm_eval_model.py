@@ -8,7 +8,7 @@ model_args: ``model`` (a conf/model option), ``checkpoint`` (checkpoint folder, 
 a Tinker-compatible server), ``batch_size`` (requests per scoring call), ``max_length`` (default the
 model's context), ``seed``.
 
-- ``loglikelihood``: every context+continuation is scored by ``tinkerx.harness.scoring`` (a batch of
+- ``loglikelihood``: every context+continuation is scored by ``tinkerx.eval.prompt_scores`` (a batch of
   requests is one call; each sequence its own forward, so results do not depend on batching);
   ``is_greedy`` is true when every continuation token's logprob is its position's top-1. A client
   that returns no top-k (Tinker's ``compute_logprobs``) gets is_greedy from greedy decoding instead.
@@ -30,7 +30,7 @@ from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 
 from tinkerx.errors import DataError
 from tinkerx.harness.model_access import open_model
-from tinkerx.harness.scoring import score_prompts
+from tinkerx.eval.prompt_scores import score_prompts
 
 DEFAULT_MAX_LENGTH = 2048  # lm-eval's own default, for a model that states no context length
 DEFAULT_MAX_GEN_TOKS = 256

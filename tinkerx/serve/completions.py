@@ -4,7 +4,7 @@ lm-evaluation-harness (``--model local-completions``) scores a continuation by s
 and continuation as one prompt with ``echo: true, logprobs: 1, max_tokens: 1`` and reading the
 prompt tokens' logprobs back; it batches prompts (a list of strings or of token-id lists) and may ask
 for ``max_tokens: 0``. With ``logprobs`` set, every returned logprob (prompt and completion) comes
-from one scoring forward of the whole sequence (``tinkerx.harness.scoring``), the same numbers the
+from one scoring forward of the whole sequence (``tinkerx.eval.prompt_scores``), the same numbers the
 in-process adapter computes, and ``top_logprobs`` holds the k likeliest tokens of each position.
 
 ``/tokenizer_info``, ``/tokenize`` and ``/detokenize`` follow vLLM's shapes: lm-eval detects them and

@@ -157,7 +157,7 @@ class OpenAIRoutes:
 
         Sampled tokens come from the batch queue; with logprobs, each prompt-plus-completion is then
         scored by one forward of its own, so the numbers do not depend on what else was batched."""
-        from tinkerx.harness.scoring import score_prompts
+        from tinkerx.eval.prompt_scores import score_prompts
 
         started = int(time.time())
         if request.max_tokens > 0:
