@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from tinkerx.build import build
 from tinkerx.errors import OutOfMemoryError
 from tinkerx.pipeline import Method, Pipeline, ResumeState
-from tinkerx.runs import resume_points
+from tinkerx.runs import bands, resume_points
 from tinkerx.runs.display import console
 from tinkerx.runs.environment import SOURCE_DIR, environment
 from tinkerx.runs.faults import kill_point
@@ -48,6 +48,7 @@ class RunLifecycle:
         self.pipeline: Pipeline | None = None
         self.closers: list[Any] = []
         self.ended = False
+        self.bands = bands.declared(cfg)  # reference bands, refused here (one line) if they name an unrecorded metric
 
     # ---- opening and starting ----------------------------------------------------------------
     @classmethod
@@ -55,6 +56,7 @@ class RunLifecycle:
         """A fresh run folder (the resolved ``config.yaml``, ``environment.json``), or, with ``resume``,
         the newest intact resume point of the run already in ``run_dir``."""
         started = time.time()
+        bands.declared(cfg)  # a band naming a metric this run does not record: refused before the folder is written
         run_dir.mkdir(parents=True, exist_ok=True)
         point = None
         if resume:
@@ -183,6 +185,11 @@ class RunLifecycle:
 
     def _end(self, summary: dict[str, Any]) -> dict[str, Any]:
         summary = {"method": self.method.name, "run_dir": str(self.run_dir), **summary, "wall_time_s": self._wall_time()}
+        if summary.get("status") == "finished":  # a band is judged on the finished run, never fails it
+            verdict, lines = bands.judge(self.bands, summary, self.run_dir)
+            summary.update(verdict)
+            for line in lines:
+                console.print(f"[yellow]{line}[/yellow]")
         self.pipeline.recorder.finish(summary)  # summary.json; closes W&B
         self.close()
         return summary

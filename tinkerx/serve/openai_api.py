@@ -26,6 +26,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tinkerx.errors import UserError
+from tinkerx.serve import completions
 
 # An OpenAI request may omit max_tokens; an unbounded reply from a small model would run to its context.
 DEFAULT_MAX_TOKENS = 256
@@ -44,6 +45,10 @@ def routes(ctx: Any, checkpoint: str | None = None) -> list[Route]:
         Route("/v1/models", api.guard(api.models), methods=["GET"]),
         Route("/v1/chat/completions", api.guard(api.chat), methods=["POST"]),
         Route("/v1/completions", api.guard(api.completions), methods=["POST"]),
+        # vLLM's tokenizer routes: lm-eval's local-completions tokenizes with the served model's tokenizer.
+        Route("/tokenizer_info", api.guard(api.tokenizer_info), methods=["GET"]),
+        Route("/tokenize", api.guard(api.tokenize), methods=["POST"]),
+        Route("/detokenize", api.guard(api.detokenize), methods=["POST"]),
     ]
 
 
@@ -73,6 +78,8 @@ class OpenAIRoutes:
                 return await handler(body)
             except ApiError as e:
                 return _error(e.status, str(e), e.code)
+            except completions.RequestError as e:
+                return _error(400, str(e))
             except (json.JSONDecodeError, UnicodeDecodeError):
                 return _error(400, "the request body is not valid JSON")
             except (ValueError, TypeError) as e:
@@ -137,14 +144,61 @@ class OpenAIRoutes:
         return await self._answer(body, served, prompt, chat=True)
 
     async def completions(self, body: dict) -> Response:
-        prompt = body.get("prompt")
-        if isinstance(prompt, list) and len(prompt) == 1:
-            prompt = prompt[0]
-        if not isinstance(prompt, str):
-            raise ApiError(400, "prompt must be one string (lists of prompts: send one request each)")
         served = await self.served(body.get("model"))
-        tokens = served.tokenizer.encode(prompt, add_special_tokens=False)
-        return await self._answer(body, served, tokens, chat=False)
+        from tinkerx.serve.limits import shape_of
+
+        request = completions.parse_request(body, served.tokenizer, DEFAULT_MAX_TOKENS, shape_of(served.client).context_length)
+        if body.get("stream") or (len(request.prompts) == 1 and request.top_k is None and not request.echo and request.max_tokens > 0):
+            return await self._answer(body, served, request.prompts[0], chat=False)
+        return await self._score_and_answer(body, served, request)
+
+    async def _score_and_answer(self, body: dict, served: Served, request: completions.CompletionRequest) -> Response:
+        """Batches of prompts, echo, logprobs with top_logprobs, max_tokens 0: what harnesses send.
+
+        Sampled tokens come from the batch queue; with logprobs, each prompt-plus-completion is then
+        scored by one forward of its own, so the numbers do not depend on what else was batched."""
+        from tinkerx.eval.prompt_scores import score_prompts
+
+        started = int(time.time())
+        if request.max_tokens > 0:
+            params, _, stop = _sampling({**body, "n": request.n, "max_tokens": request.max_tokens})
+            responses = await asyncio.gather(*(self.queue.sample(served.client, p, request.n, params) for p in request.prompts))
+            generated = [[(list(s.tokens), s.stop_reason) for s in r.sequences] for r in responses]
+        else:
+            stop, generated = [], [[([], "length")] * request.n for _ in request.prompts]
+        rows = [(prompt, tokens, reason) for prompt, outs in zip(request.prompts, generated) for tokens, reason in outs]
+        scores = None
+        if request.top_k is not None:
+            loop = asyncio.get_running_loop()
+            sequences = [prompt + tokens for prompt, tokens, _ in rows]
+            scores = await loop.run_in_executor(self.ctx.submit_pool, lambda: score_prompts(served.client, sequences, max(request.top_k, 1)))
+        choices = []
+        for index, (prompt, tokens, reason) in enumerate(rows):
+            text = served.tokenizer.decode(tokens, skip_special_tokens=True)
+            cut = min((text.find(s) for s in stop if s in text), default=-1)
+            finish = "stop" if cut >= 0 or reason != "length" else "length"
+            text = text[:cut] if cut >= 0 else text
+            if request.echo:
+                text = served.tokenizer.decode(prompt) + text
+            logprobs = None
+            if scores is not None:
+                s = scores[index]
+                logprobs = completions.logprobs_field(served.tokenizer, s.tokens, s.logprobs, s.top, 0 if request.echo else len(prompt), request.top_k)
+            choices.append({"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish})
+        usage = {"prompt_tokens": sum(len(p) for p in request.prompts), "completion_tokens": sum(len(t) for _, t, _ in rows)}
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        head = {"id": f"cmpl-{uuid.uuid4().hex[:24]}", "object": "text_completion", "created": started, "model": served.model_id}
+        return JSONResponse({**head, "choices": choices, "usage": usage})
+
+    # ---- tokenizer (vLLM's routes) ------------------------------------------------------------
+    async def tokenizer_info(self, body: dict) -> Response:
+        return JSONResponse(completions.tokenizer_info((await self.served(None)).tokenizer))
+
+    async def tokenize(self, body: dict) -> Response:
+        return JSONResponse(completions.tokenize((await self.served(body.get("model"))).tokenizer, body))
+
+    async def detokenize(self, body: dict) -> Response:
+        return JSONResponse(completions.detokenize((await self.served(body.get("model"))).tokenizer, body))
 
     async def _answer(self, body: dict, served: Served, prompt: list[int], chat: bool) -> Response:
         params, n, stop = _sampling(body)

@@ -342,6 +342,25 @@ class LocalSamplingClient:
         self._submit(run)
         return futures
 
+    def compute_topk_logprobs_many(self, prompts: Sequence[types.ModelInput], k: int) -> "Future[list[tuple[list, list]]]":
+        """Per prompt, (logprob of each token, its position's top-k (token, logprob)), one forward per
+        prompt, alone, so a prompt scores the same in any batch (evaluation harnesses: echo, is_greedy)."""
+        token_lists = [p.to_ints() for p in prompts]
+
+        def run() -> list[tuple[list, list]]:
+            self.engine._use_snapshot(self.snapshot)
+            rows = []
+            for tokens in token_lists:
+                with torch.no_grad():
+                    ids = torch.tensor([tokens], device=self.engine.device)
+                    logp = torch.log_softmax(self.engine.model(input_ids=ids).logits.float(), dim=-1)[0, :-1]
+                values, indices = logp.topk(min(k, logp.shape[-1]), dim=-1)
+                top = [list(zip(i, v)) for i, v in zip(indices.tolist(), values.tolist())]
+                rows.append(([None] + logp.gather(-1, ids[0, 1:, None]).squeeze(-1).tolist(), [None] + top))
+            return rows
+
+        return self._submit(run)
+
     def get_tokenizer(self) -> Any:
         return self.engine.tokenizer
 

@@ -1,0 +1,97 @@
+"""Reference bands: declared beside an experiment, refused (one line) when they name a metric the run
+does not record, judged on the finished run without failing it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from omegaconf import OmegaConf
+
+from tinkerx.errors import ConfigError
+from tinkerx.runs.bands import declared, judge
+
+SOURCE = {"reward": "numeric: exact final answer", "source": "seeds 0-2 x threads 1, 2 here"}
+
+
+def _cfg(bands, evaluator=True, max_steps=100, eval_every=10):
+    return OmegaConf.create({"bands": bands, "evaluator": {"x": 1} if evaluator else None,
+                             "training": {"max_steps": max_steps, "eval_every": eval_every}})
+
+
+def test_declared_bands_parse_every_form():
+    bands = declared(_cfg([
+        {"metric": "accuracy", "at": "baseline", "range": [0.0, 0.1], **SOURCE},
+        {"metric": "accuracy", "at": "final", ">=": 0.85, **SOURCE},
+        {"metric": "eval/accuracy", "at": 40, "<=": 0.5, **SOURCE},
+        {"metric": "train/loss", "at": 100, "range": [0.1, 0.9], **SOURCE},
+    ]))  # fmt: skip
+    assert [(b.low, b.high) for b in bands] == [(0.0, 0.1), (0.85, None), (None, 0.5), (0.1, 0.9)]
+    assert [b.bounds() for b in bands] == ["[0, 0.1]", ">= 0.85", "<= 0.5", "[0.1, 0.9]"]
+
+
+@pytest.mark.parametrize("band, message", [
+    ({"metric": "accuarcy", "at": "final", ">=": 0.5}, "records no 'accuarcy' at final; it records accuracy"),
+    ({"metric": "eval/accuracy", "at": 45, ">=": 0.5}, "is not recorded at step 45"),
+    ({"metric": "accuracy", "at": "final", "range": [0.9, 0.1]}, "low <= high"),
+    ({"metric": "accuracy", "at": "final"}, "give the band as range"),
+    ({"metric": "accuracy", "at": "midway", ">=": 0.1}, "not baseline, final or a step number"),
+    ({"metric": "train/loss", "at": 500, "<=": 1.0}, "the run stops at step 100"),
+    ({"metric": "loss", "at": 50, "<=": 1.0}, "records no 'loss' per step"),
+])  # fmt: skip
+def test_a_band_the_run_cannot_record_is_refused_in_one_line(band, message):
+    with pytest.raises(ConfigError, match=message) as error:
+        declared(_cfg([{**SOURCE, **band}]))
+    assert "\n" not in str(error.value)
+
+
+def test_reward_and_source_are_required():
+    with pytest.raises(ConfigError, match="write the source beside the band"):
+        declared(_cfg([{"metric": "accuracy", "at": "final", ">=": 0.5, "reward": "numeric"}]))
+
+
+def test_no_evaluator_no_final_band():
+    with pytest.raises(ConfigError, match="needs an evaluation"):
+        declared(_cfg([{"metric": "accuracy", "at": "final", ">=": 0.5, **SOURCE}], evaluator=False))
+
+
+def test_judge_marks_outside_and_unchecked_without_raising(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in [{"step": 10, "train/loss": 2.0}, {"step": 10, "eval/accuracy": 0.3}]))
+    bands = declared(_cfg([
+        {"metric": "accuracy", "at": "final", ">=": 0.85, **SOURCE},
+        {"metric": "eval/accuracy", "at": 10, "range": [0.2, 0.4], **SOURCE},
+        {"metric": "train/loss", "at": 20, "<=": 1.0, **SOURCE},
+    ]))  # fmt: skip
+    verdict, lines = judge(bands, {"final": {"accuracy": 0.5}}, tmp_path)
+    assert verdict["band"] == "outside"
+    assert [b["verdict"] for b in verdict["bands"]] == ["outside", "inside", "unchecked"]
+    assert verdict["bands"][0]["value"] == 0.5 and verdict["bands"][1]["value"] == 0.3
+    assert lines[0].startswith("band: outside: accuracy at final = 0.5, its band is >= 0.85")
+    inside, quiet = judge(bands[1:2], {}, tmp_path)
+    assert inside["band"] == "inside" and quiet == []
+
+
+def test_shipped_tiny_experiments_declare_valid_bands(compose_config):
+    """Every conf/experiment/*tiny*.yaml band composes and names metrics its run records."""
+    from tinkerx.paths import CONFIG_DIR
+
+    checked = 0
+    for path in sorted((CONFIG_DIR / "experiment").glob("*tiny*.yaml")):
+        cfg = compose_config([f"experiment={path.stem}"])
+        bands = declared(cfg)
+        for band in bands:
+            assert band.reward and band.source
+        checked += len(bands)
+    assert checked > 0
+
+
+def test_cli_refuses_a_band_on_an_unrecorded_metric_before_the_run(tmp_path):
+    from tests.conftest import run_cli
+
+    result = run_cli(["experiment=sft_tiny_arithmetic_short", "bands.1.metric=accuarcy", f"hydra.run.dir={tmp_path / 'run'}"])
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "tinkerx: error: bands[1]: the evaluation records no 'accuarcy' at final; it records accuracy, reward_mean, "
+        "exact_match, numeric_match, ungradable, mean_completion_tokens, truncation_rate, num_examples"
+    )
+    assert not (tmp_path / "run" / "config.yaml").exists()  # refused before the run folder was written

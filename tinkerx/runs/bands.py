@@ -1,0 +1,153 @@
+"""Reference bands: the range an experiment's metrics must land in, checked when a run finishes.
+
+An experiment declares them beside its recipe, each with the reward definition it was measured
+with and where the band comes from, so a user whose run lands elsewhere can tell "it's my setup"
+from "the model cannot":
+
+    bands:
+      - metric: accuracy       # an evaluation metric (at baseline/final) or a metrics.jsonl key (at a step)
+        at: final              # baseline (the step-0 evaluation) | final | a step number
+        range: [0.85, 1.0]     # or ">=": 0.9  or "<=": 0.1
+        reward: numeric, exact final answer
+        source: seeds 0-2 x torch threads 1, 2 on this project's CPU runner (README)
+
+A run outside a band says so (a printed line; ``band: outside`` and every band's value in
+``summary.json``) and still finishes: the band is evidence, not a test. A band naming a metric the run
+does not record is refused before the run is built (one line).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tinkerx.errors import ConfigError
+
+# What the evaluator reports (summary.json's baseline/final; metrics.jsonl's eval/<key>).
+EVAL_KEYS = ("accuracy", "reward_mean", "exact_match", "numeric_match", "ungradable", "mean_completion_tokens", "truncation_rate", "num_examples")
+# Namespaces of the per-step metrics the methods record in metrics.jsonl.
+STEP_NAMESPACES = ("train/", "optim/", "time/", "reward/", "dpo/", "distill/", "debate/", "rollout/", "eval/")
+FORMS = "range: [low, high], '>=': low, or '<=': high"
+
+
+@dataclass(frozen=True)
+class Band:
+    metric: str
+    at: str | int          # "baseline" | "final" | a step
+    low: float | None
+    high: float | None
+    reward: str
+    source: str
+
+    def where(self) -> str:
+        return self.at if isinstance(self.at, str) else f"step {self.at}"
+
+    def bounds(self) -> str:
+        if self.low is not None and self.high is not None:
+            return f"[{self.low:g}, {self.high:g}]"
+        return f">= {self.low:g}" if self.low is not None else f"<= {self.high:g}"
+
+    def holds(self, value: float) -> bool:
+        return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
+
+
+def declared(cfg: Any) -> list[Band]:
+    """The config's ``bands``, each checked against what this run records; ConfigError (one line) if not."""
+    raw = cfg.get("bands") if cfg is not None else None
+    if not raw:
+        return []
+    from omegaconf import OmegaConf
+
+    raw = OmegaConf.to_container(raw, resolve=True) if not isinstance(raw, list) else raw
+    if not isinstance(raw, list):
+        raise ConfigError(f"bands must be a list of {{metric, at, {FORMS}, reward, source}}, got {type(raw).__name__}")
+    return [_checked(_band(i, entry), i, cfg) for i, entry in enumerate(raw)]
+
+
+def _band(i: int, entry: Any) -> Band:
+    where = f"bands[{i}]"
+    if not isinstance(entry, dict) or not isinstance(entry.get("metric"), str):
+        raise ConfigError(f"{where}: needs metric (a name), at, {FORMS}, reward and source")
+    at = entry.get("at", "final")
+    if not (at in ("baseline", "final") or (isinstance(at, int) and not isinstance(at, bool) and at > 0)):
+        raise ConfigError(f"{where} ({entry['metric']}): at={at!r} is not baseline, final or a step number >= 1")
+    low = high = None
+    if "range" in entry:
+        bounds = entry["range"]
+        if not (isinstance(bounds, list) and len(bounds) == 2 and all(isinstance(b, (int, float)) for b in bounds) and bounds[0] <= bounds[1]):
+            raise ConfigError(f"{where} ({entry['metric']}): range must be [low, high] with low <= high, got {bounds!r}")
+        low, high = float(bounds[0]), float(bounds[1])
+    elif ">=" in entry or "<=" in entry:
+        low = float(entry[">="]) if ">=" in entry else None
+        high = float(entry["<="]) if "<=" in entry else None
+    else:
+        raise ConfigError(f"{where} ({entry['metric']}): give the band as {FORMS}")
+    for key in ("reward", "source"):
+        if not isinstance(entry.get(key), str) or not entry[key].strip():
+            raise ConfigError(f"{where} ({entry['metric']}): write the {key} beside the band (what was measured, and where the band comes from)")
+    return Band(entry["metric"], at, low, high, entry["reward"], entry["source"])
+
+
+def _checked(band: Band, i: int, cfg: Any) -> Band:
+    where = f"bands[{i}]"
+    has_evaluator = cfg.get("evaluator") is not None
+    if band.at in ("baseline", "final"):
+        if not has_evaluator:
+            raise ConfigError(f"{where}: {band.metric} at {band.at} needs an evaluation, and this run has none (evaluator=null)")
+        if band.metric not in EVAL_KEYS and not band.metric.startswith("pass@"):
+            raise ConfigError(f"{where}: the evaluation records no {band.metric!r} at {band.at}; it records {', '.join(EVAL_KEYS)}")
+        return band
+    steps = (cfg.get("training") or {}).get("max_steps")
+    if isinstance(steps, int) and band.at > steps:
+        raise ConfigError(f"{where}: {band.metric} at step {band.at}, but the run stops at step {steps} (training.max_steps)")
+    if band.metric.startswith("eval/"):
+        every = (cfg.get("training") or {}).get("eval_every") or 0
+        if band.metric[5:] not in EVAL_KEYS:
+            raise ConfigError(f"{where}: the evaluation records no {band.metric!r}; it records eval/ + {', '.join(EVAL_KEYS)}")
+        if not has_evaluator or not every or band.at % every:
+            raise ConfigError(f"{where}: {band.metric} is not recorded at step {band.at} (held-out evaluation every {every or 'no'} steps, training.eval_every); use at: final")
+    elif not band.metric.startswith(STEP_NAMESPACES):
+        raise ConfigError(f"{where}: the run records no {band.metric!r} per step; metrics.jsonl keys start with {', '.join(STEP_NAMESPACES)}")
+    return band
+
+
+def judge(bands: list[Band], summary: dict, run_dir: Path) -> tuple[dict, list[str]]:
+    """The summary's additions (``band``: inside | outside | unchecked, and ``bands``: each band's
+    value and verdict) and one line per band left or not checked."""
+    if not bands:
+        return {}, []
+    steps = _steps(run_dir / "metrics.jsonl") if any(isinstance(b.at, int) for b in bands) else {}
+    results, lines = [], []
+    for band in bands:
+        if isinstance(band.at, int):
+            value = steps.get(band.at, {}).get(band.metric)
+        else:
+            value = (summary.get(band.at) or {}).get(band.metric)
+        entry = {"metric": band.metric, "at": band.at, "band": band.bounds(), "value": value, "source": band.source}
+        if not isinstance(value, (int, float)):
+            entry["verdict"] = "unchecked"
+            lines.append(f"band: {band.metric} at {band.where()} was not recorded, so its band {band.bounds()} was not checked")
+        else:
+            entry["verdict"] = "inside" if band.holds(float(value)) else "outside"
+            if entry["verdict"] == "outside":
+                lines.append(f"band: outside: {band.metric} at {band.where()} = {value:.4g}, its band is {band.bounds()} ({band.source})")
+        results.append(entry)
+    verdicts = {r["verdict"] for r in results}
+    overall = "outside" if "outside" in verdicts else "unchecked" if "unchecked" in verdicts else "inside"
+    return {"band": overall, "bands": results}, lines
+
+
+def _steps(metrics: Path) -> dict[int, dict]:
+    """metrics.jsonl by step; a step logged in several lines (train, then eval) merged."""
+    by_step: dict[int, dict] = {}
+    if metrics.is_file():
+        for line in metrics.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict) and isinstance(row.get("step"), int):
+                by_step.setdefault(row["step"], {}).update(row)
+    return by_step
