@@ -135,6 +135,10 @@ class TrainingSettings:
     ``max_tokens_per_forward`` bounds the padded tokens one forward/backward pass holds on the local
     backend (a batch beyond it runs as micro-batches, gradients accumulated); null derives it from
     the model and the free memory (``tinkerx.backends.local.budget``).
+
+    ``max_cost`` (US dollars at ``conf/prices``) and ``max_tokens`` (prefilled + sampled + trained)
+    are budgets: the run stops after the step that reaches one, with a resume point and ``status:
+    budget_reached`` (``tinkerx.runs.usage``); null = no budget.
     """
 
     batch_size: int = 32
@@ -144,6 +148,8 @@ class TrainingSettings:
     save_every: int = 0
     keep_checkpoints: int | None = None
     max_tokens_per_forward: int | None = None
+    max_cost: float | None = None
+    max_tokens: int | None = None
 
     def __post_init__(self) -> None:
         _check_types(self, "training")
@@ -155,6 +161,8 @@ class TrainingSettings:
         _require(self.keep_checkpoints is None or self.keep_checkpoints >= 1, f"training.keep_checkpoints must be >= 1 or null (keep all), got {self.keep_checkpoints}")
         _require(self.max_tokens_per_forward is None or self.max_tokens_per_forward >= 1,
                  f"training.max_tokens_per_forward must be >= 1 or null (derived from the model and free memory), got {self.max_tokens_per_forward}")
+        _require(self.max_cost is None or self.max_cost > 0, f"training.max_cost must be > 0 (US dollars) or null (no budget), got {self.max_cost}")
+        _require(self.max_tokens is None or self.max_tokens >= 1, f"training.max_tokens must be >= 1 or null (no budget), got {self.max_tokens}")
 
     def total_steps(self, num_examples: int) -> int:
         if self.epochs is None:
