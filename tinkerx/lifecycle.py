@@ -6,6 +6,11 @@ of three ways: ``finish`` (final evaluation, ``summary.json``), ``stop`` (a resu
 ``status: interrupted``, or another status such as ``replaced``), or ``fail`` (the failure recorded).
 ``close`` runs the closers; every ending calls it, and calling it twice is harmless.
 
+Each step's line also says what it spent (``usage/``, read from the meter on the service ``build``
+hands out, ``tinkerx.runs.usage``). A step that reaches ``training.max_cost`` or ``training.max_tokens``
+saves a resume point and ends the driving; ``finish`` then ends the run with ``status:
+budget_reached`` instead of its final evaluation, and ``tinkerx.resume`` continues it with a larger budget.
+
 Out of memory (``tinkerx.errors.OutOfMemoryError``): the run relies on its last periodic resume
 point (``training.save_every``) rather than saving one after the failed step, because that step may
 already have advanced the method's data position and random numbers: a point saved then would not
