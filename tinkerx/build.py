@@ -17,7 +17,7 @@ from tinkerx.errors import ConfigError, UserError
 from tinkerx.pipeline import Pipeline
 from tinkerx.runs.display import console
 from tinkerx.runs.metered_clients import MeteredService
-from tinkerx.runs.prices import PriceTable, endpoint_table, table_from
+from tinkerx.runs.prices import PriceTable, check_priced, check_priced_endpoint, endpoint_table, table_from
 from tinkerx.runs.recorder import RunRecorder
 from tinkerx.runs.usage import UsageMeter
 
@@ -59,8 +59,9 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[Any, Pipeline, list[Any]]:
     # the backend serves it beside the policy's, so it samples through the same service.
     component_loaders = [c.model_loader for c in components.values() if getattr(c, "model_loader", None) is not None]
 
+    # What tokens cost (conf/prices): a cost budget on a model without prices is refused now.
     prices = table_from(OmegaConf.to_container(cfg.prices, resolve=True) if cfg.get("prices") is not None else None)
-    if training.max_cost is not None and type(backend).__name__ != "OpenAIBackend":
+    if training.max_cost is not None and getattr(backend, "can_train", True):  # an endpoint is priced by prices.endpoint
         check_priced(prices, [model_loader.base_model, *(m.base_model for m in component_loaders)])
 
     # 2. The backend first among the things that touch the outside: credentials fail fast.
@@ -124,16 +125,6 @@ def check_lengths(cfg: DictConfig, method: Any, sampling: Any, evaluator: Any, c
     return report
 
 
-
-def check_priced(prices: PriceTable, models: list[str]) -> None:
-    """``training.max_cost`` needs a price for every model the run uses: refused before any step otherwise."""
-    missing = [m for m in models if prices.for_model(m) is None]
-    if missing:
-        listed = ", ".join(prices.models) or "none"
-        raise ConfigError(f"training.max_cost: {prices.name} have no price for {', '.join(missing)} (they list: {listed}), "
-                          "so the cost is unknown; add the model to conf/prices or budget tokens with training.max_tokens")  # fmt: skip
-
-
 def metered(service: Any, cfg: DictConfig, prices: PriceTable, training: Any, base_model: str) -> MeteredService:
     """The service with every client it hands out counting tokens (``tinkerx.runs.usage``). An
     endpoint counts its own (the ``usage`` of each reply), priced by ``prices.endpoint``."""
@@ -146,9 +137,3 @@ def metered(service: Any, cfg: DictConfig, prices: PriceTable, training: Any, ba
         return MeteredService(service, UsageMeter(prices, model, reported=reported))
     return MeteredService(service, UsageMeter(prices, base_model))
 
-
-def check_priced_endpoint(prices: PriceTable, model: str) -> None:
-    p = prices.for_model(model)
-    if p is None or p.prefill is None or p.sample is None:
-        raise ConfigError("training.max_cost on backend=openai needs the endpoint's prices: set prices.endpoint.prefill and "
-                          "prices.endpoint.sample (dollars per million prompt / completion tokens), or budget tokens with training.max_tokens")  # fmt: skip

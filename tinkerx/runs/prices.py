@@ -93,3 +93,20 @@ def endpoint_table(node: Mapping[str, Any] | None, model: str, where: str = "pri
     node = dict(node or {})
     prices = prices_from({k: node.get(k) for k in ("prefill", "sample")}, where)
     return PriceTable(models={model: prices}, taken=node.get("taken"), source=node.get("source"), name="endpoint prices")
+
+
+def check_priced(prices: PriceTable, models: list[str]) -> None:
+    """``training.max_cost`` needs a price for every model the run uses: refused before any step otherwise."""
+    missing = [m for m in models if prices.for_model(m) is None]
+    if missing:
+        listed = ", ".join(prices.models) or "none"
+        raise ConfigError(f"training.max_cost: {prices.name} have no price for {', '.join(missing)} (they list: {listed}), "
+                          "so the cost is unknown; add the model to conf/prices or budget tokens with training.max_tokens")  # fmt: skip
+
+
+def check_priced_endpoint(prices: PriceTable, model: str) -> None:
+    """``training.max_cost`` on an endpoint needs its prompt and completion prices (``prices.endpoint``)."""
+    p = prices.for_model(model)
+    if p is None or p.prefill is None or p.sample is None:
+        raise ConfigError("training.max_cost on backend=openai needs the endpoint's prices: set prices.endpoint.prefill and "
+                          "prices.endpoint.sample (dollars per million prompt / completion tokens), or budget tokens with training.max_tokens")  # fmt: skip
