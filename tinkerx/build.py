@@ -16,7 +16,10 @@ from tinkerx.data.lengths import LengthReport, apply_length_rule, needs_of, toke
 from tinkerx.errors import ConfigError, UserError
 from tinkerx.pipeline import Pipeline
 from tinkerx.runs.display import console
+from tinkerx.runs.metered_clients import MeteredService
+from tinkerx.runs.prices import PriceTable, check_priced, check_priced_endpoint, endpoint_table, table_from
 from tinkerx.runs.recorder import RunRecorder
+from tinkerx.runs.usage import UsageMeter
 
 
 def instantiate(node: Any, where: str, **kwargs: Any) -> Any:
@@ -62,8 +65,13 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[Any, Pipeline, list[Any]]:
     if cfg.get("env") is not None:  # a multi-turn environment (conf/env/): its tasks, groups and episode limits
         components["env"] = instantiate(cfg.env, "env")
 
+    # What tokens cost (conf/prices): a cost budget on a model without prices is refused now.
+    prices = table_from(OmegaConf.to_container(cfg.prices, resolve=True) if cfg.get("prices") is not None else None)
+    if training.max_cost is not None and getattr(backend, "can_train", True):  # an endpoint is priced by prices.endpoint
+        check_priced(prices, [model_loader.base_model, *(m.base_model for m in component_loaders)])
+
     # 2. The backend first among the things that touch the outside: credentials fail fast.
-    service = backend.open([model_loader, *component_loaders], run_dir, seed=cfg.seed)
+    service = metered(backend.open([model_loader, *component_loaders], run_dir, seed=cfg.seed), cfg, prices, training, model_loader.base_model)
     if hasattr(service, "limit_tokens_per_forward"):  # the local backend; Tinker budgets its own passes
         service.limit_tokens_per_forward(training.max_tokens_per_forward)
     closers: list[Any] = [backend]
@@ -121,4 +129,17 @@ def check_lengths(cfg: DictConfig, method: Any, sampling: Any, evaluator: Any, c
     if report.over:
         console.print(f"[yellow]warning:[/yellow] {report.warning()}")
     return report
+
+
+def metered(service: Any, cfg: DictConfig, prices: PriceTable, training: Any, base_model: str) -> MeteredService:
+    """The service with every client it hands out counting tokens (``tinkerx.runs.usage``). An
+    endpoint counts its own (the ``usage`` of each reply), priced by ``prices.endpoint``."""
+    reported = getattr(service, "usage", None)
+    if callable(reported):
+        model = getattr(service, "served_model", None) or base_model
+        prices = endpoint_table(OmegaConf.to_container(cfg.prices.endpoint, resolve=True) if cfg.get("prices") and cfg.prices.get("endpoint") else None, model)
+        if training.max_cost is not None:
+            check_priced_endpoint(prices, model)
+        return MeteredService(service, UsageMeter(prices, model, reported=reported))
+    return MeteredService(service, UsageMeter(prices, base_model))
 

@@ -25,6 +25,27 @@ class Example:
     fields: Mapping[str, str] = field(default_factory=dict, hash=False, repr=False)
 
 
+SCALARS = (str, int, float, bool)
+
+
+class TagList(str):
+    """A list-valued field (``topic_tags``) as text, ``"a, b"``, for prompts, with its ``items`` kept
+    for results by tag (``evaluator.group_by``)."""
+
+    items: tuple[str, ...]
+
+    def __new__(cls, items: Any) -> "TagList":
+        items = tuple(str(i) for i in items)
+        text = super().__new__(cls, ", ".join(items))
+        text.items = items
+        return text
+
+    def __getnewargs__(self) -> tuple[tuple[str, ...]]:  # copies and pickles rebuild it from its items
+        return (self.items,)
+
+
 def record_fields(row: Mapping[str, Any]) -> dict[str, str]:
-    """A source record's scalar values as text, for ``Example.fields``."""
-    return {str(k): str(v) for k, v in row.items() if isinstance(v, (str, int, float, bool))}
+    """A source record's scalar values as text, and its lists of scalars as ``TagList``s, for ``Example.fields``."""
+    fields = {str(k): str(v) for k, v in row.items() if isinstance(v, SCALARS)}
+    fields.update({str(k): TagList(v) for k, v in row.items() if isinstance(v, list) and all(isinstance(i, SCALARS) for i in v)})
+    return fields

@@ -6,6 +6,11 @@ of three ways: ``finish`` (final evaluation, ``summary.json``), ``stop`` (a resu
 ``status: interrupted``, or another status such as ``replaced``), or ``fail`` (the failure recorded).
 ``close`` runs the closers; every ending calls it, and calling it twice is harmless.
 
+Each step's line also says what it spent (``usage/``, read from the meter on the service ``build``
+hands out, ``tinkerx.runs.usage``). A step that reaches ``training.max_cost`` or ``training.max_tokens``
+saves a resume point and ends the driving; ``finish`` then ends the run with ``status:
+budget_reached`` instead of its final evaluation, and ``tinkerx.resume`` continues it with a larger budget.
+
 Out of memory (``tinkerx.errors.OutOfMemoryError``): the run relies on its last periodic resume
 point (``training.save_every``) rather than saving one after the failed step, because that step may
 already have advanced the method's data position and random numbers: a point saved then would not
@@ -30,9 +35,11 @@ from tinkerx.pipeline import Method, Pipeline, ResumeState
 from tinkerx.runs import bands, resume_points
 from tinkerx.runs.display import console
 from tinkerx.runs.environment import SOURCE_DIR, environment
+from tinkerx.runs.compare import metric_rows
 from tinkerx.runs.faults import kill_point
 from tinkerx.runs.rng import global_rng_state, set_global_rng_state
-from tinkerx.runs.status import FAILED_MARKER
+from tinkerx.runs.status import BUDGET_REACHED, FAILED_MARKER
+from tinkerx.runs.usage import budget_reached
 
 OnStep = Callable[[dict[str, Any]], None]  # called with each step's metrics, after they are recorded
 StopRequested = Callable[[], bool]
@@ -49,6 +56,7 @@ class RunLifecycle:
         self.closers: list[Any] = []
         self.ended = False
         self.bands = bands.declared(cfg)  # reference bands, refused here (one line) if they name an unrecorded metric
+        self.budget_stop: str | None = None  # why a budget stopped the run (training.max_cost / max_tokens)
 
     # ---- opening and starting ----------------------------------------------------------------
     @classmethod
@@ -91,13 +99,31 @@ class RunLifecycle:
         state = restore(self.point, self.pipeline) if self.point is not None else None
         if state is not None:
             console.print(f"resuming at step {state.step} from {self.point.folder}")
+            if self.meter is not None:
+                self.meter.restore(_spent_before(self.pipeline.run_dir, self.point.step))
         self.method.setup(self.pipeline, state)
         if state is not None:
             return None
         start_metrics = self.method.start()
         if start_metrics:
+            start_metrics = {**start_metrics, **self._usage_metrics()}
             self.pipeline.recorder.log_metrics(0, start_metrics)
         return start_metrics
+
+    # ---- what the run spends ------------------------------------------------------------------
+    @property
+    def meter(self) -> Any:
+        """The run's ``UsageMeter`` (on the metered service ``build`` made), None for a service built otherwise."""
+        return getattr(self.pipeline.service, "meter", None) if self.pipeline is not None else None
+
+    def _usage_metrics(self) -> dict[str, Any]:
+        return self.meter.step_metrics() if self.meter is not None else {}
+
+    def _check_budget(self) -> None:
+        training = self.pipeline.training
+        if self.meter is None or (training.max_cost is None and training.max_tokens is None):
+            return
+        self.budget_stop = budget_reached(self.meter.totals(), training.max_cost, training.max_tokens)
 
     # ---- training ----------------------------------------------------------------------------
     @property
@@ -111,22 +137,25 @@ class RunLifecycle:
         return self.method.total_steps - self.method.step_index
 
     def step(self) -> dict[str, Any]:
-        """One step, recorded under its index, and a resume point every ``training.save_every`` steps."""
+        """One step, recorded under its index (with its tokens, ``usage/``), and a resume point every
+        ``training.save_every`` steps, or at once when the step reached a budget (``budget_stop``)."""
         method, p = self.method, self.pipeline
-        metrics = method.step()
+        metrics = {**method.step(), **self._usage_metrics()}
         kill_point("step", method.step_index)
         p.recorder.log_metrics(method.step_index, metrics)
+        self._check_budget()
         every = p.training.save_every
-        if every and method.step_index % every == 0 and method.step_index < method.total_steps:
+        periodic = every and method.step_index % every == 0
+        if method.step_index < method.total_steps and (periodic or self.budget_stop):
             self.save_resume_point()
         return metrics
 
     def drive(self, steps: int | None = None, stop: StopRequested | None = None, on_step: OnStep | None = None) -> int:
-        """Up to ``steps`` steps (default: to the end of the schedule), checking ``stop`` before each;
-        returns the number of steps taken."""
+        """Up to ``steps`` steps (default: to the end of the schedule), checking ``stop`` and the
+        budget before each; returns the number of steps taken."""
         todo = self.steps_left if steps is None else min(steps, self.steps_left)
         for done in range(todo):
-            if stop is not None and stop():
+            if (stop is not None and stop()) or self.budget_stop:
                 return done
             metrics = self.step()
             if on_step is not None:
@@ -138,7 +167,12 @@ class RunLifecycle:
 
     # ---- ending --------------------------------------------------------------------------------
     def finish(self) -> dict[str, Any]:
-        """The method's final evaluation and checkpoint, then ``summary.json``; closes the run."""
+        """The method's final evaluation and checkpoint, then ``summary.json``; closes the run. A run
+        stopped by its budget skips both (they would spend more): ``status: budget_reached``."""
+        if self.budget_stop and self.method.step_index < self.method.total_steps:
+            console.print(f"[yellow]budget reached:[/yellow] {self.budget_stop}; saved a resume point at step {self.method.step_index} "
+                          f"(python -m tinkerx.resume {self.run_dir} training.max_cost=... / training.max_tokens=... goes on)")  # fmt: skip
+            return self._end({**self.method.summary(), "status": BUDGET_REACHED, "budget": self.budget_stop})
         return self._end({**self.method.finish(), "status": "finished"})
 
     def stop(self, status: str = "interrupted", **extra: Any) -> dict[str, Any]:
@@ -160,6 +194,8 @@ class RunLifecycle:
             return
         summary = {"method": getattr(self.method, "name", None), "run_dir": str(self.run_dir), "status": "failed", "error": reason,
                    "steps": self.steps_done, "wall_time_s": self._wall_time()}  # fmt: skip
+        if self.meter is not None:
+            summary["usage"] = self.meter.summary()
         if isinstance(error, OutOfMemoryError):
             summary["resume"] = f"python -m tinkerx.resume {self.run_dir}  (continues from the last resume point)"
         if self.pipeline is not None:
@@ -190,6 +226,10 @@ class RunLifecycle:
             summary.update(verdict)
             for line in lines:
                 console.print(f"[yellow]{line}[/yellow]")
+        if self.meter is not None:
+            usage = summary["usage"] = self.meter.summary()
+            console.print(f"spent: {usage['total_tokens']:,} tokens (prefill {usage['prefill_tokens']:,}, sample {usage['sample_tokens']:,}, "
+                          f"train {usage['train_tokens']:,}), cost {usage['cost']}")  # fmt: skip
         self.pipeline.recorder.finish(summary)  # summary.json; closes W&B
         self.close()
         return summary
@@ -226,6 +266,18 @@ def _leave_only_failure(run_dir: Path, reason: str) -> None:
             continue
         shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
     (run_dir / FAILED_MARKER).write_text(reason + "\n")
+
+
+def _spent_before(run_dir: Path, step: int) -> dict[str, Any]:
+    """What the steps up to the resume point spent, summed from their ``usage/`` lines in
+    ``metrics.jsonl`` (so a resumed run's totals equal an uninterrupted run's, line for line; steps
+    after the point that an earlier session ran and this one runs again are not counted twice)."""
+    sums = dict.fromkeys(("prefill", "sample", "train", "frozen"), 0)
+    for row in metric_rows(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").is_file() else []:
+        if row.get("step", 0) <= step:
+            for kind in sums:
+                sums[kind] += int(row.get(f"usage/{kind}_tokens") or 0)
+    return {"by_model": {None: {f"{k}_tokens": sums[k] for k in ("prefill", "sample", "train")}}, "frozen_tokens": sums["frozen"]}
 
 
 def _previous_wall_time(run_dir: Path) -> float:

@@ -35,6 +35,8 @@ RESUMABLE_KEYS = (
     "backend.api_key_env",
     "backend.record",
     "backend.proxy",
+    "training.max_cost",  # budgets say where a run stops, not what a step computes: a stopped run goes on with a larger one
+    "training.max_tokens",
 )
 
 
@@ -52,8 +54,19 @@ def resume_config(run_dir: Path, overrides: list[str]) -> Any:
                 f"{key} cannot change when resuming (the run would no longer be the run it was); "
                 f"keys that may: {', '.join(k + '*' if k.endswith('.') else k for k in RESUMABLE_KEYS)}"
             )
-        OmegaConf.update(cfg, key, OmegaConf.create({"v": value}).v if value else None, force_add=True)
+        OmegaConf.update(cfg, key, _value(value), force_add=True)
     return cfg
+
+
+def _value(text: str) -> Any:
+    """An override's value as the command line means it: ``5`` a number, ``true`` a bool, ``null``
+    (or nothing) None, anything else the text itself."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text) if text else None
+    except yaml.YAMLError:
+        return text
 
 
 def resume_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:

@@ -138,6 +138,9 @@ class TrainingSettings:
 
     ``packing`` (SFT on backend=local) packs each step's examples into fewer rows of at most
     ``packing_length`` tokens, attention and loss kept inside each example (``tinkerx.methods.sft.packing``).
+    ``max_cost`` (US dollars at ``conf/prices``) and ``max_tokens`` (prefilled + sampled + trained)
+    are budgets: the run stops after the step that reaches one, with a resume point and ``status:
+    budget_reached`` (``tinkerx.runs.usage``); null = no budget.
     """
 
     batch_size: int = 32
@@ -149,6 +152,8 @@ class TrainingSettings:
     max_tokens_per_forward: int | None = None
     packing: bool = False
     packing_length: int | None = None
+    max_cost: float | None = None
+    max_tokens: int | None = None
 
     def __post_init__(self) -> None:
         _check_types(self, "training")
@@ -164,6 +169,8 @@ class TrainingSettings:
         _require(self.packing_length is None or self.packing_length >= 2, f"training.packing_length must be >= 2 or null, got {self.packing_length}")
         _require(not self.packing or self.packing_length is not None,
                  "training.packing=true needs training.packing_length: this model records no context_length")
+        _require(self.max_cost is None or self.max_cost > 0, f"training.max_cost must be > 0 (US dollars) or null (no budget), got {self.max_cost}")
+        _require(self.max_tokens is None or self.max_tokens >= 1, f"training.max_tokens must be >= 1 or null (no budget), got {self.max_tokens}")
 
     def total_steps(self, num_examples: int) -> int:
         if self.epochs is None:

@@ -1,8 +1,10 @@
 """Comparing an evaluation with a baseline's: per-metric change, flipped examples, and a paired
-bootstrap confidence interval for the change in accuracy.
+bootstrap confidence interval for the change in accuracy, overall and per tag.
 
 A results file (``results.json``, written by ``method=eval``) holds per benchmark its metrics and
-each example's correctness keyed by ``id#sample``, so two runs pair up example by example.
+each example's correctness keyed by ``id#sample``, so two runs pair up example by example; with
+``evaluator.group_by`` it holds each example's tags too, and the comparison has the same figures
+for the examples of each tag (``by_tag``: improvements, regressions, the change and its interval).
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ def example_key(record: dict[str, Any]) -> str:
 
 
 def results_entry(metrics: dict[str, float], records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    return {"metrics": metrics, "correct": {example_key(r): int(bool(r["correct"])) for r in records}}
+    entry = {"metrics": metrics, "correct": {example_key(r): int(bool(r["correct"])) for r in records}}
+    if any("tags" in r for r in records):
+        entry["tags"] = {example_key(r): r["tags"] for r in records if "tags" in r}
+    return entry
 
 
 def load_results(path: str) -> dict[str, Any]:
@@ -61,11 +66,20 @@ def compare_benchmark(base: dict[str, Any], current: dict[str, Any], samples: in
     keys = sorted(set(base["correct"]) & set(current["correct"]))
     if not keys:
         raise ConfigError("compare: no example of this evaluation is in the baseline's; their example ids do not match")
+    paired = _paired(keys, base, current, samples, confidence, seed)
+    result = {"metrics": metrics, **paired}
+    tags = {**(base.get("tags") or {}), **(current.get("tags") or {})}  # the current run's tags where both have them
+    if tags:
+        result["by_tag"] = _by_tag(keys, tags, base, current, samples, confidence, seed)
+    return result
+
+
+def _paired(keys: list[str], base: dict[str, Any], current: dict[str, Any], samples: int, confidence: float, seed: int) -> dict[str, Any]:
+    """Accuracy before and now on the paired ``keys``, the change with its bootstrap interval, and the flips."""
     base_N = [base["correct"][k] for k in keys]
     current_N = [current["correct"][k] for k in keys]
     change, low, high = paired_bootstrap(base_N, current_N, samples, confidence, seed)
     return {
-        "metrics": metrics,
         "paired_examples": len(keys),
         "accuracy_change": change,
         "accuracy_change_ci": [low, high],
@@ -74,6 +88,45 @@ def compare_benchmark(base: dict[str, Any], current: dict[str, Any], samples: in
         "improvements": [k for k, b, c in zip(keys, base_N, current_N) if c > b],
         "regressions": [k for k, b, c in zip(keys, base_N, current_N) if c < b],
     }
+
+
+def _by_tag(keys: list[str], tags: dict[str, dict[str, list[str]]], base: dict[str, Any], current: dict[str, Any],
+            samples: int, confidence: float, seed: int) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """``field -> value -> paired figures`` over the paired examples carrying that tag."""
+    groups: dict[str, dict[str, list[str]]] = {}
+    for key in keys:
+        for name, values in (tags.get(key) or {}).items():
+            for value in values:
+                groups.setdefault(name, {}).setdefault(str(value), []).append(key)
+    by_tag: dict[str, dict[str, Any]] = {}
+    for name, values in groups.items():
+        by_tag[name] = {}
+        for value, members in sorted(values.items()):
+            figures = _paired(members, base, current, samples, confidence, seed)
+            figures["baseline_accuracy"] = sum(base["correct"][k] for k in members) / len(members)
+            figures["accuracy"] = sum(current["correct"][k] for k in members) / len(members)
+            by_tag[name][value] = figures
+    return by_tag
+
+
+def tag_comparison_table(comparison: dict[str, Any]) -> Any:
+    """Per benchmark and tag: paired examples, accuracy before and now, the change with its interval
+    (``*`` when it excludes 0), improvements and regressions. None when no benchmark has tags."""
+    from rich.table import Table  # deferred: rich loads only for this view
+
+    rows = [(bench, f"{name}={value}", c) for bench, b in comparison["benchmarks"].items()
+            for name, values in (b.get("by_tag") or {}).items() for value, c in values.items()]  # fmt: skip
+    if not rows:
+        return None
+    table = Table(title="accuracy vs baseline by tag, paired by example (* = CI excludes 0)")
+    for column in ("benchmark", "tag", "n", "baseline", "now", "change", f"{comparison['confidence']:.0%} CI", "up", "down"):
+        table.add_column(column, justify="left" if column in ("benchmark", "tag") else "right")
+    for bench, tag, c in rows:
+        low, high = c["accuracy_change_ci"]
+        table.add_row(bench, tag, str(c["paired_examples"]), f"{c['baseline_accuracy']:.3f}", f"{c['accuracy']:.3f}",
+                      f"{c['accuracy_change']:+.3f}" + (" *" if c["significant"] else ""), f"[{low:+.3f}, {high:+.3f}]",
+                      str(len(c["improvements"])), str(len(c["regressions"])))  # fmt: skip
+    return table
 
 
 def compare_results(baseline: dict[str, Any], current: dict[str, Any], samples: int, confidence: float, seed: int) -> dict[str, Any]:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 from tinkerx.errors import ConfigError
 from tinkerx.eval.pass_at_k import code_metrics
+from tinkerx.eval.tags import check_group_by, example_tags, tag_metrics
 from tinkerx.eval.ungraded import ungraded_result
 from tinkerx.rewards.exact_match import ExactMatchReward
 from tinkerx.rewards.gradable import can_grade
@@ -42,6 +43,7 @@ class Evaluator:
         temperature: float = 0.0,
         max_tokens: int = 64,
         seed: int = 0,
+        group_by: Sequence[str] | None = None,
     ) -> None:
         if split not in ("train", "validation", "test"):
             raise ConfigError(f"evaluator.split must be train, validation or test, got {split!r}")
@@ -52,6 +54,10 @@ class Evaluator:
         self.dataset, self.tokenizer, self.reward = dataset, tokenizer, reward
         self.split, self.max_examples, self.num_samples = split, max_examples, num_samples
         self.temperature, self.max_tokens, self.seed = temperature, max_tokens, seed
+        # Results by tag: record fields to break the metrics down by, checked now, before any step.
+        self.group_by = [group_by] if isinstance(group_by, str) else list(group_by or [])
+        if dataset is not None:
+            check_group_by(self.group_by, self.examples(), f"dataset {getattr(dataset, 'name', 'the data set')} ({split} split)")
         self._exact, self._numeric = ExactMatchReward(), NumericReward()
 
     def examples(self) -> list[Any]:
@@ -70,8 +76,9 @@ class Evaluator:
         records: list[dict[str, Any]] = []
         for ex, future in zip(examples, futures):
             gradable = can_grade(self.reward, ex.answer)
+            tags = {"tags": example_tags(ex, self.group_by)} if self.group_by else {}
             for sample_index, sample in enumerate(future.result()):
-                record = {"id": ex.id, "sample": sample_index, "question": ex.question, "answer": ex.answer}
+                record = {"id": ex.id, "sample": sample_index, "question": ex.question, "answer": ex.answer, **tags}
                 if sample.error is not None:  # a failed request is counted, never graded as a wrong answer
                     records.append({**record, "completion": "", "error": sample.error, "reward": 0.0, "correct": False,
                                     "exact_match": False, "numeric_match": False, "num_tokens": 0, "truncated": False})
@@ -152,4 +159,5 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, float]:
         "num_examples": float(len(records)),
         **({"num_errors": float(errors)} if errors else {}),
         **code_metrics(records),  # pass@k and outcome counts, for code graded by running it
+        **tag_metrics(records),  # per tag value, for records that carry tags (evaluator.group_by)
     }

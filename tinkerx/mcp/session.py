@@ -259,6 +259,9 @@ class TrainingSession(GuidedTools):
             "run_elapsed_s": round(time.time() - run.life.started, 1),
             "last_metrics": history[-1] if history else None,
             "checkpoints": self.list_checkpoints()["checkpoints"],
+            # What the run has spent so far: tokens by kind and model, the cost or why it is unknown.
+            "usage": run.life.meter.summary() if run.life.meter is not None else None,
+            **({"budget_reached": run.life.budget_stop} if run.life.budget_stop else {}),
         }
 
     def finish(self) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tinkerx.runs.recorder import TIME_PREFIX
+from tinkerx.runs.usage import PREFIX as USAGE_PREFIX
 
 
 def metric_rows(path: Path) -> list[dict[str, Any]]:
@@ -21,7 +22,14 @@ def compare_metrics(original: Path, reproduced: Path) -> str | None:
     if len(a) != len(b):
         return f"{len(a)} metric lines originally, {len(b)} now"
     for i, (x, y) in enumerate(zip(a, b), start=1):
+        # A run recorded before tokens were metered has no usage/ keys: what it lacks is not a difference.
+        x, y = _shared_usage(x, y), _shared_usage(y, x)
         if x != y:
             key = next(k for k in sorted(set(x) | set(y)) if x.get(k) != y.get(k))
             return f"line {i}: {key} was {x.get(key)!r}, now {y.get(key)!r}"
     return None
+
+
+def _shared_usage(row: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    """``row`` without the usage/ keys ``other`` lacks."""
+    return {k: v for k, v in row.items() if not k.startswith(USAGE_PREFIX) or k in other}

@@ -54,11 +54,20 @@ class StepProgress:
         self._progress.update(self._task, completed=completed)
 
     def advance(self, metrics: dict[str, Any]) -> None:
-        shown = "  ".join(f"{k}={_fmt(metrics[k])}" for k in self.show if metrics.get(k) is not None)
-        self._progress.update(self._task, advance=1, metrics=shown)
+        shown = [f"{k}={_fmt(metrics[k])}" for k in self.show if metrics.get(k) is not None]
+        if metrics.get("usage/total_tokens") is not None:
+            shown.append(spent(metrics.get("usage/total_tokens"), metrics.get("usage/total_cost_usd")))
+        self._progress.update(self._task, advance=1, metrics="  ".join(shown))
 
     def renderable(self):
         return self._progress.get_renderable()
+
+
+def spent(tokens: int, cost_usd: float | None) -> str:
+    """What the run has spent so far, in a few characters: ``tokens=12.3k cost=$0.0042``; a cost the
+    prices cannot give reads ``unknown``, never $0."""
+    size = f"{tokens / 1e6:.2f}M" if tokens >= 1e6 else f"{tokens / 1e3:.1f}k" if tokens >= 1e3 else str(tokens)
+    return f"tokens={size} cost=" + (f"${cost_usd:.4f}" if cost_usd is not None else "unknown")
 
 
 def _fmt(value: Any) -> str:

@@ -19,6 +19,7 @@ SUMMARY_FILE = "summary.json"
 SWEEP_CSV = "sweep_summary.csv"
 SWEEP_MD = "sweep_summary.md"
 FIXED_COLUMNS = ("trial", "overrides", "status", "reason")
+USAGE_COLUMNS = ("tokens", "cost_usd")  # where trials recorded their spend (summary.json usage)
 TRAILING_COLUMNS = ("wall_time_s", "run_dir")
 
 
@@ -48,12 +49,13 @@ def trial_row(trial_dir: Path) -> dict[str, Any]:
         # An interrupted trial (Ctrl-C, SIGTERM) has a summary too, and so has one that failed after
         # its first step (out of memory, say); tinkerx.resume continues both.
         status = summary.get("status")
-        row["status"] = status if status in ("interrupted", "failed") else "completed"
+        row["status"] = status if status in ("interrupted", "failed", "budget_reached") else "completed"
         row["reason"] = summary.get("error", "") if status == "failed" else ""
         for part in ("baseline", "final"):
             for key, value in (summary.get(part) or {}).items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
                     row[f"{part}/{key}"] = value
+        row.update(usage_cells(summary.get("usage")))
         row["wall_time_s"] = summary.get("wall_time_s")
     elif failed_file.is_file():
         row["status"] = "failed"
@@ -64,14 +66,23 @@ def trial_row(trial_dir: Path) -> dict[str, Any]:
     return row
 
 
+def usage_cells(usage: Any) -> dict[str, Any]:
+    """A trial's spend: its tokens, and its cost where the prices give one ("unknown" otherwise, never 0)."""
+    if not isinstance(usage, dict):
+        return {}
+    cost = usage.get("cost_usd")
+    return {"tokens": usage.get("total_tokens"), "cost_usd": cost if cost is not None else "unknown"}
+
+
 def sweep_rows(sweep_dir: Path) -> list[dict[str, Any]]:
     return [trial_row(d) for d in trial_dirs(sweep_dir)]
 
 
 def columns(rows: list[dict[str, Any]]) -> list[str]:
-    metrics = sorted({k for row in rows for k in row} - set(FIXED_COLUMNS) - set(TRAILING_COLUMNS),
+    present = {k for row in rows for k in row}
+    metrics = sorted(present - set(FIXED_COLUMNS) - set(USAGE_COLUMNS) - set(TRAILING_COLUMNS),
                      key=lambda k: (not k.startswith("baseline/"), k))
-    return [*FIXED_COLUMNS, *metrics, *TRAILING_COLUMNS]
+    return [*FIXED_COLUMNS, *metrics, *(c for c in USAGE_COLUMNS if c in present), *TRAILING_COLUMNS]
 
 
 def _cell(value: Any) -> str:
@@ -125,9 +136,11 @@ def summary_table(rows: list[dict[str, Any]], title: str):
     table.add_column("trial", no_wrap=True)
     table.add_column("overrides", overflow="fold")
     table.add_column("status", overflow="fold")
-    for name in (*(m.removeprefix("final/") for m in metrics), "wall s"):
+    spent = any(row.get("tokens") is not None for row in rows)
+    for name in (*(m.removeprefix("final/") for m in metrics), *(("tokens", "cost $") if spent else ()), "wall s"):
         table.add_column(name, justify="right", overflow="fold")
     for row, overrides in zip(rows, varying_overrides(rows, short=True)):
         status = row["status"] + (f": {row['reason']}" if row["reason"] else "")
-        table.add_row(row["trial"], overrides, status, *(_cell(row.get(m)) for m in metrics), _cell(row.get("wall_time_s")))
+        usage = (_cell(row.get("tokens")), _cell(row.get("cost_usd"))) if spent else ()
+        table.add_row(row["trial"], overrides, status, *(_cell(row.get(m)) for m in metrics), *usage, _cell(row.get("wall_time_s")))
     return table
