@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 from tinkerx.errors import ConfigError
 from tinkerx.eval.pass_at_k import code_metrics
 from tinkerx.eval.ungraded import ungraded_result
+from tinkerx.judges.evaluation import judge_records, judged_metrics
 from tinkerx.rewards.exact_match import ExactMatchReward
 from tinkerx.rewards.gradable import can_grade
 from tinkerx.rewards.numeric import NumericReward
@@ -42,6 +43,7 @@ class Evaluator:
         temperature: float = 0.0,
         max_tokens: int = 64,
         seed: int = 0,
+        judges: Sequence[Any] = (),
     ) -> None:
         if split not in ("train", "validation", "test"):
             raise ConfigError(f"evaluator.split must be train, validation or test, got {split!r}")
@@ -53,12 +55,19 @@ class Evaluator:
         self.split, self.max_examples, self.num_samples = split, max_examples, num_samples
         self.temperature, self.max_tokens, self.seed = temperature, max_tokens, seed
         self._exact, self._numeric = ExactMatchReward(), NumericReward()
+        self.judges = list(judges)  # rubric judges (evaluator.judges, built by tinkerx.build): judged rates beside accuracy
 
     def examples(self) -> list[Any]:
         examples = self.dataset.split(self.split)
         return examples[: self.max_examples] if self.max_examples else examples
 
     def __call__(self, sampling_client: Any) -> EvalResult:
+        result = self._evaluate(sampling_client)
+        judge_records(self.judges, result.records)  # evaluator.judges: each reply judged, rates beside accuracy
+        result.metrics.update(judged_metrics(result.records))
+        return result
+
+    def _evaluate(self, sampling_client: Any) -> EvalResult:
         from tinker import types
 
         examples = self.examples()
@@ -152,4 +161,5 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, float]:
         "num_examples": float(len(records)),
         **({"num_errors": float(errors)} if errors else {}),
         **code_metrics(records),  # pass@k and outcome counts, for code graded by running it
+        **judged_metrics(records),  # judge/<rubric>/rate ... of records a rubric judge judged (evaluator.judges)
     }

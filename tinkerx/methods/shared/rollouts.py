@@ -81,7 +81,8 @@ def score_groups(
     """
     samples = [s for g in groups for s in g.samples]
     truths = [g.example.answer for g in groups for _ in g.samples]
-    for sample, score in zip(samples, reward.score_batch([s.text for s in samples], truths)):
+    questions = [g.example.question for g in groups for _ in g.samples]  # what a judge reward reads the reply against
+    for sample, score in zip(samples, reward.score_batch([s.text for s in samples], truths, questions=questions)):
         sample.reward = float(score)
         sample.penalty = penalty(sample) if penalty is not None else 0.0
     for g in groups:
