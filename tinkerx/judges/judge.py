@@ -244,4 +244,6 @@ class LLMJudge:
         """Counts so far: requests asked, answered from the cache, and each outcome."""
         prefix = prefix or f"judge/{self.rubric.name}"
         with self._lock:
-            return {f"{prefix}/{k}": float(self.counts.get(k, 0)) for k in ("calls", "cached", *OUTCOMES)}
+            counts = {"calls": self.counts["calls"], "cached": self.counts["cached"], "judged": self.counts["judged"],
+                      "unparsed": self.counts["unparsed"], "errors": self.counts["error"]}
+        return {f"{prefix}/{k}": float(v) for k, v in counts.items()}

@@ -81,7 +81,10 @@ def rubric_from_mapping(raw: Any, name: str, where: str) -> Rubric:
     missing = [key for key in ("question", "labels") if not raw.get(key)]
     if missing:
         raise ConfigError(f"rubric {where} is missing {' and '.join(repr(k) for k in missing)} (required: question, labels; optional: criteria, scores, kind, examples, show_reference, verdict_prefix, max_tokens)")
-    labels = tuple(str(label) for label in _sequence(raw["labels"], "labels", where))
+    raw_labels = _sequence(raw["labels"], "labels", where)
+    if any(isinstance(label, bool) for label in raw_labels):  # YAML reads a bare Yes / No as true / false
+        raise ConfigError(f"rubric {where}: 'labels' {list(raw_labels)} holds a boolean: quote the labels, e.g. labels: [\"Yes\", \"No\"]")
+    labels = tuple(str(label) for label in raw_labels)
     if len(labels) < 2 or len(set(labels)) != len(labels):
         raise ConfigError(f"rubric {where}: 'labels' needs two or more distinct labels, got {list(labels)}")
     scores = _scores(raw.get("scores"), labels, where)
@@ -92,8 +95,8 @@ def rubric_from_mapping(raw: Any, name: str, where: str) -> Rubric:
         raise ConfigError(f"rubric {where}: a pairwise rubric has exactly two labels (the replies' names), got {list(labels)}")
     examples = tuple(dict(e) for e in _sequence(raw.get("examples") or [], "examples", where))
     for i, example in enumerate(examples):
-        if str(example.get("label")) not in labels:
-            raise ConfigError(f"rubric {where}: examples[{i}] has label {example.get('label')!r}; valid: {', '.join(labels)}")
+        if isinstance(example.get("label"), bool) or str(example.get("label")) not in labels:
+            raise ConfigError(f"rubric {where}: examples[{i}] has label {example.get('label')!r}; valid: {', '.join(labels)} (quoted)")
     max_tokens = int(raw.get("max_tokens", 16))
     if max_tokens < 1:
         raise ConfigError(f"rubric {where}: max_tokens must be >= 1, got {max_tokens}")
