@@ -130,7 +130,10 @@ def _add_details(reward: Any, records: list[dict[str, Any]]) -> None:
     if not _has_details(reward):
         return
     graded = [r for r in records if not r.get("error") and not r.get("ungradable")]
-    details = getattr(reward, "reward", reward).details([r["completion"] for r in graded], [r["answer"] for r in graded])
+    inner = getattr(reward, "reward", reward)
+    # A judge reward (reward=judge) reads each reply against the question it answers.
+    asked = {"questions": [r["question"] for r in graded]} if getattr(inner, "reads_questions", False) else {}
+    details = inner.details([r["completion"] for r in graded], [r["answer"] for r in graded], **asked)
     for record, detail in zip(graded, details):
         record.update(detail)
         record["correct"] = bool(detail.get("passed", detail["reward"] >= 0.5))
