@@ -223,8 +223,11 @@ def test_the_judge_reward_scores_a_batch_in_one_call_with_the_questions(tmp_path
     scores = guarded.score_batch(["GOOD hint?", "answer is 5", "GOOD"], ["5", "5", "7"], questions=["a", "b", "c"])
     assert [s > 0.5 for s in scores] == [True, False, True]
     assert len(seen) == 1 and [c.prompt for c in seen[0]] == ["a", "b", "c"] and [c.reference for c in seen[0]] == ["5", "5", "7"]
-    assert reward.metrics()["judge/tutoring/judged"] == 3.0
     assert guarded.compute_reward("GOOD", "5") > 0.5  # one completion, no question: still judged
+    # The rollouts' outcomes since last asked (a trainer asks once a step), cached or not.
+    assert reward.metrics() == {"judge/tutoring/judged": 3.0, "judge/tutoring/unparsed": 0.0, "judge/tutoring/errors": 0.0}
+    guarded.score_batch(["GOOD hint?"], ["5"], questions=["a"])  # read back from the cache: the same figures
+    assert reward.metrics()["judge/tutoring/judged"] == 1.0 and reward.judge.metrics()["judge/tutoring/cached"] == 1.0
 
 
 def test_a_failing_batch_reward_scores_zero_and_counts_every_completion():

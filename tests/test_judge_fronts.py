@@ -46,8 +46,8 @@ def test_grpo_with_a_judge_reward_on_the_local_backend(tmp_path, rubric):
     assert result.returncode == 0, result.stderr[-3000:]
     steps = [m for m in _metrics(run_dir) if m["step"] > 0]
     assert [m["step"] for m in steps] == [1, 2]
-    # 4 reference answers checked at build, 4 baseline replies, then 2 prompts x 2 samples a step.
-    assert [m["judge/right_answer/judged"] for m in steps] == [12, 16] and steps[-1]["judge/right_answer/unparsed"] == 0
+    # 2 prompts x 2 samples judged a step (the reference checks and evaluations are not rollouts).
+    assert [m["judge/right_answer/judged"] for m in steps] == [4, 4] and steps[-1]["judge/right_answer/unparsed"] == 0
     judged = _judgments(run_dir)
     assert {j["rubric"] for j in judged} == {"right_answer"}
     assert all(j["judge"].startswith("tinkerx/tiny|logprobs") and 0.0 <= j["judgment"]["score"] <= 1.0 for j in judged)
@@ -67,8 +67,9 @@ def test_grpo_with_a_judge_reward_through_the_tinker_sdk(tinker_server, tmp_path
                            f"backend.base_url={tinker_server}"], run_dir)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     [step] = [m for m in _metrics(run_dir) if m["step"] > 0]
-    assert step["judge/right_answer/judged"] >= 4 and step["judge/right_answer/errors"] == 0
-    assert "/api/v1/compute_logprobs" in (run_dir / "http_traffic.yaml").read_text() or _judgments(run_dir)
+    assert step["judge/right_answer/judged"] == 4 and step["judge/right_answer/errors"] == 0
+    assert all(j["judge"].startswith("tinkerx/tiny|logprobs") for j in _judgments(run_dir))  # label logprobs through the SDK
+    assert "compute_logprobs" in (run_dir / "http_traffic.yaml").read_text() or "asample" in (run_dir / "http_traffic.yaml").read_text()
 
 
 def test_a_resumed_run_reads_its_judgments_back_instead_of_asking_again(tmp_path, rubric):
@@ -76,16 +77,15 @@ def test_a_resumed_run_reads_its_judgments_back_instead_of_asking_again(tmp_path
     args = [*TINY_GRPO, f"reward.judge.rubric={rubric}", "training.max_steps=3", "training.save_every=1", "seed=3"]
     killed = run_until_killed(args, run_dir, "step:2")  # step 2 computed (and judged), not recorded
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    asked_before = len(_judgments(run_dir))
+    before = [j["key"] for j in _judgments(run_dir)]
     resumed = resume(run_dir)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    by_step = {m["step"]: m for m in _metrics(run_dir)}
-    # The resumed process redoes step 2 with the same samples: every judgment read from the run
-    # folder, the judge not called once (its 4 reference checks were cached too).
-    assert by_step[2]["judge/right_answer/calls"] == 0 and by_step[2]["judge/right_answer/cached"] >= 8
-    assert by_step[3]["judge/right_answer/calls"] > 0  # new samples are judged
-    keys = [j["key"] for j in _judgments(run_dir)]
-    assert len(keys) == len(set(keys)) and len(keys) > asked_before  # nothing judged twice
+    after = [j["key"] for j in _judgments(run_dir)]
+    # The resumed process redoes step 2 with the same samples and checks the reward on the same
+    # references: had it asked the judge again, those judgments would be appended a second time.
+    assert after[: len(before)] == before and len(after) == len(set(after)) and len(after) > len(before)
+    assert [m["step"] for m in _metrics(run_dir)] == [0, 1, 2, 3]
+    assert all(m["judge/right_answer/judged"] == 4 for m in _metrics(run_dir) if m["step"] > 0)
 
 
 def test_mcp_init_grpo_with_a_judge_reward(tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import threading
 from pathlib import Path
 from typing import Any
@@ -50,3 +51,11 @@ class JudgmentCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def carry_judgments(run_dir: Path, new_dir: Path) -> None:
+    """A reproduction starts with the original's judgments: it asks only what the original did not."""
+    source = Path(run_dir) / FILENAME
+    if source.is_file():
+        Path(new_dir).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, Path(new_dir) / FILENAME)
