@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 
 from tinkerx.errors import ConfigError, DataError
-from tinkerx.judges.agreement import labelled_path, load_labelled, measure_agreement, wilson_interval
+from tinkerx.judges.agreement import (
+    labelled_path,
+    load_labelled,
+    measure_agreement,
+    wilson_interval,
+)
+from tinkerx.judges.cache import JudgmentCache
 from tinkerx.judges.evaluation import judge_records, judged_metrics
 from tinkerx.judges.judge import Case, LLMJudge
 from tinkerx.judges.prompts import parse_label
@@ -210,6 +216,10 @@ def test_judgments_are_cached_in_the_run_folder_and_reused_by_a_new_judge(tmp_pa
     other = _judge(tmp_path, client, tokenizer, rubric="safety", run_dir=tmp_path)
     other.judge_replies(["q1"], ["GOOD"])
     assert client.requests == 8  # another rubric is another question
+    same = other.judge_replies(["q9"] * 3, ["GOOD"] * 3)  # identical samples of a group: asked once
+    assert client.requests == 10 and len({j.score for j in same}) == 1
+    reread = JudgmentCache(tmp_path / "judgments.jsonl")  # what a new process (a resumed run) reads
+    assert len(reread) == 5 and len((tmp_path / "judgments.jsonl").read_text().splitlines()) == 5
 
 
 # ---- reward and evaluation hooks ---------------------------------------------------------------

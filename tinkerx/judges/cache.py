@@ -22,6 +22,20 @@ def judgment_key(rubric: str, judge: str, prompt: str, replies: list[str], refer
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+_OPEN: dict[Path, "JudgmentCache"] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+def shared_cache(path: Path) -> "JudgmentCache":
+    """The one cache of a file in this process: a reward judge and an evaluator judge of the same
+    run see each other's judgments as soon as they are made."""
+    path = Path(path).resolve()
+    with _OPEN_LOCK:
+        if path not in _OPEN:
+            _OPEN[path] = JudgmentCache(path)
+        return _OPEN[path]
+
+
 class JudgmentCache:
     def __init__(self, path: Path | None) -> None:
         self.path = path

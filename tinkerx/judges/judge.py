@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 
 from tinkerx.chat import decode_completion, prompt_tokens
 from tinkerx.errors import ConfigError
-from tinkerx.judges.cache import FILENAME, JudgmentCache, judgment_key
+from tinkerx.judges.cache import FILENAME, JudgmentCache, judgment_key, shared_cache
 from tinkerx.judges.labels import can_score_labels, combine_orders, label_distribution, request_label_logprobs
 from tinkerx.judges.prompts import judge_messages, parse_label
 from tinkerx.judges.rubric import Rubric, load_rubric
@@ -124,7 +124,7 @@ class LLMJudge:
         served = getattr(service, "served_model", None)
         self.identity = f"{served or base_model}|{self.mode}|t={self.temperature:g}|n={self.max_tokens}"
         if self.use_cache and run_dir is not None:
-            self.cache = JudgmentCache(Path(run_dir) / FILENAME)
+            self.cache = shared_cache(Path(run_dir) / FILENAME)
 
     # ---- judging ---------------------------------------------------------------------------
     def judge(self, cases: Sequence[Case]) -> list[Judgment]:
@@ -133,27 +133,29 @@ class LLMJudge:
             raise RuntimeError("LLMJudge.start(service, ...) must be called before judging")
         keys = [self._key(c) for c in cases]
         results: list[Judgment | None] = [None] * len(cases)
-        todo = []
+        todo: dict[str, list[int]] = {}  # each distinct case asked once (a group's identical samples too)
         for i, key in enumerate(keys):
             entry = self.cache.get(key)
             if entry is not None:
                 j = entry["judgment"]
                 results[i] = Judgment(j["label"], j["score"], j["outcome"], j.get("probabilities"), j.get("text"), cached=True, orders=j.get("orders", {}))
             else:
-                todo.append(i)
-        for start in range(0, len(todo), self.batch_size):
-            chunk = todo[start : start + self.batch_size]
-            judged = self._ask([cases[i] for i in chunk])
+                todo.setdefault(key, []).append(i)
+        asked = list(todo)
+        for start in range(0, len(asked), self.batch_size):
+            chunk = asked[start : start + self.batch_size]
+            judged = self._ask([cases[todo[key][0]] for key in chunk])
             entries = []
-            for i, judgment in zip(chunk, judged):
-                results[i] = judgment
+            for key, judgment in zip(chunk, judged):
+                for i in todo[key]:
+                    results[i] = judgment
                 if judgment.outcome != "error":  # a failed request is asked again next time
-                    c = cases[i]
-                    entries.append({"key": keys[i], "rubric": self.rubric.name, "judge": self.identity, "prompt": c.prompt,
+                    c = cases[todo[key][0]]
+                    entries.append({"key": key, "rubric": self.rubric.name, "judge": self.identity, "prompt": c.prompt,
                                     "replies": list(c.replies), "reference": c.reference, "judgment": judgment.to_json()})
             self.cache.put(entries)
         with self._lock:
-            self.counts["cached"] += len(cases) - len(todo)
+            self.counts["cached"] += len(cases) - len(asked)
             self.counts.update(r.outcome for r in results if r is not None)
         return [r for r in results if r is not None]
 
@@ -174,7 +176,7 @@ class LLMJudge:
             views += [judge_messages(self.rubric, c.prompt, c.replies[::-1], c.reference) for c in cases]
         try:
             per_view = self._by_logprobs(views) if self.mode == "logprobs" else self._by_text(views)
-        except Exception as e:  # the backend gave up after its retries: counted, the run goes on
+        except Exception as e:  # noqa: BLE001 - the backend gave up after its retries: counted, the run goes on
             self._warn_once("error", f"judge {self.rubric.name}: a batch of {len(cases)} requests failed ({type(e).__name__}: {' '.join(str(e).split())[:200]}); they score 0 and are counted as judge errors")
             return [Judgment(None, 0.0, "error") for _ in cases]
         judgments = [self._pair(per_view[i], per_view[len(cases) + i]) for i in range(len(cases))] if pairwise else per_view[: len(cases)]
