@@ -36,7 +36,6 @@ from tinkerx.sampler import sample_chats, sample_prompts
 
 log = logging.getLogger(__name__)
 VERDICTS = ("auto", "logprobs", "text")
-OUTCOMES = ("judged", "unparsed", "error")
 
 
 @dataclass
