@@ -4,7 +4,7 @@ Every ``import tinkerx...`` / ``from tinkerx... import ...`` / relative import c
 level and inside functions alike; ``from pkg import name`` counts as importing ``pkg.name`` when
 that is a module, else ``pkg``. The rules:
 
-- Layers: nothing under the lower packages (backends, runs, data, rewards, methods, eval, models)
+- Layers: nothing under the lower packages (backends, runs, data, rewards, methods, eval, models, judges)
   imports a front door (mcp, serve, app, cli, lifecycle, driver) or an entry point.
 - Entry points (``__main__`` modules and modules with ``if __name__ == "__main__":``) are imported
   by no module, except that a command may share code with another command of its own package
@@ -24,7 +24,7 @@ from pathlib import Path
 from tests.conftest import ROOT
 
 PACKAGE = ROOT / "tinkerx"
-LOWER = ("backends", "runs", "data", "rewards", "methods", "eval", "models", "envs")
+LOWER = ("backends", "runs", "data", "rewards", "methods", "eval", "models", "envs", "judges")
 FRONT_DOORS = ("tinkerx.mcp", "tinkerx.serve", "tinkerx.app", "tinkerx.cli", "tinkerx.lifecycle", "tinkerx.driver")
 
 

@@ -61,7 +61,8 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[Any, Pipeline, list[Any]]:
     components = {name: instantiate(node, f"components.{name}") for name, node in (cfg.get("components") or {}).items()}
     # A component with a model of its own (a judge on another model) exposes its ``model_loader``;
     # the backend serves it beside the policy's, so it samples through the same service.
-    component_loaders = [c.model_loader for c in components.values() if getattr(c, "model_loader", None) is not None]
+    judges = evaluator_judges(cfg)  # evaluator.judges: rubric judges asked about every evaluated reply
+    component_loaders = [c.model_loader for c in [*components.values(), reward, *judges] if getattr(c, "model_loader", None) is not None]
     if cfg.get("env") is not None:  # a multi-turn environment (conf/env/): its tasks, groups and episode limits
         components["env"] = instantiate(cfg.env, "env")
 
@@ -78,14 +79,20 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[Any, Pipeline, list[Any]]:
 
     # 3. Data, the reward checked against it, then the tokenizer and the evaluator.
     dataset = instantiate(cfg.dataset, "dataset")
+    base_model = getattr(service, "served_model", None) or cfg.model.base_model  # an endpoint reports the model it serves
+    tokenizer = model_loader.load_tokenizer()
+    for judge in [reward, *judges]:  # a judge (reward=judge, evaluator.judges) samples through the run's service
+        if callable(getattr(judge, "start", None)):
+            judge.start(service, base_model, tokenizer, run_dir)
     if reward is not None:
         from tinkerx.rewards.guarded import checked
 
         reward = checked(reward, dataset.train[:4] or dataset.test[:4], timeout_s=cfg.reward_timeout_s)
-    tokenizer = model_loader.load_tokenizer()
     evaluator = None
     if cfg.get("evaluator") is not None:
-        evaluator = instantiate(cfg.evaluator, "evaluator", dataset=dataset, tokenizer=tokenizer, reward=reward)
+        # ``evaluator.judge`` is the judges' template (built above), not an evaluator argument.
+        node = {k: v for k, v in OmegaConf.to_container(cfg.evaluator, resolve=True).items() if k != "judge"}
+        evaluator = instantiate(node, "evaluator", dataset=dataset, tokenizer=tokenizer, reward=reward, **({"judges": judges} if judges else {}))
     # 4. Lengths, where data and tokenizer meet: over-long examples dropped, cut or refused before step 1.
     lengths = check_lengths(cfg, method, sampling, evaluator, components, dataset, tokenizer)
 
@@ -101,8 +108,7 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[Any, Pipeline, list[Any]]:
         run_dir=run_dir,
         seed=cfg.seed,
         service=service,
-        # An endpoint reports the model it serves; every other backend serves model=.
-        base_model=getattr(service, "served_model", None) or cfg.model.base_model,
+        base_model=base_model,
         lora_rank=cfg.model.lora_rank,
         tokenizer=tokenizer,
         dataset=dataset,
@@ -115,6 +121,15 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[Any, Pipeline, list[Any]]:
         components=components,
     )
     return method, pipeline, closers
+
+
+def evaluator_judges(cfg: DictConfig) -> list[Any]:
+    """One ``evaluator.judge`` per rubric named in ``evaluator.judges``."""
+    node = cfg.get("evaluator")
+    names = list(node.get("judges") or []) if node is not None else []
+    if names and node.get("judge") is None:
+        raise ConfigError("evaluator.judges needs evaluator.judge (the judge they ask; conf/evaluator/default.yaml has one)")
+    return [instantiate(node.judge, f"evaluator.judges[{name}]", rubric=str(name)) for name in names]
 
 
 def check_lengths(cfg: DictConfig, method: Any, sampling: Any, evaluator: Any, components: dict[str, Any], dataset: Any, tokenizer: Any) -> LengthReport | None:

@@ -21,6 +21,7 @@ from omegaconf import OmegaConf
 from tinkerx import cli
 from tinkerx.cli_errors import report_user_error
 from tinkerx.errors import UserError
+from tinkerx.judges.cache import carry_judgments
 from tinkerx.mcp.replay import main as replay_session
 from tinkerx.runs.compare import compare_metrics
 from tinkerx.runs.data_files import recorded_data_overrides
@@ -99,6 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     if new_dir.exists() and any(new_dir.iterdir()):
         report_user_error(f"{new_dir} already holds files: reproduce into a new folder (hydra.run.dir=...)")
     match_thread_count(run_dir)
+    carry_judgments(run_dir, new_dir)  # an LLM judge's verdicts are not paid for twice
     print("reproducing with: python -m tinkerx " + " ".join(args))
     cli.main(args, composition_prefix=f"cannot reproduce {run_dir}: its config no longer composes: ")
     if not extra:

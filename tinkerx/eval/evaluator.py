@@ -17,6 +17,7 @@ from tinkerx.errors import ConfigError
 from tinkerx.eval.pass_at_k import code_metrics
 from tinkerx.eval.tags import check_group_by, example_tags, tag_metrics
 from tinkerx.eval.ungraded import ungraded_result
+from tinkerx.judges.evaluation import judge_records, judged_metrics
 from tinkerx.rewards.exact_match import ExactMatchReward
 from tinkerx.rewards.gradable import can_grade
 from tinkerx.rewards.numeric import NumericReward
@@ -44,6 +45,7 @@ class Evaluator:
         max_tokens: int = 64,
         seed: int = 0,
         group_by: Sequence[str] | None = None,
+        judges: Sequence[Any] = (),
     ) -> None:
         if split not in ("train", "validation", "test"):
             raise ConfigError(f"evaluator.split must be train, validation or test, got {split!r}")
@@ -59,12 +61,19 @@ class Evaluator:
         if dataset is not None:
             check_group_by(self.group_by, self.examples(), f"dataset {getattr(dataset, 'name', 'the data set')} ({split} split)")
         self._exact, self._numeric = ExactMatchReward(), NumericReward()
+        self.judges = list(judges)  # rubric judges (evaluator.judges, built by tinkerx.build): judged rates beside accuracy
 
     def examples(self) -> list[Any]:
         examples = self.dataset.split(self.split)
         return examples[: self.max_examples] if self.max_examples else examples
 
     def __call__(self, sampling_client: Any) -> EvalResult:
+        result = self._evaluate(sampling_client)
+        judge_records(self.judges, result.records)  # evaluator.judges: each reply judged, rates beside accuracy
+        result.metrics.update(judged_metrics(result.records))
+        return result
+
+    def _evaluate(self, sampling_client: Any) -> EvalResult:
         from tinker import types
 
         examples = self.examples()
@@ -128,7 +137,10 @@ def _add_details(reward: Any, records: list[dict[str, Any]]) -> None:
     if not _has_details(reward):
         return
     graded = [r for r in records if not r.get("error") and not r.get("ungradable")]
-    details = getattr(reward, "reward", reward).details([r["completion"] for r in graded], [r["answer"] for r in graded])
+    inner = getattr(reward, "reward", reward)
+    # A judge reward (reward=judge) reads each reply against the question it answers.
+    asked = {"questions": [r["question"] for r in graded]} if getattr(inner, "reads_questions", False) else {}
+    details = inner.details([r["completion"] for r in graded], [r["answer"] for r in graded], **asked)
     for record, detail in zip(graded, details):
         record.update(detail)
         record["correct"] = bool(detail.get("passed", detail["reward"] >= 0.5))
@@ -160,4 +172,5 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, float]:
         **({"num_errors": float(errors)} if errors else {}),
         **code_metrics(records),  # pass@k and outcome counts, for code graded by running it
         **tag_metrics(records),  # per tag value, for records that carry tags (evaluator.group_by)
+        **judged_metrics(records),  # judge/<rubric>/rate ... of records a rubric judge judged (evaluator.judges)
     }

@@ -110,14 +110,36 @@ class GuardedReward:
             self._record("errors", str(e))
             return 0.0
 
-    def score_batch(self, completions: Sequence[str], ground_truths: Sequence[str]) -> list[float]:
-        """Scores pairs concurrently, in order; each pair gets its own ``timeout_s``."""
+    def score_batch(self, completions: Sequence[str], ground_truths: Sequence[str], questions: Sequence[str] | None = None) -> list[float]:
+        """Scores pairs concurrently, in order; each pair gets its own ``timeout_s``. A reward that
+        scores a batch itself (``score_batch``, e.g. an LLM judge) gets the whole batch, and the
+        ``questions`` asked, in one call under one ``timeout_s``."""
         if len(completions) != len(ground_truths):
             raise ValueError(f"{len(completions)} completions but {len(ground_truths)} ground truths")
         if not completions:
             return []
+        if callable(getattr(self.reward, "score_batch", None)):
+            return self._whole_batch(list(completions), list(ground_truths), questions)
         with ThreadPoolExecutor(max_workers=min(self.max_workers, len(completions))) as pool:
             return list(pool.map(self.compute_reward, completions, ground_truths))
+
+    def _whole_batch(self, completions: list[str], ground_truths: list[str], questions: Sequence[str] | None) -> list[float]:
+        outcome = call_with_timeout(self.reward.score_batch, (completions, ground_truths, questions), self.timeout_s)
+        failure = f"timed out after {self.timeout_s:g}s" if outcome.timed_out else describe_error(outcome.error) if outcome.error else None
+        if failure is None and (not isinstance(outcome.value, Sequence) or len(outcome.value) != len(completions)):
+            failure = f"score_batch returned {str(outcome.value)[:40]!r}, expected {len(completions)} scores"
+        if failure is not None:
+            for _ in completions:
+                self._record("timeouts" if outcome.timed_out else "errors", failure)
+            return [0.0] * len(completions)
+        scores = []
+        for value in outcome.value:
+            try:
+                scores.append(_score(value))
+            except (TypeError, ValueError) as e:
+                self._record("errors", str(e))
+                scores.append(0.0)
+        return scores
 
     def _record(self, counter: str, message: str) -> None:
         with self._lock:

@@ -26,9 +26,10 @@ from tinkerx.chat import decode_completion, prompt_tokens
 from tinkerx.errors import ConfigError
 from tinkerx.methods.debate.prompts import SIDES, judge_messages
 from tinkerx.methods.debate.transcript import Setup, Transcript, Turn, Verdict
-from tinkerx.methods.debate.verdict import combine_orders, label_probability, parse_verdict, swapped
+from tinkerx.judges.labels import combine_orders, label_probability, request_label_logprobs
+from tinkerx.methods.debate.verdict import parse_verdict, swapped
 from tinkerx.methods.shared.policy import resolved
-from tinkerx.sampler import compute_logprobs_all, sample_prompts
+from tinkerx.sampler import sample_prompts
 
 VERDICTS = ("logprobs", "text")
 
@@ -116,18 +117,8 @@ class Judge:
         prefix = self._tokenizer.encode(self.verdict_prefix, add_special_tokens=False) if self.verdict_prefix else []
         labels = [self._tokenizer.encode(f" {side}" if self.verdict_prefix else side, add_special_tokens=False) for side in SIDES]
         prompts = [prompt_tokens(self._tokenizer, c) + prefix for c in conversations]
-        futures = compute_logprobs_all(self._client, [prompt + label for prompt in prompts for label in labels])
-
-        def collect() -> list[float]:
-            probabilities = []
-            for i in range(len(prompts)):
-                pair = futures[i * len(labels) : (i + 1) * len(labels)]
-                # A label may span tokens: its logprob is the sum of its tokens' logprobs after the prompt.
-                totals = [sum(float(x) for x in f.result()[-len(label):]) for f, label in zip(pair, labels)]
-                probabilities.append(label_probability(*totals))
-            return probabilities
-
-        return collect
+        totals = request_label_logprobs(self._client, prompts, labels)
+        return lambda: [label_probability(*pair) for pair in totals()]
 
     def complete(self, conversations: Sequence[Sequence[dict[str, str]]]) -> list[tuple[str, list[int]]]:
         """The judge's reply to each conversation, as (text, tokens); all requests in flight at once."""

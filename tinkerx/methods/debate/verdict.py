@@ -8,10 +8,10 @@ naming C or D, or nothing at all, is ``None``: the debate is discarded, never gu
 
 from __future__ import annotations
 
-import math
 import re
 from typing import TYPE_CHECKING, Sequence
 
+from tinkerx.judges.labels import combine_orders, label_probability  # noqa: F401  (re-exported for debate)
 from tinkerx.rewards.multiple_choice import extract_choice
 
 if TYPE_CHECKING:
@@ -73,21 +73,7 @@ def _fold(s: str) -> str:
     return " ".join(s.lower().split())
 
 
-# ---- verdicts from the judge's label probabilities ---------------------------------------------
-
-
-def label_probability(logprob_first: float, logprob_second: float) -> float:
-    """P(first label) with the probability renormalised over the two labels (a softmax of two)."""
-    return 1.0 / (1.0 + math.exp(min(700.0, logprob_second - logprob_first)))
-
-
-def combine_orders(p_a_as_written: float, p_first_swapped: float) -> float:
-    """P(answer A is correct), position bias removed: the mean of both orders' beliefs in answer A.
-
-    In the swapped order answer A is shown second, so the judge's belief in it is 1 - P(first label).
-    A judge that always prefers whichever answer comes first ends at exactly 0.5 from that bias alone.
-    """
-    return 0.5 * (p_a_as_written + (1.0 - p_first_swapped))
+# Verdicts from the judge's label probabilities: shared with every judge (tinkerx/judges/labels.py).
 
 
 _LABELLED = re.compile(r"\b(Answer|Debater|Option|Side|answer|debater|option|side)\s+([AB])\b")

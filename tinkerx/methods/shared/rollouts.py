@@ -114,7 +114,8 @@ def score_groups(
     """
     by_reward = [s for g in groups if g.env_group is None for s in g.samples]
     truths = [g.example.answer for g in groups if g.env_group is None for _ in g.samples]
-    for sample, score in zip(by_reward, reward.score_batch([s.text for s in by_reward], truths) if by_reward else []):
+    questions = [g.example.question for g in groups if g.env_group is None for _ in g.samples]  # what a judge reward reads the reply against
+    for sample, score in zip(by_reward, reward.score_batch([s.text for s in by_reward], truths, questions=questions) if by_reward else []):
         sample.reward = float(score)
     for g in groups:
         if g.env_group is not None:
