@@ -21,7 +21,7 @@ from rich.table import Table
 
 from tinkerx.data.lengths import check_benchmarks, check_whole_file, record
 from tinkerx.errors import ConfigError, UserError
-from tinkerx.eval.compare import compare_results, example_key, load_results, results_entry
+from tinkerx.eval.compare import compare_results, example_key, load_results, results_entry, tag_comparison_table
 from tinkerx.eval.partial_credit import partial_credit
 from tinkerx.eval.pass_at_k import per_problem
 from tinkerx.eval.suite import LoadedBenchmark
@@ -105,6 +105,9 @@ class Evaluate:
             summary["comparison"] = str(p.recorder.write_json("comparison.json", comparison))
             summary["baseline"] = _headline({n: self.baseline["benchmarks"][n] for n in comparison["benchmarks"]})
             show(_comparison_table(comparison))
+            by_tag = tag_comparison_table(comparison)  # evaluator.group_by: the same comparison per tag value
+            if by_tag is not None:
+                show(by_tag)
         self._summary = summary
         return summary
 
