@@ -56,6 +56,7 @@ class _Live:
     last_reply: dict[str, list[int]] = field(default_factory=dict)
     pending: tuple[Any, int] | None = None   # (future of the request, index of this episode's sample in it)
     finished: bool = False
+    others_env_s: float = 0.0   # the runner's environment time when this episode started, minus its own since
 
 
 class EpisodeRunner:
@@ -69,7 +70,7 @@ class EpisodeRunner:
             made = pending.call(None, group.make_envs, group_size)
             envs = made if isinstance(made, list) and len(made) == group_size else [None] * group_size
             for env in envs:
-                live = _Live(env, Episode(group.task), index, time.perf_counter())
+                live = _Live(env, Episode(group.task), index, time.perf_counter(), others_env_s=pending.env_s)
                 pending.live.append(live)
                 if env is None:
                     pending.finish(live, "env_error", describe_error(made) if isinstance(made, BaseException) else "make_envs did not return group_size environments")
@@ -93,6 +94,9 @@ class PendingEpisodes:
         # First prompts by their messages: the episodes of a group open alike, rendered once (the
         # chat template is most of a one-turn episode's cost).
         self._opened: dict[tuple, list[int]] = {}
+        # Environments are stepped one after another: the seconds spent in any episode's environment
+        # calls, so that one episode's slow tool is not charged to the others' timeouts.
+        self.env_s = 0.0
 
     # ---- the loop ----------------------------------------------------------------------------
     def collect(self) -> list[list[Episode]]:
@@ -205,9 +209,14 @@ class PendingEpisodes:
 
     def _out_of_time(self, s: _Live) -> bool:
         timeout = self.runner.limits.timeout_s
-        if timeout is not None and time.perf_counter() - s.started > timeout:
+        if timeout is not None and self._elapsed(s) > timeout:
             self.finish(s, "timeout")
         return s.finished
+
+    def _elapsed(self, s: _Live) -> float:
+        """The episode's wall time: its own environment calls and the batch's sampling, not the time
+        spent stepping the other episodes' environments."""
+        return time.perf_counter() - s.started - (self.env_s - s.others_env_s)
 
     def call(self, s: _Live | None, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)``; for an episode, a raise or a hang past its time ends it (and returns None);
@@ -216,7 +225,11 @@ class PendingEpisodes:
         if s is not None and timeout is not None:
             if self._out_of_time(s):
                 return None
-            outcome = call_with_timeout(fn, args, timeout - (time.perf_counter() - s.started))
+            began = time.perf_counter()
+            outcome = call_with_timeout(fn, args, timeout - self._elapsed(s))
+            spent = time.perf_counter() - began
+            self.env_s += spent
+            s.others_env_s += spent  # its own time: not subtracted from its elapsed time
             if outcome.timed_out:
                 self.finish(s, "timeout")
             elif outcome.error is not None:
