@@ -14,10 +14,11 @@ import time
 from pathlib import Path
 
 from tinkerx.errors import UserError
+from tinkerx.runs.compose import compose_config
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tinkerx.cli_errors import describe_composition_error, report_user_error
+    from tinkerx.cli_errors import report_user_error
 
     parser = argparse.ArgumentParser(prog="python -m tinkerx.grade", description=__doc__.split("\n\n")[1])
     parser.add_argument("file")
@@ -26,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="output folder (default outputs/grade/<time>_<file name>)")
     args = parser.parse_args(argv)
     try:
-        cfg = _compose(args.overrides, describe_composition_error)
+        cfg = compose_config(args.overrides)
         from tinkerx.build import instantiate
         from tinkerx.grade import grade_file
 
@@ -40,26 +41,6 @@ def main(argv: list[str] | None = None) -> int:
     print(" ".join(f"{k}={v:g}" for k, v in shown.items()))
     print(f"graded {len(graded.records)} completions: {graded.out_dir}")
     return 0
-
-
-def _compose(overrides: list[str], describe) -> object:
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from tinkerx.errors import ConfigError
-    from tinkerx.paths import CONFIG_DIR
-
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            return compose(config_name="config", overrides=overrides)
-    except Exception as e:
-        message = describe(e)
-        if message is None:
-            raise
-        raise ConfigError(message) from None
-    finally:
-        GlobalHydra.instance().clear()
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tinkerx.errors import ConfigError
+from tinkerx.runs.compose import compose_config
 
 
 @dataclass
@@ -32,25 +33,10 @@ class OpenedModel:
 
 def open_model(model: str, checkpoint: str | None = None, backend: str = "local", overrides: list[str] | None = None,
                work_dir: str | Path | None = None, seed: int = 0) -> OpenedModel:
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
     from tinkerx.build import instantiate
-    from tinkerx.cli_errors import describe_composition_error
-    from tinkerx.paths import CONFIG_DIR
     from tinkerx.runs.checkpoints import checkpoint_base_model, resolve_checkpoint
 
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=[f"model={model}", f"backend={backend}", f"seed={seed}", *(overrides or [])])
-    except Exception as e:  # noqa: BLE001 - Hydra's errors become one line naming the bad choice
-        message = describe_composition_error(e)
-        if message is None:
-            raise
-        raise ConfigError(message) from None
-    finally:
-        GlobalHydra.instance().clear()
+    cfg = compose_config([f"model={model}", f"backend={backend}", f"seed={seed}", *(overrides or [])])
     local = None
     if checkpoint:
         local = resolve_checkpoint(str(checkpoint), "checkpoint")

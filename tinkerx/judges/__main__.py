@@ -15,12 +15,13 @@ import time
 from pathlib import Path
 
 from tinkerx.errors import ConfigError, UserError
+from tinkerx.runs.compose import compose_config
 
 OWN_KEYS = ("rubric", "labelled", "verdict", "out")
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tinkerx.cli_errors import describe_composition_error, report_user_error
+    from tinkerx.cli_errors import report_user_error
 
     args = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in args):
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if "rubric" not in own:
             raise ConfigError("rubric=NAME is required (a conf/rubric name such as tutoring or safety, or a .yaml path)")
-        result = measure(own, overrides, describe_composition_error)
+        result = measure(own, overrides)
     except UserError as e:
         report_user_error(e)
     print(f"{result['rubric']} judged by {result['judge']}: agreement {result['agreement']:.1%} "
@@ -43,13 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def measure(own: dict[str, str], overrides: list[str], describe) -> dict:
+def measure(own: dict[str, str], overrides: list[str]) -> dict:
     from hydra.utils import instantiate
 
     from tinkerx.judges.agreement import labelled_path, load_labelled, measure_agreement
     from tinkerx.judges.judge import LLMJudge
 
-    cfg = _compose(overrides, describe)
+    cfg = compose_config(overrides)
     judge = LLMJudge(own["rubric"], verdict=own.get("verdict", "auto"), cache=False)
     rows = load_labelled(Path(own["labelled"]) if own.get("labelled") else labelled_path(judge.rubric.name), judge.rubric)
     backend = instantiate(cfg.backend)
@@ -65,25 +66,6 @@ def measure(own: dict[str, str], overrides: list[str], describe) -> dict:
         finally:
             backend.close()
     return result
-
-
-def _compose(overrides: list[str], describe):
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from tinkerx.paths import CONFIG_DIR
-
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            return compose(config_name="config", overrides=overrides)
-    except Exception as e:
-        message = describe(e)
-        if message is None:
-            raise
-        raise ConfigError(message) from None
-    finally:
-        GlobalHydra.instance().clear()
 
 
 if __name__ == "__main__":

@@ -5,14 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hydra import compose as hydra_compose
-from hydra import initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from tinkerx.cli_errors import describe_composition_error
 from tinkerx.errors import ConfigError
 from tinkerx.paths import CONFIG_DIR
+from tinkerx.runs.compose import compose_config
 
 
 def compose(overrides: list[str], values: dict[str, Any] | None = None) -> DictConfig:
@@ -26,17 +23,7 @@ def compose_run(overrides: list[str], values: dict[str, Any] | None = None) -> t
     Values from tool arguments are set on the composed config rather than written as override
     strings, so a path with ``:`` or quotes in it needs no escaping and keeps its type.
     """
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            cfg = hydra_compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
-    except Exception as error:  # noqa: BLE001 - composition errors become one line, others re-raise
-        message = describe_composition_error(error)
-        if message is None:
-            raise
-        raise ConfigError(message) from None
-    finally:
-        GlobalHydra.instance().clear()
+    cfg = compose_config(list(overrides), return_hydra_config=True)
     method = str(cfg.hydra.runtime.choices.get("method"))
     with open_dict(cfg):
         del cfg["hydra"]  # Hydra's own settings: the CLI's run config.yaml does not hold them either

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_intermixed_args(argv)
     try:
         records, texts = _read(Path(args.file), args.text_field)
-        from tinkerx.tag import check_taxonomy, tag_probabilities, tagged
+        from tinkerx.tag import check_taxonomy, tagged
 
         taxonomy = check_taxonomy(_taxonomy(args.taxonomy))
         if args.multi is not None and not 0 < args.multi <= 1:
@@ -85,14 +85,14 @@ def _judge(overrides: list[str], texts: list[str], taxonomy: list[str]) -> tuple
     import tempfile
 
     from tinkerx.build import instantiate
-    from tinkerx.mcp.config import compose
     from tinkerx.methods.shared.policy import resolved
+    from tinkerx.runs.compose import compose_config
     from tinkerx.runs.metered_clients import MeteredService
     from tinkerx.runs.prices import PriceTable
     from tinkerx.runs.usage import UsageMeter
     from tinkerx.tag import tag_probabilities
 
-    cfg = compose(overrides)
+    cfg = compose_config(overrides)
     loader, backend = instantiate(cfg.model.loader, "model.loader"), instantiate(cfg.backend, "backend")
     with tempfile.TemporaryDirectory(prefix="tinkerx-tag-") as scratch:
         meter = UsageMeter(PriceTable(), cfg.model.base_model)
