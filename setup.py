@@ -7,5 +7,5 @@ from setuptools import find_packages, setup
 setup(
     packages=[*find_packages(include=["tinkerx", "tinkerx.*"]), "tinkerx.conf"],
     package_dir={"tinkerx.conf": "conf"},
-    package_data={"tinkerx": ["py.typed"], "tinkerx.conf": ["*.yaml", "**/*.yaml"]},
+    package_data={"tinkerx": ["py.typed"], "tinkerx.conf": ["*.yaml", "**/*.yaml"], "tinkerx.judges": ["labelled/*.jsonl"]},
 )

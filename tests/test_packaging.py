@@ -125,3 +125,20 @@ def test_an_editable_install_uses_the_checkouts_conf(tmp_path, empty_dir):
 def test_a_plain_checkout_uses_its_conf(empty_dir):
     out = _ok(_run([sys.executable, "-c", "import tinkerx.paths as p; print(p.CONFIG_DIR)"], empty_dir, pythonpath=ROOT))
     assert Path(out.stdout.strip()) == ROOT / "conf" == CONF_DIR
+
+
+def test_every_code_folder_is_a_package_and_its_data_is_declared():
+    # find_packages skips a folder without __init__.py, so a wheel would lack its modules (and its
+    # data files unless setup.py's package_data names them): checked here, before any wheel is built.
+    source = ROOT / "tinkerx"
+    code_dirs = {p.parent for p in source.rglob("*.py") if "__pycache__" not in p.parts}
+    assert [str(d.relative_to(ROOT)) for d in sorted(code_dirs) if not (d / "__init__.py").is_file()] == []
+    setup_py = (ROOT / "setup.py").read_text()
+    data = [p for p in source.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts]
+    for path in data:
+        package = path.parent
+        while not (package / "__init__.py").is_file():
+            package = package.parent
+        dotted = ".".join(package.relative_to(ROOT).parts)
+        pattern = "/".join(path.relative_to(package).parts[:-1] + ("*" + path.suffix,))
+        assert f'"{dotted}": [' in setup_py and pattern in setup_py, f"{path.relative_to(ROOT)} is not in setup.py's package_data"
