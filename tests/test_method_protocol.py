@@ -43,7 +43,7 @@ def test_sft_load_puts_back_the_saved_state_and_sampling_client_samples_it(tmp_p
     method.setup(p)
 
     def loss() -> float:
-        return SFT._mean_loss(method.client, method.train[:8])
+        return method._mean_loss(method.client, method.train[:8])
 
     method.step()
     saved, after_one = method.save("after_one")["policy"], loss()

@@ -22,3 +22,10 @@ def metrics_rows(run_dir: Path) -> list[dict]:
 def metrics_without_time(run_dir: Path) -> list[dict]:
     """The metric lines without wall-clock keys (``time/...``): what two equal runs share."""
     return [{k: v for k, v in row.items() if not k.startswith("time/")} for row in metrics_rows(run_dir)]
+
+
+def metrics_without_time_or_usage(run_dir: Path) -> list[dict]:
+    """The metric lines without timing and token usage (``usage/...``): what a run that reuses cached
+    work (teacher samples) shares with the run that paid for it, and what a run recorded before
+    tokens were metered shares with its reproduction."""
+    return [{k: v for k, v in row.items() if not k.startswith("usage/")} for row in metrics_without_time(run_dir)]

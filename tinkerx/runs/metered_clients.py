@@ -125,6 +125,8 @@ class MeteredSamplingClient(_Wrapper):
             return self._sample_many
         if name == "compute_logprobs_many":
             return self._compute_logprobs_many
+        if name == "compute_logprobs":  # here, not a method: hasattr() must stay False where the client cannot score
+            return self._compute_logprobs
         return attr
 
     def _add(self, kind: str, tokens: int) -> None:
@@ -142,7 +144,7 @@ class MeteredSamplingClient(_Wrapper):
         self._add("prefill", sum(p.length for p in prompts))
         return [_CountedFuture(f, self._count_sampled) for f in self._inner.sample_many(prompts, *args, **kwargs)]
 
-    def compute_logprobs(self, prompt: Any, *args: Any, **kwargs: Any) -> Any:
+    def _compute_logprobs(self, prompt: Any, *args: Any, **kwargs: Any) -> Any:
         self._add("prefill", prompt.length)
         return self._inner.compute_logprobs(prompt, *args, **kwargs)
 
