@@ -8,12 +8,12 @@ of each label, so always answering one label agrees 50% of the time.
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from tinkerx.data.jsonl import jsonl_objects
 from tinkerx.errors import DataError
 from tinkerx.judges.judge import Case
 from tinkerx.judges.rubric import Rubric
@@ -29,15 +29,9 @@ def load_labelled(path: Path, rubric: Rubric) -> list[dict[str, Any]]:
     if not path.is_file():
         raise DataError(f"labelled set {path} does not exist; shipped: {', '.join(sorted(p.stem for p in LABELLED_DIR.glob('*.jsonl')))}")
     rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{n} is not JSON: {e.msg}") from None
-        if not isinstance(row, dict) or not isinstance(row.get("reply"), str) or row.get("label") not in rubric.labels:
-            raise DataError(f"{path}:{n} needs 'reply' (text) and 'label' (one of {', '.join(rubric.labels)}), got keys {sorted(row) if isinstance(row, dict) else type(row).__name__}")
+    for n, row in jsonl_objects(path):  # a line that is not a JSON object: one line naming file and line
+        if not isinstance(row.get("reply"), str) or row.get("label") not in rubric.labels:
+            raise DataError(f"{path}:{n} needs 'reply' (text) and 'label' (one of {', '.join(rubric.labels)}), got keys {sorted(row)}")
         rows.append(row)
     if not rows:
         raise DataError(f"labelled set {path} is empty")
