@@ -9,6 +9,7 @@ import pytest
 from hydra.utils import instantiate
 
 from tests.conftest import compose
+from tests.helpers.checkpoints import tiny_checkpoint
 from tinkerx.errors import ConfigError
 from tinkerx.eval.compare import compare_benchmark, load_results, paired_bootstrap
 from tinkerx.eval.partial_credit import digit_credit, partial_credit, token_f1
@@ -117,21 +118,8 @@ def _run(overrides: list[str], run_dir: Path) -> dict:
 
 
 def test_eval_checkpoint_then_compare_with_base(tmp_path):
-    from tinker import types
-
-    from tinkerx.backends.local import LocalBackend
-    from tinkerx.chat import supervised_datum
-    from tinkerx.models.tiny import TinyModel
-
     # A checkpoint one optimizer step away from the base model.
-
-    backend = LocalBackend()
-    service = backend.open([TinyModel()], tmp_path / "ckpt", seed=0)
-    client = service.create_lora_training_client("tinkerx/tiny", rank=0, seed=0).result()
-    client.forward_backward([supervised_datum([1, 2, 3], [4, 5])], "cross_entropy").result()
-    client.optim_step(types.AdamParams(learning_rate=1e-2)).result()
-    checkpoint = client.save_state("final").result().path
-    backend.close()
+    checkpoint = tiny_checkpoint(tmp_path / "ckpt", [1, 2, 3], [4, 5], steps=1, lr=1e-2)
 
     first = _run([*TINY, f"method.checkpoint={checkpoint}"], tmp_path / "a")
     results = json.loads((tmp_path / "a" / "results.json").read_text())

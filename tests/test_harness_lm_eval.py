@@ -12,6 +12,7 @@ import pytest
 
 pytest.importorskip("lm_eval", reason="lm-evaluation-harness is not installed: pip install 'tinkerx[lm-eval]'")
 
+from tests.helpers.checkpoints import tiny_checkpoint  # noqa: E402
 from tests.helpers.paths import ROOT  # noqa: E402
 from tinkerx.errors import ConfigError, DataError  # noqa: E402
 
@@ -37,22 +38,7 @@ def tiny_lm():
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> str:
     """A tiny-model checkpoint a few optimizer steps from the base."""
-    from tinker import types
-
-    from tinkerx.backends.local import LocalBackend
-    from tinkerx.chat import supervised_datum
-    from tinkerx.models.tiny import TinyModel
-
-    backend = LocalBackend(device="cpu")
-    service = backend.open([TinyModel()], tmp_path_factory.mktemp("ckpt"), seed=0)
-    client = service.create_lora_training_client("tinkerx/tiny", rank=0, seed=0).result()
-    datum = supervised_datum(list(b"Answer:"), list(b" B"))
-    for _ in range(3):
-        client.forward_backward([datum], "cross_entropy").result()
-        client.optim_step(types.AdamParams(learning_rate=3e-2)).result()
-    path = client.save_state("final").result().path
-    backend.close()
-    return path
+    return tiny_checkpoint(tmp_path_factory.mktemp("ckpt"), list(b"Answer:"), list(b" B"))
 
 
 def test_loglikelihood_is_the_sum_of_the_continuation_logprobs(tiny_lm):

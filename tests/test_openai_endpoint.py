@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import compose
+from tests.helpers.checkpoints import tiny_checkpoint
 from tinkerx.errors import ConfigError, UserError
 
 EVAL = ["method=eval", "suite=dataset", "evaluator.max_examples=12", "sampling.max_tokens=12"]
@@ -30,22 +31,7 @@ def _records(run_dir: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> str:
     """A tiny-model checkpoint a few optimizer steps from the base: weights the server must load."""
-    from tinker import types
-
-    from tinkerx.backends.local import LocalBackend
-    from tinkerx.chat import supervised_datum
-    from tinkerx.models.tiny import TinyModel
-
-    backend = LocalBackend(device="cpu")
-    service = backend.open([TinyModel()], tmp_path_factory.mktemp("ckpt"), seed=0)
-    client = service.create_lora_training_client("tinkerx/tiny", rank=0, seed=0).result()
-    datum = supervised_datum([60, 61, 62], [52, 53, 52, 53])
-    for _ in range(3):
-        client.forward_backward([datum], "cross_entropy").result()
-        client.optim_step(types.AdamParams(learning_rate=3e-2)).result()
-    path = client.save_state("final").result().path
-    backend.close()
-    return path
+    return tiny_checkpoint(tmp_path_factory.mktemp("ckpt"), [60, 61, 62], [52, 53, 52, 53])
 
 
 @pytest.fixture(scope="module")
