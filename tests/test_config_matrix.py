@@ -141,6 +141,11 @@ EXPERIMENTS = {
     "grpo_tiny_guess_number": {"optim.lr": 1e-3, "training.batch_size": 16, "training.max_steps": 40, "sampling.max_tokens": 2, "env.high": 9, "env.max_turns": 4, "env.format_bonus": 0.2},
     "grpo_smollm2_gsm8k_judge": {"optim.lr": 2e-4, "training.batch_size": 4, "training.max_steps": 12, "sampling.max_tokens": 96, "model.lora_rank": 16, "method.group_size": 4},
     "grpo_smollm2_guess_number": {"optim.lr": 5e-4, "training.batch_size": 8, "training.max_steps": 30, "sampling.max_tokens": 8, "env.max_turns": 4, "model.lora_rank": 16},
+    # Published Tinker runs (tinker-cookbook; tests/test_bands_published.py checks them against their sources).
+    "grpo_llama-3.1-8b_gsm8k": {"optim.lr": 4e-5, "training.batch_size": 128, "training.max_steps": 59, "sampling.max_tokens": 256, "method.group_size": 16},
+    "grpo_llama-3.1-8b-instruct_gsm8k": {"optim.lr": 8e-5, "training.batch_size": 32, "training.max_steps": 234, "sampling.max_tokens": 1024, "method.group_size": 64},
+    "grpo_qwen3-8b_math": {"optim.lr": 2e-5, "training.batch_size": 64, "training.max_steps": 188, "sampling.max_tokens": 512, "method.group_size": 16},
+    "grpo_llama-3.2-1b_arithmetic": {"optim.lr": 1e-4, "training.batch_size": 100, "training.max_steps": 100, "sampling.max_tokens": 5, "method.group_size": 4},
 }
 
 
