@@ -33,6 +33,14 @@ PUBLISHED = {
         "figures": {("reward/accuracy", 20): 1.0},  # "reward should go from 0.66 to 1"
     },
 }
+# The SFT sweep (chat_sl/results/sft_sweep.md @ b939b4f3): Llama-3.1-8B, Tulu 3, lr 3e-4, LoRA rank 64.
+SFT_SWEEP = {
+    "setup": {"model.base_model": "meta-llama/Llama-3.1-8B", "model.lora_rank": 64, "training.batch_size": 128,
+              "optim.lr": 3e-4, "optim.schedule": "linear", "optim.grad_clip_norm": 0.0, "training.max_steps": 100_000 // 128,
+              "dataset.path": "allenai/tulu-3-sft-mixture", "dataset.train_on": "last_assistant", "dataset.max_length": 16384,
+              "dataset.validation_size": 1024, "method.validation_examples": 1024, "method.validation_every": 20},
+    "figures": {("val/loss", 781): 0.5839, ("train/loss", 781): 0.6373},  # Test NLL, Train NLL
+}
 # What every cookbook RL recipe shares: no KL, temperature 1, no gradient clipping, Adam (0.9, 0.95, 1e-8),
 # importance-sampled policy gradient on reward - group mean, summed (tinkerx's base GRPO recipe).
 COOKBOOK_RL = {"sampling.temperature": 1.0, "optim.grad_clip_norm": 0.0, "optim.beta1": 0.9, "optim.beta2": 0.95,
@@ -59,6 +67,32 @@ def test_published_experiment_matches_its_source_and_holds_the_published_figure(
         assert "correct" in band.reward and "prompt" in band.reward
         if band.metric.startswith("eval/"):  # the held-out evaluation runs at the band's step
             assert band.at % cfg.training.eval_every == 0 and band.at <= cfg.training.max_steps
+
+
+def test_sft_sweep_cell_matches_its_source_and_holds_the_published_nll(compose_config):
+    cfg = _composed(compose_config, "sft_llama-3.1-8b_chat_tulu3")
+    assert {key: OmegaConf.select(cfg, key) for key in SFT_SWEEP["setup"]} == SFT_SWEEP["setup"]
+    assert (cfg.optim.beta1, cfg.optim.beta2, cfg.optim.eps, cfg.method.loss_fn) == (0.9, 0.95, 1e-8, "cross_entropy")
+    bands = declared(cfg)
+    assert {(b.metric, b.at) for b in bands} == set(SFT_SWEEP["figures"])
+    for band in bands:
+        assert band.holds(SFT_SWEEP["figures"][(band.metric, band.at)]), band
+        assert "sft_sweep.md @ b939b4f3" in band.source and "NLL" in band.reward
+
+
+@pytest.mark.parametrize("at, recorded", [(781, True), (780, True), (20, True), (30, False), (790, False)])
+def test_validation_loss_band_only_where_validation_runs(compose_config, at, recorded):
+    """val/loss is recorded every method.validation_every steps and at the last step; elsewhere the band is refused."""
+    from tinkerx.errors import ConfigError
+
+    cfg = _composed(compose_config, "sft_llama-3.1-8b_chat_tulu3", f"bands.0.at={at}")
+    if recorded:
+        assert declared(cfg)[0].at == at
+    else:
+        with pytest.raises(ConfigError, match=r"bands\[0\]: val/loss is not recorded at step|the run stops at step 781"):
+            declared(cfg)
+    with pytest.raises(ConfigError, match="validation every no steps"):
+        declared(_composed(compose_config, "sft_llama-3.1-8b_chat_tulu3", "method.validation_every=0"))
 
 
 @pytest.mark.parametrize("experiment", ["grpo_llama-3.1-8b_gsm8k", "grpo_qwen3-8b_math", "grpo_llama-3.1-8b-instruct_gsm8k"])
@@ -128,3 +162,20 @@ def test_held_out_band_is_recorded_on_the_tinker_path(tinker_server, tmp_path, s
     # A tiny random model solves no GSM8K problem: its held-out accuracy is far below the published band.
     assert held_out["value"] < 0.87 and held_out["verdict"] == "outside" and summary["band"] == "outside"
     assert isinstance(_judged(summary, "reward/accuracy", 1)["value"], (int, float))
+
+
+@pytest.mark.slow
+def test_validation_loss_band_is_recorded_on_the_tinker_path(tinker_server, tmp_path, shared_data):
+    from tests.helpers.tinker_server import tinker_cli
+
+    conversations = shared_data / "oasst1_en100" / "oasst_en100_messages.jsonl"
+    # validation_size 40: most OASST conversations exceed the tiny model's 512 tokens and are dropped.
+    summary = tinker_cli(["experiment=sft_llama-3.1-8b_chat_tulu3", *TINY[:-1], "model.lora_rank=0", f"dataset.path={conversations}",
+                          "dataset.max_length=512", "dataset.validation_size=40", "dataset.test_size=4", "method.validation_examples=40",
+                          "evaluator.max_examples=1", "sampling.max_tokens=4", "bands.0.at=2", "bands.1.at=2"],
+                         tmp_path / "run", tinker_server)  # fmt: skip
+    for metric in ("val/loss", "train/loss"):
+        band = _judged(summary, metric, 2)
+        # A tiny random byte-level model is far from an 8B model's NLL on its own tokens: outside, and recorded.
+        assert isinstance(band["value"], (int, float)) and band["value"] > 0.74 and band["verdict"] == "outside"
+    assert summary["band"] == "outside"

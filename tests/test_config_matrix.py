@@ -146,6 +146,7 @@ EXPERIMENTS = {
     "grpo_llama-3.1-8b-instruct_gsm8k": {"optim.lr": 8e-5, "training.batch_size": 32, "training.max_steps": 234, "sampling.max_tokens": 1024, "method.group_size": 64},
     "grpo_qwen3-8b_math": {"optim.lr": 2e-5, "training.batch_size": 64, "training.max_steps": 188, "sampling.max_tokens": 512, "method.group_size": 16},
     "grpo_llama-3.2-1b_arithmetic": {"optim.lr": 1e-4, "training.batch_size": 100, "training.max_steps": 100, "sampling.max_tokens": 5, "method.group_size": 4},
+    "sft_llama-3.1-8b_chat_tulu3": {"optim.lr": 3e-4, "optim.schedule": "linear", "training.batch_size": 128, "training.max_steps": 781, "model.lora_rank": 64, "dataset.max_length": 16384},
 }
 
 

@@ -28,7 +28,7 @@ from tinkerx.errors import ConfigError
 # What the evaluator reports (summary.json's baseline/final; metrics.jsonl's eval/<key>).
 EVAL_KEYS = ("accuracy", "reward_mean", "exact_match", "numeric_match", "ungradable", "mean_completion_tokens", "truncation_rate", "num_examples")
 # Namespaces of the per-step metrics the methods record in metrics.jsonl.
-STEP_NAMESPACES = ("train/", "optim/", "time/", "reward/", "dpo/", "distill/", "debate/", "rollout/", "eval/")
+STEP_NAMESPACES = ("train/", "optim/", "time/", "reward/", "dpo/", "distill/", "debate/", "rollout/", "eval/", "val/")
 FORMS = "range: [low, high], '>=': low, or '<=': high"
 
 
@@ -108,6 +108,10 @@ def _checked(band: Band, i: int, cfg: Any) -> Band:
             raise ConfigError(f"{where}: the evaluation records no {band.metric!r}; it records eval/ + {', '.join(EVAL_KEYS)}")
         if not has_evaluator or not every or band.at % every:
             raise ConfigError(f"{where}: {band.metric} is not recorded at step {band.at} (held-out evaluation every {every or 'no'} steps, training.eval_every); use at: final")
+    elif band.metric.startswith("val/"):  # SFT's validation loss: every method.validation_every steps and at the last
+        every = (cfg.get("method") or {}).get("validation_every") or 0
+        if not every or (band.at % every and band.at != steps):
+            raise ConfigError(f"{where}: {band.metric} is not recorded at step {band.at} (validation every {every or 'no'} steps, method.validation_every, and at the last step)")
     elif not band.metric.startswith(STEP_NAMESPACES):
         raise ConfigError(f"{where}: the run records no {band.metric!r} per step; metrics.jsonl keys start with {', '.join(STEP_NAMESPACES)}")
     return band
