@@ -49,6 +49,7 @@ class Debate:
         save_final: bool = True,
         training: str = "rejection_sampling",
         group_size: int = 4,
+        normalize_std: bool = False,
     ) -> None:
         if num_debates < 1:
             raise ConfigError(f"method.num_debates must be >= 1, got {num_debates}")
@@ -60,7 +61,7 @@ class Debate:
             raise ConfigError(f"method.training must be one of {', '.join(TRAININGS)}, got {training!r}")
         if training == "rl" and group_size < 2:
             raise ConfigError(f"method.group_size must be >= 2 with method.training=rl (advantages are relative to the group), got {group_size}")
-        self.training, self.group_size = training, group_size
+        self.training, self.group_size, self.normalize_std = training, group_size, normalize_std
         self.num_debates, self.rounds, self.dry_run = num_debates, rounds, dry_run
         self.self_play, self.split, self.save_final = self_play, split, save_final
         # Which policy argues each side: one shared policy, or one per side, each trained on its own wins.
@@ -194,7 +195,7 @@ class Debate:
 
     def _train_rl(self, p: Pipeline, by_group: list[list[Any]], ids: list[list[str]], step: int) -> dict[str, Any]:
         adam = p.optim.adam_params(step - 1, self.total_steps)
-        data = debater_data(by_group, {ROLE_OF[side]: name for side, name in self.policy_of.items()})
+        data = debater_data(by_group, {ROLE_OF[side]: name for side, name in self.policy_of.items()}, self.normalize_std)
         trained = {name: (items, train_rl(self.policies[name], items, adam)) for name, items in sorted(data.items())}
         if not trained:
             console.print(f"[yellow]warning:[/yellow] step {step}: every group's debates were judged alike, no training")

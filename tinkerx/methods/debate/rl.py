@@ -1,7 +1,8 @@
 """Policy-gradient training of the debaters on the verdict reward (``method.training=rl``).
 
 Per group (one question, ``group_size`` debates) and per debater role, each debate's advantage is
-its reward minus the group's mean for that role (GRPO); with zero-sum rewards debater B's advantages
+its reward minus the group's mean for that role (GRPO; divided by the group's std with
+``method.normalize_std``, which matters for a judge that hardly separates the debates); with zero-sum rewards debater B's advantages
 are A's negated. Each datum is one debater's whole context in one debate (tinkerx/envs/episode.py
 ``trained_tokens``): its sampled tokens at that advantage, everything else -- the question, the
 opponent's arguments, the template -- at 0, so the judge's and the other side's tokens are never
@@ -21,7 +22,7 @@ from tinkerx.methods.shared.rollouts import Sample, rl_datum
 LOSS = "importance_sampling"
 
 
-def debater_data(groups: Sequence[Sequence[Episode]], policy_of_role: Mapping[str, str]) -> dict[str, list[dict[str, Any]]]:
+def debater_data(groups: Sequence[Sequence[Episode]], policy_of_role: Mapping[str, str], normalize_std: bool = False) -> dict[str, list[dict[str, Any]]]:
     """Per policy, its datums with what they were built from; debates with zero advantage are left out
     (they would change nothing), so a group the judge scored alike trains nothing."""
     out: dict[str, list[dict[str, Any]]] = {}
@@ -32,7 +33,7 @@ def debater_data(groups: Sequence[Sequence[Episode]], policy_of_role: Mapping[st
             if not played:
                 continue
             rewards = [e.reward_of(role) for _, e, _ in played]
-            for (k, e, seen), reward, advantage in zip(played, rewards, group_advantages(rewards)):
+            for (k, e, seen), reward, advantage in zip(played, rewards, group_advantages(rewards, normalize_std)):
                 if advantage == 0.0:
                     continue
                 last = e.role_turns(role)[-1]
