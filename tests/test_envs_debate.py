@@ -151,7 +151,7 @@ def _drive(tmp_path: Path, *extra: str):
 def test_rl_steps_change_the_debaters_weights_and_write_the_debate_files(tmp_path):
     run_dir, moved = _drive(tmp_path, *RL)
     assert set(moved) == {"policy"} and moved["policy"][0] > 1e-5, moved  # self-play: one shared policy, trained
-    rows = metrics_rows(run_dir)[1:]
+    rows = [r for r in metrics_rows(run_dir) if r["step"] >= 1]
     assert [r["step"] for r in rows] == [1, 2]
     for r in rows:
         assert r["debate/count"] == 4 and r["judge/unparsed_with_debate"] == 0 and r["train/datums"] >= 1
@@ -170,7 +170,10 @@ def test_rl_steps_change_the_debaters_weights_and_write_the_debate_files(tmp_pat
         assert [t["role"] for t in e["turns"]] == [DEBATER_A, DEBATER_B, JUDGE] and e["outcome"] == "done"
         assert sum(e["role_rewards"].values()) == pytest.approx(0.0)
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["judge"]["with_debate"]["questions"] == 8 and summary["judge"]["without_debate"]["questions"] == 4  # once per question
+    # Judged once per question without a debate, and paired with each of that question's debates.
+    assert summary["judge"]["with_debate"]["questions"] == 8 and summary["judge"]["without_debate"]["questions"] == 8
+    alone = [json.loads(path.read_text())["judge_alone"] for path in debates]
+    assert alone[0] == alone[1] and alone[2] == alone[3]
     assert Path(summary["checkpoints"]["policy"]).is_dir()
 
 
@@ -196,7 +199,7 @@ REJECTION_SAMPLING_BEFORE = [
 
 def test_rejection_sampling_metrics_are_unchanged(tmp_path):
     run_in_process(_overrides(tmp_path), tmp_path / "run")
-    rows = metrics_without_time(tmp_path / "run")[1:]
+    rows = [r for r in metrics_without_time(tmp_path / "run") if r["step"] >= 1]
     assert len(rows) == 2 and not (tmp_path / "run" / "episodes").exists()
     for row, before in zip(rows, REJECTION_SAMPLING_BEFORE):
         assert {k: row[k] for k in before} == pytest.approx(before, rel=1e-4)
