@@ -17,7 +17,6 @@ verifiers' coroutines run on one event loop per environment, one episode at a ti
 from __future__ import annotations
 
 import asyncio
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -141,7 +140,3 @@ class Verifiers:
 def _rows(dataset: Any, split: str) -> list[Row]:
     rows = [dict(r) for r in dataset]
     return [Row(str(r.get("example_id", f"{split}-{i}")) if r.get("example_id") is not None else f"{split}-{i}", r) for i, r in enumerate(rows)]
-
-
-def new_trajectory_id() -> str:
-    return uuid.uuid4().hex
