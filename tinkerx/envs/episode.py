@@ -36,10 +36,17 @@ class Episode:
     group_reward: float = 0.0
     metrics: dict[str, float] = field(default_factory=dict)
     opening: list[dict[str, str]] = field(default_factory=list)  # the first observation's messages
+    # Group scoring per role, for episodes of several trained roles (a debate's zero-sum rewards):
+    # replaces ``group_reward`` for the roles it names.
+    role_rewards: dict[str, float] = field(default_factory=dict)
 
     @property
     def reward(self) -> float:
         return sum(t.reward for t in self.turns) + self.group_reward
+
+    def reward_of(self, role: str) -> float:
+        """``role``'s reward: its own turns' rewards plus its group reward (the episode's when none is its own)."""
+        return sum(t.reward for t in self.role_turns(role)) + self.role_rewards.get(role, self.group_reward)
 
     def role_turns(self, role: str) -> list[Turn]:
         return [t for t in self.turns if t.role == role]
@@ -58,6 +65,9 @@ class TrainedTokens:
 
 def trained_tokens(episode: Episode, role: str) -> TrainedTokens | None:
     """``role``'s turns as one sequence; None when it never acted.
+
+    Only ``role``'s own sampled tokens carry mask 1: in an episode of several roles (a debate) every
+    other role's words reach it as new messages, i.e. glue between its turns, masked out.
 
     Each turn's prompt extends the previous turn's prompt + sampled tokens (the runner builds it so),
     which is checked here: a mismatch would train on tokens the policy never saw.

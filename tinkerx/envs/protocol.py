@@ -51,8 +51,9 @@ class EnvGroup(Protocol):
 
     def make_envs(self, n: int) -> list[Env]: ...
 
-    def group_rewards(self, episodes: Sequence[Any]) -> list[float]:
-        """Added to each episode's summed turn rewards; zeros when an environment rewards per turn."""
+    def group_rewards(self, episodes: Sequence[Any]) -> list[float] | list[dict[str, float]]:
+        """Added to each episode's summed turn rewards; zeros when an environment rewards per turn.
+        Episodes of several trained roles (a debate) give one reward per role: ``{role: reward}``."""
         ...
 
 

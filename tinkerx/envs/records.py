@@ -17,6 +17,7 @@ def episode_record(episode: Episode, **extra: Any) -> dict[str, Any]:
         **({"error": episode.error} if episode.error else {}),
         "reward": episode.reward,
         "group_reward": episode.group_reward,
+        **({"role_rewards": episode.role_rewards} if episode.role_rewards else {}),
         "metrics": episode.metrics,
         "opening": episode.opening,
         "turns": [

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from tinkerx.chat import decode_completion
 from tinkerx.envs.episode import Episode, Turn
@@ -121,7 +121,10 @@ class PendingEpisodes:
                     e.outcome, e.error = "env_error", f"group_rewards: {describe_error(rewards)}"
                 continue
             for e, r in zip(episodes, rewards):
-                e.group_reward = float(r)
+                if isinstance(r, Mapping):  # one reward per role (several trained roles, e.g. a debate)
+                    e.role_rewards = {role: float(v) for role, v in r.items()}
+                else:
+                    e.group_reward = float(r)
         return by_group
 
     def send(self) -> None:

@@ -68,23 +68,44 @@ class Judge:
         self._client = resolved(service.create_sampling_client(base_model=base_model))
         self._tokenizer = self.model_loader.load_tokenizer() if self.model_loader is not None else policy_tokenizer
 
-    def judge(self, transcripts: Sequence[Transcript]) -> None:
-        """Sets each transcript's ``verdict`` (after the debate) and ``alone`` (same answers, no debate)."""
+    def judge(self, transcripts: Sequence[Transcript], replies: Sequence[tuple[str, list[int]]] | None = None) -> None:
+        """Sets each transcript's ``verdict`` (after the debate) and ``alone`` (same answers, no debate).
+
+        ``replies``: the judge's free-text replies after each debate when they were sampled already
+        (the judge's turn of a debate episode); otherwise they are sampled here. Transcripts of the
+        same question (``Setup.question_id``) share one judgement without the debate.
+        """
+        n = len(transcripts)
         views: list[tuple[Setup, Sequence[Turn] | None]] = [(t.setup, t.turns) for t in transcripts]
-        views += [(t.setup, None) for t in transcripts]
+        questions: dict[str, Setup] = {}
+        for t in transcripts:
+            questions.setdefault(t.setup.question_id, t.setup)
+        alone_of = {question: n + i for i, question in enumerate(questions)}  # index of its view without a debate
+        views += [(setup, None) for setup in questions.values()]
         # Every request is out before any answer is awaited: the label logprobs of every view in
         # every order, then the replies (on the service they all run concurrently).
         first_label_p = None
         if self.verdict == "logprobs":
             first_label_p = self._request_label_probabilities([judge_messages(s, t) for order in self._orders(views) for s, t in order])
-        replies = self.complete([judge_messages(setup, turns) for setup, turns in views])
+        if replies is None:
+            replies = self.complete([judge_messages(setup, turns) for setup, turns in views])
+        else:
+            replies = [(self.prefill + text, tokens) for text, tokens in replies] + self.complete([judge_messages(setup, turns) for setup, turns in views[n:]])
         if first_label_p is not None:
             verdicts = self._logprob_verdicts(views, replies, first_label_p())
         else:
             verdicts = [Verdict(parse_verdict(text, setup.answers), text, tokens) for (setup, _), (text, tokens) in zip(views, replies)]
-        n = len(transcripts)
-        for t, with_debate, alone in zip(transcripts, verdicts[:n], verdicts[n:]):
-            t.verdict, t.alone = with_debate, alone
+        for t, with_debate in zip(transcripts, verdicts[:n]):
+            t.verdict, t.alone = with_debate, verdicts[alone_of[t.setup.question_id]]
+
+    def reply_client(self) -> "JudgeReplies":
+        """The judge as a role of a debate episode: its replies at its own length and temperature, after its prefill."""
+        from tinker import types
+
+        if self._client is None:
+            raise RuntimeError("Judge.start(service) must be called before judging")
+        prefill = self._tokenizer.encode(self.prefill, add_special_tokens=False) if self.prefill else []
+        return JudgeReplies(self._client, types.SamplingParams(max_tokens=self.max_tokens, temperature=self.temperature), prefill)
 
     def _orders(self, views: list[tuple[Setup, Sequence[Turn] | None]]) -> list[list[tuple[Setup, Sequence[Turn] | None]]]:
         """The views as written and, with ``both_orders``, with the sides swapped."""
@@ -134,3 +155,22 @@ class Judge:
             tokens = list(future.result().sequences[0].tokens)
             replies.append((self.prefill + decode_completion(self._tokenizer, tokens), tokens))
         return replies
+
+
+class JudgeReplies:
+    """A sampling client for the episode runner that answers as the judge does: its own sampling
+    parameters (whatever the runner passes for the debaters) and its prefill after the prompt."""
+
+    def __init__(self, client: Any, params: Any, prefill_T: list[int]) -> None:
+        self.client, self.params, self.prefill_T = client, params, prefill_T
+
+    def _prefilled(self, prompt: Any) -> Any:
+        from tinker import types
+
+        return types.ModelInput.from_ints(prompt.to_ints() + self.prefill_T) if self.prefill_T else prompt
+
+    def sample(self, prompt: Any, num_samples: int, sampling_params: Any) -> Any:
+        return self.client.sample(prompt=self._prefilled(prompt), num_samples=num_samples, sampling_params=self.params)
+
+    def sample_many(self, prompts: Sequence[Any], num_samples: int, sampling_params: Any) -> list[Any]:
+        return sample_prompts(self.client, [self._prefilled(p).to_ints() for p in prompts], num_samples, self.params)

@@ -4,6 +4,11 @@ A step: pick questions (seeded, no repeats within an epoch), assign sides (balan
 ``rounds`` rounds of turns, ask the judge after the debate and, as the in-run baseline, with no
 debate on the same two answers, then (unless ``dry_run``) one cross-entropy step per policy on its
 winning turns. Everything a step saw goes to ``debates/``; its numbers to ``metrics.jsonl``.
+
+``training``: ``rejection_sampling`` (the default, above) or ``rl``: each question is debated
+``group_size`` times as episodes of tinkerx/envs/debate.py (roles debater_a, debater_b and the frozen
+judge), the judge's verdict is the zero-sum reward, and each debater policy takes one policy-gradient
+step on its own sampled tokens (rl.py). The same ``debates/`` records, plus ``episodes/step_*.jsonl``.
 """
 
 from __future__ import annotations
@@ -12,9 +17,15 @@ import random
 import time
 from typing import Any
 
+from tinkerx.envs.debate import JUDGE, ROLE_OF, debate_limits
+from tinkerx.envs.episode import OUTCOMES
+from tinkerx.envs.records import episode_record
+from tinkerx.envs.runner import EpisodeRunner
 from tinkerx.errors import ConfigError, UserError
+from tinkerx.methods.debate.episodes import JudgedGroups
 from tinkerx.methods.debate.loop import assign_sides, run_debates
 from tinkerx.methods.debate.metrics import RunTally, step_metrics
+from tinkerx.methods.debate.rl import debater_data, rl_record, train_rl
 from tinkerx.methods.debate.training import step_record, train_on, winning_turns
 from tinkerx.methods.shared.policy import base_sampler, load_policy, open_policy, policy_sampler, resume_policy, save_policy
 from tinkerx.pipeline import Pipeline, ResumeState
@@ -22,6 +33,7 @@ from tinkerx.runs.display import console, show
 from tinkerx.runs.rng import restore_random_state
 
 SPLITS = ("train", "validation", "test")
+TRAININGS = ("rejection_sampling", "rl")
 
 
 class Debate:
@@ -35,6 +47,9 @@ class Debate:
         self_play: bool = True,
         split: str = "train",
         save_final: bool = True,
+        training: str = "rejection_sampling",
+        group_size: int = 4,
+        normalize_std: bool = False,
     ) -> None:
         if num_debates < 1:
             raise ConfigError(f"method.num_debates must be >= 1, got {num_debates}")
@@ -42,6 +57,11 @@ class Debate:
             raise ConfigError(f"method.rounds must be >= 1, got {rounds}")
         if split not in SPLITS:
             raise ConfigError(f"method.split must be one of {', '.join(SPLITS)}, got {split!r}")
+        if training not in TRAININGS:
+            raise ConfigError(f"method.training must be one of {', '.join(TRAININGS)}, got {training!r}")
+        if training == "rl" and group_size < 2:
+            raise ConfigError(f"method.group_size must be >= 2 with method.training=rl (advantages are relative to the group), got {group_size}")
+        self.training, self.group_size, self.normalize_std = training, group_size, normalize_std
         self.num_debates, self.rounds, self.dry_run = num_debates, rounds, dry_run
         self.self_play, self.split, self.save_final = self_play, split, save_final
         # Which policy argues each side: one shared policy, or one per side, each trained on its own wins.
@@ -57,6 +77,10 @@ class Debate:
         self.questions = _multiple_choice(p.dataset.split(self.split), self.split)
         self.judge.start(p.service, p.base_model, p.tokenizer)
         self.base = base_sampler(p) if self.dry_run else None
+        # RL: the judge writes its reply as a role of the episode when it reads the debaters' tokens
+        # (no model of its own); a judge on another model replies through its own tokenizer in scoring.
+        self.judge_reads = self.judge.model_loader is None
+        self.limits = debate_limits(self.rounds, self.judge_reads)
         self.rng = random.Random(p.seed)
         self.order: list[int] = []
         self.tally = RunTally()
@@ -97,14 +121,17 @@ class Debate:
 
         clients = {name: policy_sampler(c) for name, c in self.policies.items()}
         debaters = {side: self.base if self.dry_run else clients[name] for side, name in self.policy_of.items()}
-        transcripts = run_debates(debaters, p.tokenizer, setups, self.rounds, p.sampling.params())
-        debated = time.perf_counter()
-        self.judge.judge(transcripts)
-        judged = time.perf_counter()
-        self.tally.add(transcripts)
-        metrics = step_metrics(transcripts)
-        if not self.dry_run:
-            metrics.update(self._train(p, self.policies, transcripts, step, self.total_steps))
+        if self.training == "rl":
+            transcripts, metrics, debated, judged = self._rl_step(p, debaters, setups, step, started)
+        else:
+            transcripts = run_debates(debaters, p.tokenizer, setups, self.rounds, p.sampling.params())
+            debated = time.perf_counter()
+            self.judge.judge(transcripts)
+            judged = time.perf_counter()
+            self.tally.add(transcripts)
+            metrics = step_metrics(transcripts)
+            if not self.dry_run:
+                metrics.update(self._train(p, self.policies, transcripts, step, self.total_steps))
         for t in transcripts:
             p.recorder.write_json(f"debates/debate_{t.setup.id}.json", t.to_json(step, self.policy_of))
         now = time.perf_counter()
@@ -146,6 +173,45 @@ class Debate:
         # Distinct seeds give two policies distinct LoRA initialisations.
         return {name: open_policy(p, seed=p.seed + i) for i, name in enumerate(names)}
 
+    def _rl_step(self, p: Pipeline, debaters: dict[str, Any], setups: list[Any], step: int, started: float) -> tuple[list[Any], dict[str, Any], float, float]:
+        """The step's debates as episodes, judged per question group, then one RL update per policy."""
+        policies = {ROLE_OF[side]: client for side, client in debaters.items()}
+        if self.judge_reads:
+            policies[JUDGE] = self.judge.reply_client()
+        judged = JudgedGroups(self.judge, self.rounds, self.judge_reads)
+        groups = judged.groups(setups)
+        by_group = EpisodeRunner(p.tokenizer, p.sampling.params(), self.limits).launch(groups, self.group_size, policies).collect()
+        done = time.perf_counter()
+        transcripts = judged.in_order(setups)
+        self.tally.add(transcripts)
+        metrics = step_metrics(transcripts)
+        metrics.update(_episode_metrics(by_group))
+        ids = [[f"{s.id}_{k:02d}" for k in range(self.group_size)] for s in setups]
+        p.recorder.write_jsonl(f"episodes/step_{step:06d}.jsonl", [episode_record(e, step=step, group=g, debate_id=ids[g][k]) for g, es in enumerate(by_group) for k, e in enumerate(es)])
+        if not self.dry_run:
+            metrics.update(self._train_rl(p, by_group, ids, step))
+        # The judge scores inside the episodes' collection: its share of that time is judged.seconds.
+        return transcripts, metrics, done - judged.seconds, done
+
+    def _train_rl(self, p: Pipeline, by_group: list[list[Any]], ids: list[list[str]], step: int) -> dict[str, Any]:
+        adam = p.optim.adam_params(step - 1, self.total_steps)
+        data = debater_data(by_group, {ROLE_OF[side]: name for side, name in self.policy_of.items()}, self.normalize_std)
+        trained = {name: (items, train_rl(self.policies[name], items, adam)) for name, items in sorted(data.items())}
+        if not trained:
+            console.print(f"[yellow]warning:[/yellow] step {step}: every group's debates were judged alike, no training")
+            return {"train/datums": 0, "optim/lr": adam.learning_rate}
+        p.recorder.write_json(f"debates/training_step_{step:06d}.json", rl_record(step, adam.learning_rate, trained, ids))
+        tokens = sum(r["tokens"] for _, r in trained.values())
+        metrics: dict[str, Any] = {
+            "train/loss": sum(r["loss"] * r["tokens"] for _, r in trained.values()) / max(tokens, 1),
+            "train/tokens": tokens,
+            "train/datums": sum(len(items) for items, _ in trained.values()),
+            "optim/lr": adam.learning_rate,
+        }
+        if not self.self_play:
+            metrics.update({f"train/loss_{name}": r["loss"] for name, (_, r) in trained.items()})
+        return metrics
+
     def _train(self, p: Pipeline, policies: dict[str, Any], transcripts: list[Any], step: int, total: int) -> dict[str, Any]:
         adam = p.optim.adam_params(step - 1, total)
         items = winning_turns(transcripts)
@@ -176,3 +242,12 @@ def _multiple_choice(examples: list[Any], split: str) -> list[Any]:
     if any(len(ex.choices) < 2 for ex in examples):
         raise ConfigError("method=debate needs a multiple-choice data set (dataset=mmlu_stem, gpqa_diamond or mcq_jsonl)")
     return examples
+
+
+def _episode_metrics(by_group: list[list[Any]]) -> dict[str, Any]:
+    """The debate episodes' outcomes (cut by a limit, an environment error) and the debaters' mean rewards."""
+    episodes = [e for es in by_group for e in es]
+    n = max(len(episodes), 1)
+    metrics: dict[str, Any] = {f"episodes/{o}": sum(e.outcome == o for e in episodes) for o in OUTCOMES if o != "done"}
+    metrics.update({f"reward/{role}_mean": sum(e.reward_of(role) for e in episodes) / n for role in ROLE_OF.values()})
+    return metrics

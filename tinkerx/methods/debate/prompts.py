@@ -76,3 +76,41 @@ def judge_messages(setup: Setup, turns: Sequence[Turn] | None) -> list[dict[str,
     if turns is None:
         return [{"role": "user", "content": ALONE.format(**fields)}]
     return [{"role": "user", "content": JUDGE.format(transcript=format_transcript(turns), **fields)}]
+
+
+# ---- debate as an environment (method.training=rl): each debater's conversation grows turn by turn ----
+# A role's next prompt must extend its previous one (tinkerx/envs/render.py), so a debater is not
+# shown the whole transcript again each turn as above: it reads the question once, then each of its
+# opponent's arguments as a new message.
+
+OPENING = """You are debater {side} in a debate about a question. A judge will read the debate and decide which answer is correct.
+
+Question: {question}
+
+Answer A: {answer_a}
+Answer B: {answer_b}
+
+You argue that Answer {side} is correct; your opponent argues for Answer {other}. The debate has {rounds} rounds.
+{heard}This is round {round} of {rounds}. In a few sentences, give your strongest argument for Answer {side}{rebut}."""
+
+REPLY = """Debater {other} (for Answer {other}), round {their_round}: {text}
+
+This is round {round} of {rounds}. In a few sentences, give your strongest argument for Answer {side} and answer your opponent."""
+
+
+def _heard(other_side: str, their_round: int, text: str) -> str:
+    return f"\nDebater {other_side} (for Answer {other_side}), round {their_round}: {text.strip()}\n\n"
+
+
+def opening_messages(setup: Setup, side: str, round_: int, rounds: int, opponent: tuple[int, str] | None) -> list[dict[str, str]]:
+    """A debater's first message: the question, its side, and (debater B) the argument it answers."""
+    heard = _heard(other(side), *opponent) if opponent else ""
+    text = OPENING.format(side=side, other=other(side), question=setup.question, answer_a=setup.answers[0], answer_b=setup.answers[1],
+                          rounds=rounds, round=round_, heard=heard, rebut=" and answer your opponent" if opponent else "")  # fmt: skip
+    return [{"role": "user", "content": text}]
+
+
+def reply_messages(side: str, round_: int, rounds: int, opponent: tuple[int, str]) -> list[dict[str, str]]:
+    """What a debater reads before its next turn: only its opponent's latest argument."""
+    their_round, text = opponent
+    return [{"role": "user", "content": REPLY.format(other=other(side), their_round=their_round, text=text.strip(), round=round_, rounds=rounds, side=side)}]

@@ -16,6 +16,13 @@ class Setup:
     answers: tuple[str, str]
     correct: str  # "A" or "B": the side holding the data set's answer
     letters: tuple[str, str]  # the answers' letters in the data set, for reading logs against it
+    # Debates of one question with the same sides (method.training=rl debates a setup group_size
+    # times) name the setup they share: the judge reads that question without a debate only once.
+    group: str = ""
+
+    @property
+    def question_id(self) -> str:
+        return self.group or self.id
 
 
 @dataclass
