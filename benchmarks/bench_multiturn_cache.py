@@ -24,6 +24,7 @@ import json
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from _common import base_parser, console, interleave, machine_line, model_loaders, table, verdict
@@ -147,15 +148,19 @@ def main() -> None:
 
             def episodes(cached: bool):
                 def run() -> None:
+                    nonlocal began
+                    began = time.perf_counter()
                     cache.max_tokens = defaults.prefix_cache_tokens if cached else 0
                     cache.clear()
                     before = dict(cache.counters)
                     done = runner.launch(groups, 1, {role: sampler for role in groups[0].roles}).collect()
                     outputs["cached" if cached else "plain"] = [[t.tokens_T for t in e.turns] for g in done for e in g]
                     counts["cached" if cached else "plain"] = {k: cache.counters[k] - before[k] for k in ("hits", "tokens_saved", "lookups")}
+                    console.print(f"  {shape}, {'cached' if cached else 're-prefill'}: {time.perf_counter() - began:.1f} s")
                 return run
 
-            episodes(True)()  # warm-up: first-call costs out of the timings
+            began = time.perf_counter()
+            runner.launch(groups[:1], 1, {role: sampler for role in groups[0].roles}).collect()  # warm-up: first-call costs out of the timings
             times = interleave(episodes(True), episodes(False), args.repeats)
             ratio = statistics.median(p / o for o, p in zip(times["ours"], times["plain"]))
             same = sum(a == b for a, b in zip(outputs["cached"], outputs["plain"])) / len(outputs["plain"])

@@ -241,3 +241,17 @@ def test_the_bound_comes_from_the_backend_config_and_a_bad_one_is_named():
     for bad in (-1, 1.5, True, "many"):
         with pytest.raises(ValueError, match=r"backend\.prefix_cache_tokens must be an integer >= 0"):
             LocalBackend(prefix_cache_tokens=bad)
+
+
+def test_a_multi_turn_env_run_records_the_prefix_cache_counters_in_its_step_metrics(tmp_path):
+    """``method=grpo env=guess_number`` on tiny with the backend's config: second guesses reuse the
+    first turn's keys and values, and each step's metrics say how many prompt tokens were not prefilled."""
+    from tests.helpers.runs import metrics_rows, run_in_process
+
+    guess = ["method=grpo", "env=guess_number", "env.high=9", "env.max_turns=2", "env.test_size=2", "env.train_size=10", "~reward",
+             "training.batch_size=2", "method.group_size=2", "sampling.max_tokens=2", "method.samples_per_step=1",
+             "training.eval_every=0", "method.evaluate_baseline=false", "training.max_steps=1", "backend.num_threads=1"]  # fmt: skip
+    run_in_process(guess, tmp_path / "run")
+    step = metrics_rows(tmp_path / "run")[-1]
+    assert step["step"] == 1 and step["episodes/turns"] > 1  # some episodes had a second turn
+    assert step["sample/prefix_cache_hits"] >= 1 and step["sample/prefix_cache_tokens_saved"] > 0

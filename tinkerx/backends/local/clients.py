@@ -225,7 +225,17 @@ class LocalTrainingClient:
 
     def save_state(self, name: str, **_: Any) -> "Future[types.SaveWeightsResponse]":
         path = self._checkpoint_path("state", name)
+        self._forget_kept_sequences()
         return self._submit(lambda: (self._save(path, with_optimizer=True), types.SaveWeightsResponse(path=str(path)))[1])
+
+    def _forget_kept_sequences(self) -> None:
+        """A saved state is where a resumed run continues, its prefix caches empty: emptied here too,
+        the run that goes on samples what the resumed one samples (a hit's logprobs may differ from a
+        whole prefill's in the last bits). Each cache is emptied on the thread that samples with it."""
+        self._submit(self.engine.prefix_cache.clear)
+        worker = self.service._rollout_workers.get(id(self.engine))
+        if worker is not None:
+            worker.submit(worker.engine.prefix_cache.clear)
 
     def save_weights_for_sampler(self, name: str, **_: Any) -> "Future[types.SaveWeightsForSamplerResponse]":
         path = self._checkpoint_path("sampler_weights", name)
