@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import uuid
+import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
@@ -51,8 +52,7 @@ class LocalServiceClient:
         self._rollout_workers: dict[int, RolloutWorker] = {}
         # Tokens of finished sequences each engine keeps for prompts that extend them (prefix_cache; 0: none).
         self.prefix_cache_tokens = prefix_cache_tokens
-        self._engines: list[ModelEngine] = []
-        self._cache_counts_read: dict[str, int] = {}
+        self._engines: weakref.WeakSet[ModelEngine] = weakref.WeakSet()  # for the counters only: engines still go when their clients do
 
     def limit_tokens_per_forward(self, budget: int | None) -> None:
         """The token budget of the training clients made from here on (``training.max_tokens_per_forward``)."""
@@ -85,7 +85,7 @@ class LocalServiceClient:
         engine = ModelEngine(self.loader(base_model), device=self.device, dtype=self.dtype, rank=rank, seed=seed, trainable=trainable,
                              max_batch_rows=self.max_batch_rows, max_tokens_per_forward=self.max_tokens_per_forward,
                              prefix_cache_tokens=self.prefix_cache_tokens, **lora)
-        self._engines.append(engine)
+        self._engines.add(engine)
         return engine
 
     def create_lora_training_client(
@@ -152,11 +152,8 @@ class LocalServiceClient:
         (``sample/prefix_cache_tokens_saved``). Empty with the cache off."""
         if not self.prefix_cache_tokens:
             return {}
-        engines = self._engines + [w.engine for w in self._rollout_workers.values()]
-        totals = {name: sum(e.prefix_cache.counters[name] for e in engines) for name in ("hits", "tokens_saved")}
-        delta = {f"sample/prefix_cache_{name}": value - self._cache_counts_read.get(name, 0) for name, value in totals.items()}
-        self._cache_counts_read = totals
-        return delta
+        reads = [e.prefix_cache.counts_since_last_read() for e in [*self._engines, *(w.engine for w in self._rollout_workers.values())]]
+        return {f"sample/prefix_cache_{name}": sum(r[name] for r in reads) for name in ("hits", "tokens_saved")}
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)

@@ -60,6 +60,7 @@ class PrefixCache:
         self._weights: Hashable = None
         self.cached_tokens = 0
         self.counters = dict.fromkeys(("lookups", "hits", "tokens_saved", "evicted"), 0)
+        self._read: dict[str, int] = {}
 
     @property
     def enabled(self) -> bool:
@@ -116,6 +117,12 @@ class PrefixCache:
         if not self._lengths[entry.length]:
             del self._lengths[entry.length]
         self.cached_tokens -= entry.length
+
+    def counts_since_last_read(self) -> dict[str, int]:
+        """The counters' growth since this was last called (what a step's metrics report)."""
+        delta = {name: value - self._read.get(name, 0) for name, value in self.counters.items()}
+        self._read = dict(self.counters)
+        return delta
 
     def __len__(self) -> int:
         return len(self._entries)
