@@ -255,3 +255,33 @@ def test_a_multi_turn_env_run_records_the_prefix_cache_counters_in_its_step_metr
     step = metrics_rows(tmp_path / "run")[-1]
     assert step["step"] == 1 and step["episodes/turns"] > 1  # some episodes had a second turn
     assert step["sample/prefix_cache_hits"] >= 1 and step["sample/prefix_cache_tokens_saved"] > 0
+
+
+def test_a_rollout_worker_keeps_its_own_cache_and_samples_the_same(tmp_path_factory):
+    """With ``backend.rollout_device`` sampling runs on a copy of the model: that copy's engine keeps
+    the sequences, the next turn hits there, and the tokens equal the cache-off sampler's."""
+    outputs, engines = [], []
+    for tokens in (4096, 0):
+        backend, service = open_service(tmp_path_factory, tokens, rollout_device="cpu")
+        trainer, sampler = policy(service)
+        prompts = [[5, 6, 7, 8, 9, 10, 11, 12, 13 + i] for i in range(3)]
+        turn1 = sample(sampler, prompts)
+        outputs.append(sample(sampler, next_turn(prompts, turn1, lambda i: [50, 51, 52 + i])))
+        engines.append((trainer.engine, sampler.engine))
+        backend.close()
+    assert_same(*outputs)
+    (trained, rollout), _ = engines
+    assert rollout is not trained and rollout.prefix_cache.counters["hits"] == 3 and trained.prefix_cache.counters["lookups"] == 0
+
+
+def test_saving_a_state_empties_the_cache(services):
+    """A resumed run starts with an empty cache; the run that goes on past the saved state must too,
+    or its next turns would hit where the resumed run's prefill whole (logprobs equal only to LOGPROB_TOL)."""
+    cached_service, _ = services
+    trainer, sampler = policy(cached_service)
+    prompts = [[5, 6, 7, 8, 9, 10, 11, 12, 13]]
+    turn1 = sample(sampler, prompts)
+    assert len(trainer.engine.prefix_cache) == 1
+    trainer.save_state("resume-point").result()
+    sample(sampler, next_turn(prompts, turn1, lambda i: [50, 51]))
+    assert trainer.engine.prefix_cache.counters["hits"] == 0
