@@ -117,7 +117,9 @@ class RunLifecycle:
         return getattr(self.pipeline.service, "meter", None) if self.pipeline is not None else None
 
     def _usage_metrics(self) -> dict[str, Any]:
-        return self.meter.step_metrics() if self.meter is not None else {}
+        # The local backend's prefix cache counters (sample/prefix_cache_*); other services have none.
+        cache = getattr(self.pipeline.service, "prefix_cache_metrics", None) if self.pipeline is not None else None
+        return {**(self.meter.step_metrics() if self.meter is not None else {}), **(cache() if callable(cache) else {})}
 
     def _check_budget(self) -> None:
         training = self.pipeline.training

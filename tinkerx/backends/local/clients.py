@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import uuid
+import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
@@ -32,7 +33,7 @@ class LocalServiceClient:
 
     def __init__(self, model_loaders: Sequence[Any], *, device: torch.device, dtype: torch.dtype, checkpoint_dir: Path, seed: int = 0,
                  max_batch_rows: int | None = None, rollout_device: torch.device | None = None,
-                 max_tokens_per_forward: int | None = None) -> None:
+                 max_tokens_per_forward: int | None = None, prefix_cache_tokens: int = 0) -> None:
         self._loaders = {m.base_model: m for m in model_loaders}
         self.device, self.dtype = device, dtype
         self.checkpoint_dir = Path(checkpoint_dir)
@@ -49,6 +50,9 @@ class LocalServiceClient:
         # the copy's own thread (None: on the training model, between training calls).
         self.rollout_device = rollout_device
         self._rollout_workers: dict[int, RolloutWorker] = {}
+        # Tokens of finished sequences each engine keeps for prompts that extend them (prefix_cache; 0: none).
+        self.prefix_cache_tokens = prefix_cache_tokens
+        self._engines: weakref.WeakSet[ModelEngine] = weakref.WeakSet()  # for the counters only: engines still go when their clients do
 
     def limit_tokens_per_forward(self, budget: int | None) -> None:
         """The token budget of the training clients made from here on (``training.max_tokens_per_forward``)."""
@@ -78,8 +82,11 @@ class LocalServiceClient:
         return self._loaders[base_model]
 
     def _engine(self, base_model: str, rank: int, seed: int, trainable: bool, **lora: bool) -> ModelEngine:
-        return ModelEngine(self.loader(base_model), device=self.device, dtype=self.dtype, rank=rank, seed=seed, trainable=trainable,
-                           max_batch_rows=self.max_batch_rows, max_tokens_per_forward=self.max_tokens_per_forward, **lora)
+        engine = ModelEngine(self.loader(base_model), device=self.device, dtype=self.dtype, rank=rank, seed=seed, trainable=trainable,
+                             max_batch_rows=self.max_batch_rows, max_tokens_per_forward=self.max_tokens_per_forward,
+                             prefix_cache_tokens=self.prefix_cache_tokens, **lora)
+        self._engines.add(engine)
+        return engine
 
     def create_lora_training_client(
         self,
@@ -138,6 +145,15 @@ class LocalServiceClient:
         if id(engine) not in self._rollout_workers:
             self._rollout_workers[id(engine)] = RolloutWorker(engine, self.loader(engine.base_model), self.rollout_device)
         return self._rollout_workers[id(engine)]
+
+    def prefix_cache_metrics(self) -> dict[str, int]:
+        """Since the last read, over every engine: prompts that reused a kept sequence
+        (``sample/prefix_cache_hits``) and the prompt tokens they did not prefill
+        (``sample/prefix_cache_tokens_saved``). Empty with the cache off."""
+        if not self.prefix_cache_tokens:
+            return {}
+        reads = [e.prefix_cache.counts_since_last_read() for e in [*self._engines, *(w.engine for w in self._rollout_workers.values())]]
+        return {f"sample/prefix_cache_{name}": sum(r[name] for r in reads) for name in ("hits", "tokens_saved")}
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
@@ -206,7 +222,17 @@ class LocalTrainingClient:
 
     def save_state(self, name: str, **_: Any) -> "Future[types.SaveWeightsResponse]":
         path = self._checkpoint_path("state", name)
+        self._forget_kept_sequences()
         return self._submit(lambda: (self._save(path, with_optimizer=True), types.SaveWeightsResponse(path=str(path)))[1])
+
+    def _forget_kept_sequences(self) -> None:
+        """A saved state is where a resumed run continues, its prefix caches empty: emptied here too,
+        the run that goes on samples what the resumed one samples (a hit's logprobs may differ from a
+        whole prefill's in the last bits). Each cache is emptied on the thread that samples with it."""
+        self._submit(self.engine.prefix_cache.clear)
+        worker = self.service._rollout_workers.get(id(self.engine))
+        if worker is not None:
+            worker.submit(worker.engine.prefix_cache.clear)
 
     def save_weights_for_sampler(self, name: str, **_: Any) -> "Future[types.SaveWeightsForSamplerResponse]":
         path = self._checkpoint_path("sampler_weights", name)

@@ -18,6 +18,7 @@ from tinkerx.backends.local.generation import Generated, sample_batch
 from tinkerx.backends.local.losses import LOSS_INPUTS, LOSSES, check_loss_name
 from tinkerx.backends.local.memory import memory_guard
 from tinkerx.backends.local.prefill import cache_kwarg
+from tinkerx.backends.local.prefix_cache import PrefixCache
 from tinkerx.backends.local.rows import SEGMENTS, Row, grad_positions, packed_attention, shared_prefix_groups, target_logprobs
 
 LORA_ALPHA = 32  # Tinker's LoRA scaling; kept fixed so the rank alone sets capacity
@@ -49,6 +50,7 @@ class ModelEngine:
         trainable: bool = True,
         max_batch_rows: int | None = None,
         max_tokens_per_forward: int | None = None,
+        prefix_cache_tokens: int = 0,
     ) -> None:
         self.base_model = model_loader.base_model
         self.max_batch_rows = max_batch_rows
@@ -66,6 +68,8 @@ class ModelEngine:
         self.trainable = trainable
         self.lora = {"train_mlp": train_mlp, "train_attn": train_attn, "train_unembed": train_unembed}
         self.seed = seed
+        # Finished sequences' KV caches, reused by prompts that extend them (the next turn of an episode).
+        self.prefix_cache = PrefixCache(prefix_cache_tokens)
         self.optimizer: torch.optim.Optimizer | None = None
         self.version = 0
         self.steps = 0
@@ -380,6 +384,9 @@ class ModelEngine:
 
     def sample(self, snapshot: WeightsSnapshot | None, prompts: list[list[int]], num_samples: int, params: Any, seeds: list[int]) -> list[list[Generated]]:
         self._use_snapshot(snapshot)
+        # Kept keys and values are only valid for the weights that computed them: a snapshot's version
+        # names them (an optimizer step or a load makes a new one); without one, whatever is loaded.
+        self.prefix_cache.bind(snapshot.version if snapshot is not None else ("loaded", self._sampling_version))
         stop = params.stop
         stop_strings: list[str] = []
         stop_ids: set[int] = {self.tokenizer.eos_token_id} if self.tokenizer.eos_token_id is not None else set()
@@ -402,4 +409,5 @@ class ModelEngine:
             generators=[torch.Generator(device=self.device).manual_seed(s) for s in seeds],
             pad_token_id=self.tokenizer.pad_token_id or 0,
             max_rows=self.max_batch_rows,
+            prefix_cache=self.prefix_cache,
         )

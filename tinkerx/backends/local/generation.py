@@ -15,7 +15,8 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from tinkerx.backends.local.prefill import cache_kwarg, prefill
+from tinkerx.backends.local.prefill import cache_kwarg, prefill, prefill_after
+from tinkerx.backends.local.prefix_cache import PrefixCache
 
 # Uniforms are drawn for this many decode steps at a time: one draw per prompt per block, and a
 # bounded buffer however large max_tokens is.
@@ -136,6 +137,7 @@ def sample_batch(
     check_every: int | None = None,
     compact_share: float = COMPACT_SHARE,
     max_rows: int | None = None,
+    prefix_cache: PrefixCache | None = None,
 ) -> list[list[Generated]]:
     """``num_samples`` completions of each prompt, decoded together; one list per prompt.
 
@@ -155,6 +157,10 @@ def sample_batch(
     on an accelerator, so the loop does not wait for the device once per token). Tokens a row
     samples after its end, before the next check, are cut off: the results are those of checking
     every step. ``compact=False`` is the loop as it was: every row from the start to the end.
+
+    With a ``prefix_cache`` (and ``compact``), a prompt that extends a sequence kept there by an
+    earlier call prefills only its new tokens, and every row's finished sequence (prompt + sampled
+    tokens) is kept there as it leaves the batch, for the next turn of its episode.
     """
     if len(generators) != len(prompts):
         raise ValueError(f"{len(prompts)} prompts need as many generators, got {len(generators)}")
@@ -171,11 +177,18 @@ def sample_batch(
     checked = [0] * n  # stop strings: steps of each row already searched
     redraws: dict[int, list[int]] = collections.defaultdict(list)  # step -> prompts whose next block of draws starts then
     at_cap: set[int] = set()  # steps at which some rows sample their last allowed token: the host must look then
+    keeps = prefix_cache if compact and prefix_cache is not None and prefix_cache.enabled else None
+
+    def leave(batch: _DecodeRows, where: list[int]) -> None:
+        """Rows ``where`` of the batch are finished and leave it: their sequences go to the prefix cache."""
+        if keeps is not None and where and _can_join(batch.cache):
+            _keep_sequences(keeps, batch, where, prompts, num_samples, tokens_N_T, stop_step_N, max_tokens)
 
     def admit(count: int, step: int) -> _DecodeRows:
         """Prefills the next ``count`` waiting prompts; their first token is sampled at ``step``."""
         chosen = [waiting.popleft() for _ in range(count)]
-        rows = _prefill_rows(model, [prompts[p] for p in chosen], num_samples, pad_token_id, device, grow_in_place=compact)
+        pasts = [keeps.lookup(prompts[p]) for p in chosen] if keeps is not None else None
+        rows = _prefill_rows(model, [prompts[p] for p in chosen], num_samples, pad_token_id, device, grow_in_place=compact, pasts=pasts)
         rows.row_ids = torch.tensor([p * num_samples + s for p in chosen for s in range(num_samples)], device=device)
         rows.steps = torch.zeros(len(rows.row_ids), dtype=torch.long, device=device)
         if temperature > 0:
@@ -230,6 +243,7 @@ def sample_batch(
             running = (stop_step_N[rows] < 0) & (steps < max_tokens - 1)
             live = int(running.sum())
             if live == 0 and not waiting:
+                leave(batch, list(range(len(rows))))
                 break  # no forward for a token nobody will sample
             free = max_rows - live
             if waiting and live == 0:
@@ -240,10 +254,12 @@ def sample_batch(
             if can_compact and finished and (finished >= compact_share * len(rows) or joining):
                 keep = running.nonzero().squeeze(-1)
             if live == 0:  # everything decoding has ended: the waiting prompts start a fresh batch
+                leave(batch, list(range(len(rows))))
                 batch, step = admit(joining, step + 1), step + 1
                 padded = bool((batch.mask == 0).any())
                 continue
         if keep is not None:
+            leave(batch, (~running).nonzero().squeeze(-1).tolist())
             batch.select(keep)
             next_ids = next_ids[keep]
             if can_join:
@@ -308,12 +324,16 @@ def _inverse_cdf(probs: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
 
 
 def _prefill_rows(model: torch.nn.Module, prompts: Sequence[Sequence[int]], num_samples: int, pad_token_id: int, device: torch.device,
-                  grow_in_place: bool = True) -> _DecodeRows:
+                  grow_in_place: bool = True, pasts: Sequence[Any] | None = None) -> _DecodeRows:
     """Prefills ``prompts`` once each and copies each prompt's cache rows ``num_samples`` times
     (a prefill of B copies of a prompt costs up to a sixth of a whole sample(num_samples=B) call).
     With ``grow_in_place`` the prompts' shared prefix is run once (see prefill) and a plain dynamic
-    cache becomes one that grows in place (see kv_cache); without, the prefill as it was."""
-    cache, logits, mask, positions = prefill(model, prompts, pad_token_id, device, share_prefix=grow_in_place)
+    cache becomes one that grows in place (see kv_cache); without, the prefill as it was. Prompts
+    with a kept sequence in ``pasts`` (prefix_cache) prefill only their tokens after it."""
+    if pasts is not None and any(p is not None for p in pasts):
+        cache, logits, mask, positions = prefill_after(model, prompts, pasts, pad_token_id, device)
+    else:
+        cache, logits, mask, positions = prefill(model, prompts, pad_token_id, device, share_prefix=grow_in_place)
     if num_samples > 1 and hasattr(cache, "batch_repeat_interleave"):
         cache.batch_repeat_interleave(num_samples)
         logits, mask, positions = (t.repeat_interleave(num_samples, dim=0) for t in (logits, mask, positions))
@@ -326,6 +346,35 @@ def _prefill_rows(model: torch.nn.Module, prompts: Sequence[Sequence[int]], num_
         GrowingLayer.replace_layers(cache)
     empty = torch.empty(0, dtype=torch.long, device=device)
     return _DecodeRows(cache, logits, mask, positions[:, -1:] + 1, empty, empty, None)
+
+
+def _keep_sequences(keeps: PrefixCache, batch: _DecodeRows, where: list[int], prompts: Sequence[Sequence[int]], num_samples: int,
+                    tokens_N_T: torch.Tensor, stop_step_N: torch.Tensor, max_tokens: int) -> None:
+    """Copies the finished rows ``where``'s keys and values into the prefix cache, keyed by their
+    prompt + sampled tokens.
+
+    A row's cache holds its prompt and every token it has fed back (``steps``; the token sampled last
+    has not run yet), its real columns being the mask's ones (all columns when no row is padded:
+    the mask then stops growing). A row that ran on past its end (rows leave the batch together)
+    fed tokens after its stop token: those are cut, and its sampled tokens up to the stop kept.
+    """
+    layers = batch.cache.layers
+    length = layers[0].keys.shape[-2]
+    picked = torch.tensor(where, device=batch.row_ids.device)
+    row_ids = batch.row_ids[picked]
+    fed, stops, sampled = batch.steps[picked].tolist(), stop_step_N[row_ids].tolist(), tokens_N_T[row_ids].tolist()
+    tracks = batch.mask.shape[1] == length
+    for j, row, fed_j, stop, sampled_j in zip(where, row_ids.tolist(), fed, stops, sampled):
+        prompt = prompts[row // num_samples]
+        kept_sampled = min(fed_j, stop + 1 if 0 <= stop < max_tokens else max_tokens)
+        if not keeps.would_keep(len(prompt) + kept_sampled):
+            continue
+        columns = batch.mask[j].nonzero().squeeze(-1) if tracks else torch.arange(length, device=batch.mask.device)
+        if len(columns) != len(prompt) + fed_j:  # not the layout described above: keep nothing rather than something wrong
+            continue
+        columns = columns[: len(prompt) + kept_sampled]
+        keeps.put(list(prompt) + sampled_j[:kept_sampled], [layer.keys[j][:, columns] for layer in layers],
+                  [layer.values[j][:, columns] for layer in layers])
 
 
 def _ends_with_stop(decode: Callable[[list[int]], str], row_tokens: list[int], stop_strings: Sequence[str]) -> bool:

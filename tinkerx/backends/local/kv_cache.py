@@ -19,7 +19,8 @@ ROOM_SHARE = 0.25
 MIN_ROOM = 32
 
 
-def _room(length: int) -> int:
+def room_for(length: int) -> int:
+    """Free positions a buffer of ``length`` filled positions is given."""
     return max(MIN_ROOM, int(length * ROOM_SHARE))
 
 
@@ -31,9 +32,9 @@ class GrowingLayer(DynamicLayer):
     to the dynamic layer's.
     """
 
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, room: int | None = None) -> None:
         super().__init__()
-        self._place(keys, values, _room(keys.shape[-2]))
+        self._place(keys, values, room_for(keys.shape[-2]) if room is None else room)
 
     @classmethod
     def replace_layers(cls, cache: object) -> None:
@@ -58,10 +59,10 @@ class GrowingLayer(DynamicLayer):
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
         new = key_states.shape[-2]
         if not self.is_initialized:  # after reset(), as a dynamic layer starts afresh
-            self._place(key_states, value_states, _room(new))
+            self._place(key_states, value_states, room_for(new))
             return self.keys, self.values
         if self._end + new > self._keys_buffer.shape[-2]:
-            self._place(self.keys, self.values, max(new, _room(self._end - self._start)))
+            self._place(self.keys, self.values, max(new, room_for(self._end - self._start)))
         self._keys_buffer[:, :, self._end : self._end + new] = key_states
         self._values_buffer[:, :, self._end : self._end + new] = value_states
         self._end += new
@@ -104,7 +105,7 @@ class GrowingLayer(DynamicLayer):
         """Appends ``other``'s rows after this layer's; both are left-padded with zeros to ``width``
         positions (the caller masks the padding; zeros keep masked attention finite)."""
         rows = self.keys.shape[0] + other.keys.shape[0]
-        shape = (rows, self.keys.shape[1], width + _room(width), self.keys.shape[-1])
+        shape = (rows, self.keys.shape[1], width + room_for(width), self.keys.shape[-1])
         keys, values = self.keys.new_zeros(shape), self.values.new_zeros(shape[:-1] + (self.values.shape[-1],))
         for buffer, mine, theirs in ((keys, self.keys, other.keys), (values, self.values, other.values)):
             buffer[: mine.shape[0], :, width - mine.shape[-2] : width] = mine

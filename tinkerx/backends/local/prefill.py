@@ -49,6 +49,42 @@ def prefill(model: torch.nn.Module, rows: Sequence[Sequence[int]], pad_token_id:
     return output_cache(out), out.logits[:, -1, :].float(), mask, positions
 
 
+def prefill_after(model: torch.nn.Module, rows: Sequence[Sequence[int]], pasts: Sequence[Any], pad_token_id: int,
+                  device: torch.device) -> tuple[Any, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``prefill`` for rows some of whose first tokens already have keys and values: ``pasts[i]``
+    (a ``prefix_cache.CachedSequence``, or None) covers ``rows[i]``'s first ``pasts[i].length``
+    tokens, and only the rest of each row runs. Each row's cache is ``[left padding][its kept
+    keys/values][left padding][its new tokens]``, positions counting its real tokens, so a row gets
+    what a whole prefill gives it. The cache's layers grow in place (kv_cache), made with room for
+    the new tokens and the decode's first steps, so neither copies the kept part again."""
+    from transformers import DynamicCache
+
+    from tinkerx.backends.local.kv_cache import GrowingLayer, room_for
+
+    kept = [0 if p is None else p.length for p in pasts]
+    width = max(kept)
+    input_ids, own_mask, own_positions = _left_padded([r[n:] for r, n in zip(rows, kept)], pad_token_id, device)
+    past_mask = torch.zeros((len(rows), width), dtype=own_mask.dtype, device=device)
+    for i, n in enumerate(kept):
+        past_mask[i, width - n :] = 1
+    mask = torch.cat([past_mask, own_mask], dim=-1)
+    positions = own_positions + torch.tensor(kept, dtype=torch.long, device=device)[:, None]
+    some = next(p for p in pasts if p is not None)
+    layers = []
+    for index, (k, v) in enumerate(zip(some.keys, some.values)):
+        keys = k.new_zeros((len(rows), k.shape[0], width, k.shape[-1]))
+        values = v.new_zeros((len(rows), v.shape[0], width, v.shape[-1]))
+        for i, past in enumerate(pasts):
+            if past is not None:
+                keys[i, :, width - past.length :] = past.keys[index]
+                values[i, :, width - past.length :] = past.values[index]
+        layers.append(GrowingLayer(keys, values, room=input_ids.shape[1] + room_for(width + input_ids.shape[1])))
+    cache = DynamicCache(config=model.config)
+    cache.layers = layers
+    out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, logits_to_keep=1, **cache_kwarg(model, cache))
+    return cache, out.logits[:, -1, :].float(), mask, positions
+
+
 def output_cache(out: Any) -> Any:
     """A forward's KV cache: ``out.cache`` in transformers 5.x, ``out.past_key_values`` before.
 

@@ -41,7 +41,7 @@ class RolloutWorker:
     @staticmethod
     def _build(training: ModelEngine, loader: Any, device: torch.device) -> RolloutEngine:
         engine = RolloutEngine(loader, device=device, dtype=training.dtype, rank=training.rank, seed=training.seed, trainable=True,
-                               max_batch_rows=training.max_batch_rows, **training.lora)
+                               max_batch_rows=training.max_batch_rows, prefix_cache_tokens=training.prefix_cache.max_tokens, **training.lora)
         engine.trainable = False
         trained = dict(training.model.named_parameters(remove_duplicate=False))
         for name, param in list(engine.model.named_parameters(remove_duplicate=False)):
