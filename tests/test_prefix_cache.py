@@ -14,6 +14,8 @@ from omegaconf import OmegaConf
 from tinker import types
 
 from tinkerx.backends.local import LocalBackend
+from tests.helpers.compose import compose
+from tinkerx.build import MULTI_TURN_PREFIX_CACHE_TOKENS, _prefix_cache
 from tinkerx.backends.local.prefix_cache import MIN_KEPT_TOKENS, PrefixCache
 from tinkerx.envs import EpisodeLimits, EpisodeRunner
 from tinkerx.envs.guess_number import GuessNumber
@@ -236,11 +238,27 @@ def test_the_service_reports_hits_and_tokens_saved_per_read(services):
 
 
 def test_the_bound_comes_from_the_backend_config_and_a_bad_one_is_named():
-    default = OmegaConf.load(CONFIG_DIR / "backend" / "local.yaml").prefix_cache_tokens
-    assert isinstance(default, int) and default >= 65536  # sized for real models' turns, not the tiny model's
+    assert OmegaConf.load(CONFIG_DIR / "backend" / "local.yaml").prefix_cache_tokens == "auto"
+    assert LocalBackend(prefix_cache_tokens="auto").prefix_cache_tokens == 0  # outside a run: off
     for bad in (-1, 1.5, True, "many"):
-        with pytest.raises(ValueError, match=r"backend\.prefix_cache_tokens must be an integer >= 0"):
+        with pytest.raises(ValueError, match=r"backend\.prefix_cache_tokens must be auto or an integer >= 0"):
             LocalBackend(prefix_cache_tokens=bad)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["method=grpo", "dataset=gsm8k", "model=qwen3-8b"], 0),  # one-turn GRPO: nothing would read a kept sequence
+        (["method=grpo", "env=guess_number"], MULTI_TURN_PREFIX_CACHE_TOKENS),
+        (["method=grpo", "env=guess_number", "env.max_turns=1"], 0),
+        (["experiment=debate_tiny_mmlu_rl"], MULTI_TURN_PREFIX_CACHE_TOKENS),
+        (["experiment=debate_tiny_mmlu"], 0),  # rejection sampling re-renders each turn's transcript
+        (["method=grpo", "env=guess_number", "backend.prefix_cache_tokens=1000"], None),  # an explicit value is kept
+    ],
+)
+def test_auto_keeps_sequences_only_where_later_turns_extend_earlier_ones(overrides, expected):
+    cfg = compose(overrides)  # tests.helpers.compose
+    assert _prefix_cache(cfg) == ({} if expected is None else {"prefix_cache_tokens": expected})
 
 
 def test_a_multi_turn_env_run_records_the_prefix_cache_counters_in_its_step_metrics(tmp_path):

@@ -50,7 +50,7 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[Any, Pipeline, list[Any]]:
     reward = instantiate(cfg.reward, "reward") if cfg.get("reward") is not None else None
     loggers = [instantiate(cfg.logger, "logger")] if cfg.get("logger") else []
     model_loader = instantiate(cfg.model.loader, "model.loader")
-    backend = instantiate(cfg.backend, "backend")
+    backend = instantiate(cfg.backend, "backend", **_prefix_cache(cfg))
     if getattr(method, "trains", True) and not getattr(backend, "can_train", True):
         raise ConfigError(f"method={method.name} trains, but this backend ({type(backend).__name__}) only samples: use method=eval")
     if training.packing and not getattr(method, "packs", False):
@@ -158,3 +158,16 @@ def metered(service: Any, cfg: DictConfig, prices: PriceTable, training: Any, ba
         return MeteredService(service, UsageMeter(prices, model, reported=reported))
     return MeteredService(service, UsageMeter(prices, base_model))
 
+
+# backend.prefix_cache_tokens=auto: what a run whose later turns extend earlier ones keeps (conf/backend/local.yaml).
+MULTI_TURN_PREFIX_CACHE_TOKENS = 16384
+
+
+def _prefix_cache(cfg: DictConfig) -> dict[str, int]:
+    """Resolves ``backend.prefix_cache_tokens: auto``: a cache only for multi-turn sampling, where it is read."""
+    if cfg.backend.get("prefix_cache_tokens") != "auto":
+        return {}
+    env = cfg.get("env")
+    multi_turn = (env is not None and (env.get("max_turns") or 1) > 1) or (
+        cfg.method.get("training") == "rl" and str(cfg.method.get("_target_", "")).startswith("tinkerx.methods.debate"))
+    return {"prefix_cache_tokens": MULTI_TURN_PREFIX_CACHE_TOKENS if multi_turn else 0}

@@ -12,13 +12,17 @@ class LocalBackend:
     packs = True  # its engine honours packed datums' boundaries (training.packing)
 
     def __init__(self, device: str = "auto", dtype: str = "float32", num_threads: int | None = None, max_batch_rows: int | None = None,
-                 rollout_device: str | None = None, prefix_cache_tokens: int = 0) -> None:
+                 rollout_device: str | None = None, prefix_cache_tokens: int | str = 0) -> None:
         if dtype not in DTYPES:
             raise ValueError(f"backend.dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
         if max_batch_rows is not None and (isinstance(max_batch_rows, bool) or not isinstance(max_batch_rows, int) or max_batch_rows < 1):
             raise ValueError(f"backend.max_batch_rows must be a positive integer or null (no limit), got {max_batch_rows!r}")
+        if prefix_cache_tokens == "auto":
+            # A run resolves auto in tinkerx.build (a cache only for multi-turn sampling); elsewhere
+            # (serve, judges, harnesses, tag) nothing is known to extend earlier prompts: off.
+            prefix_cache_tokens = 0
         if isinstance(prefix_cache_tokens, bool) or not isinstance(prefix_cache_tokens, int) or prefix_cache_tokens < 0:
-            raise ValueError(f"backend.prefix_cache_tokens must be an integer >= 0 (0 turns the cache off), got {prefix_cache_tokens!r}")
+            raise ValueError(f"backend.prefix_cache_tokens must be auto or an integer >= 0 (0 turns the cache off), got {prefix_cache_tokens!r}")
         self.prefix_cache_tokens = prefix_cache_tokens
         self.device_name, self.dtype_name, self.num_threads = device, dtype, num_threads
         self.max_batch_rows = max_batch_rows
