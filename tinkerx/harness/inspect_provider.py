@@ -8,9 +8,9 @@
 The name after ``tinkerx/`` is a ``conf/model`` option. Model args (``-M``): ``checkpoint`` (a
 checkpoint folder, a run folder or a ``tinker://`` path; none = the base model), ``backend``
 (local | tinker), ``seed`` (for requests that give none), ``overrides`` (further tinkerx config
-overrides, ';'-separated). ``--model-base-url`` (or ``-M base_url=``) is ``backend.base_url``: a
-Tinker-compatible server. Installed with ``pip install 'tinkerx[inspect]'``, which registers the
-provider through the ``inspect_ai`` entry point.
+overrides, ';'-separated). ``--model-base-url`` is ``backend.base_url``: a Tinker-compatible
+server. Installed with ``pip install 'tinkerx[inspect]'``, which registers the provider through the
+``inspect_ai`` entry point. Concurrent samples decode together (``inspect_batching``).
 
 - Messages are rendered with the model's chat template (``tinkerx.chat``); tools and tool calls in
   the model's chat format as ``inspect_chat`` describes (a malformed call stays in the text, no call).
@@ -28,13 +28,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import anyio
 from inspect_ai._util.error import PrerequisiteError
 from inspect_ai.model import ChatCompletionChoice, ChatMessage, ChatMessageAssistant, GenerateConfig, ModelAPI, ModelOutput, ModelUsage, modelapi
 from inspect_ai.tool import ToolChoice, ToolInfo
 
 from tinkerx.chat import decode_completion
 from tinkerx.errors import ConfigError, UserError
+from tinkerx.harness.inspect_batching import SampleBatcher
 from tinkerx.harness.inspect_chat import prompt_for, split_tool_calls
 from tinkerx.harness.model_access import OpenedModel, open_model
 
@@ -55,9 +55,8 @@ class TinkerxModelAPI(ModelAPI):
     def __init__(self, model_name: str, base_url: str | None = None, api_key: str | None = None, config: GenerateConfig = GenerateConfig(),
                  checkpoint: str | None = None, backend: str = "local", seed: int = 0, overrides: str | None = None, **model_args: Any) -> None:  # fmt: skip
         super().__init__(model_name=model_name, base_url=base_url, api_key=api_key, config=config)
-        base_url = base_url or model_args.pop("base_url", None)
         if model_args:
-            raise TinkerxModelError(f"tinkerx model args: unknown {', '.join(sorted(model_args))}; valid: checkpoint, backend, base_url, seed, overrides")
+            raise TinkerxModelError(f"tinkerx model args: unknown {', '.join(sorted(model_args))}; valid: checkpoint, backend, seed, overrides (and --model-base-url)")
         extra = [f"backend.base_url={base_url}"] if base_url else []
         extra += [o for o in (overrides or "").split(";") if o]
         self.seed = int(seed)
@@ -65,6 +64,7 @@ class TinkerxModelAPI(ModelAPI):
             self.opened: OpenedModel = open_model(model_name, checkpoint or None, backend, extra, seed=self.seed)
         except UserError as e:
             raise TinkerxModelError(str(e)) from None
+        self.batcher = SampleBatcher(self.opened.client)
 
     async def generate(self, input: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice, config: GenerateConfig) -> ModelOutput:
         from tinker import types
@@ -83,17 +83,11 @@ class TinkerxModelAPI(ModelAPI):
             stop=list(config.stop_seqs) if config.stop_seqs else None,
             seed=config.seed if config.seed is not None else self.seed,
         )
-        # The sampling client blocks on its future: off the event loop, so other samples keep going.
-        response = await anyio.to_thread.run_sync(self._sample, prompt, config.num_choices or 1, params)
+        response = await self.batcher.sample(prompt, config.num_choices or 1, params)
         choices = [self._choice(s, tools, config.stop_seqs or []) for s in response.sequences]
         output_tokens = sum(len(s.tokens) for s in response.sequences)
         usage = ModelUsage(input_tokens=len(prompt), output_tokens=output_tokens, total_tokens=len(prompt) + output_tokens)
         return ModelOutput(model=self.model_name, choices=choices, usage=usage)
-
-    def _sample(self, prompt: list[int], num_samples: int, params: Any) -> Any:
-        from tinkerx.sampler import sample_prompts
-
-        return sample_prompts(self.opened.client, [prompt], num_samples, params)[0].result()
 
     def _choice(self, sequence: Any, tools: list[ToolInfo], stop_seqs: list[str]) -> ChatCompletionChoice:
         text = decode_completion(self.opened.tokenizer, sequence.tokens)
@@ -106,6 +100,10 @@ class TinkerxModelAPI(ModelAPI):
 
     def max_tokens(self) -> int | None:
         return DEFAULT_MAX_TOKENS
+
+    def max_connections(self) -> int:
+        """Samples in flight at once: also the largest batch ``SampleBatcher`` decodes together."""
+        return 32
 
     def close(self) -> None:
         self.opened.close()
