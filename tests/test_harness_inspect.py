@@ -134,16 +134,17 @@ def test_greedy_replies_equal_the_sampler_and_do_not_depend_on_batching(tiny, tm
 
 
 def test_a_checkpoint_is_evaluated_instead_of_the_base_model(tiny, tmp_path):
-    from tinkerx.chat import completion_tokens
-
     tokenizer = tiny.api.opened.tokenizer
     prompt = prompt_tokens(tokenizer, [{"role": "user", "content": "hi"}])
-    path = tiny_checkpoint(tmp_path / "ckpt", prompt, completion_tokens(tokenizer, "ok"), steps=20)
+    # Trained to write 7s (no end-of-turn in the target, so it keeps writing them for all 4 tokens).
+    path = tiny_checkpoint(tmp_path / "ckpt", prompt, tokenizer.encode("7777", add_special_tokens=False), steps=20)
     trained = get_model("tinkerx/tiny", checkpoint=path, memoize=False)
     try:
-        log = _run(Task(dataset=[Sample(input="hi", target="ok")], solver=generate(), scorer=includes()), trained, tmp_path, max_tokens=4)
-        assert log.samples[0].output.completion == "ok"  # the base model's random weights do not write it
-        assert log.results.scores[0].metrics["accuracy"].value == 1.0
+        task = Task(dataset=[Sample(input="hi", target="7")], solver=generate(), scorer=includes())
+        log = _run(task, trained, tmp_path, max_tokens=4)
+        assert log.samples[0].output.completion == "7777" and log.results.scores[0].metrics["accuracy"].value == 1.0
+        base = _run(task, tiny, tmp_path, max_tokens=4)
+        assert "7" not in base.samples[0].output.completion  # the base model's random weights do not write it
     finally:
         trained.api.close()
 
