@@ -12,7 +12,7 @@ from tinkerx.backends.local.rows import SEGMENTS, packed_attention
 from tinkerx.chat import completion_tokens, prompt_tokens, supervised_datum
 from tinkerx.conversation import conversation_datum, render_conversation
 from tinkerx.errors import ConfigError
-from tinkerx.methods.sft.packing import pack_bins, pack_datums
+from tinkerx.methods.sft.packing import pack_bins, pack_datums, packed_row, row_length
 
 CONVERSATIONS = [
     [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
@@ -59,11 +59,43 @@ def test_bins_fill_first_fit_by_decreasing_length_and_never_exceed_the_limit():
     assert pack_bins([20, 3], 10) == [[0], [1]]  # longer than the limit: a row of its own
 
 
+def test_rows_are_no_longer_than_the_longest_example_and_packing_length_caps_them():
+    assert row_length([5, 9, 3], None) == 9  # training.packing_length: null
+    assert row_length([5, 9, 3], 8_192) == 9  # a model's context: the step's longest still bounds the row
+    assert row_length([5, 9, 3], 6) == 6
+
+
+def _padded_positions(data) -> int:
+    """What a batch costs the engine: every row padded to the widest."""
+    return len(data) * max(d.model_input.length for d in data)
+
+
+def _datum(length: int):
+    return types.Datum(model_input=types.ModelInput.from_ints(list(range(1, length + 1))),
+                       loss_fn_inputs={"target_tokens": list(range(2, length + 2)), "weights": [1.0] * length})  # fmt: skip
+
+
+@pytest.mark.parametrize("lengths", [[300, 20, 35, 250, 12, 40, 290, 8], [50] * 6, [100, 99, 98], [7], [400, 30, 30, 30, 30, 30, 30, 30]])
+@pytest.mark.parametrize("packing_length", [None, 64, 100_000])
+def test_packed_rows_never_cost_more_positions_than_the_unpacked_batch(lengths, packing_length):
+    data = [_datum(n) for n in lengths]
+    packed = pack_datums(data, packing_length)
+    assert _padded_positions(packed) <= _padded_positions(data)
+    assert max(d.model_input.length for d in packed) <= max(lengths)  # no row's attention costs more than an unpacked row's
+    assert sum(d.model_input.length for d in packed) == sum(lengths)  # every token, once
+
+
+def test_a_batch_of_very_uneven_lengths_packs_into_fewer_rows():
+    lengths = [400, 30, 30, 30, 30, 30, 30, 30, 250, 140]  # the long ones leave room for the short ones
+    packed = pack_datums([_datum(n) for n in lengths])
+    assert [d.model_input.length for d in packed] == [400, 250 + 140, 7 * 30]  # longest first, each in the first row with room
+    assert _padded_positions(packed) == 3 * 400 < _padded_positions([_datum(n) for n in lengths]) == 10 * 400
+
+
 def test_packed_datum_concatenates_examples_and_numbers_their_segments(tiny_service):
     data = _single_turn(tiny_service.get_tokenizer("tinkerx/tiny"))
-    packed = pack_datums(data, 10_000)
-    assert len(packed) == 1
-    row = packed[0]
+    long, row = pack_datums([_datum(sum(d.model_input.length for d in data)), *data])  # a long first example makes room for the five
+    assert SEGMENTS not in long.loss_fn_inputs  # a row of one example is left as it was
     segments = row.loss_fn_inputs[SEGMENTS].tolist()
     assert row.model_input.length == len(segments) == sum(d.model_input.length for d in data)
     assert sorted(set(segments)) == list(range(len(data)))
@@ -89,8 +121,7 @@ def test_packed_loss_logprobs_and_gradients_equal_the_unpacked_ones(tiny_service
     client = _moved_client(tiny_service, seed=7)
     tokenizer = client.get_tokenizer()
     data = _single_turn(tokenizer) if batch == "single_turn" else _conversations(tokenizer)
-    longest = max(d.model_input.length for d in data)
-    packed = pack_datums(data, longest + 20)  # some rows of several examples, some of one
+    packed = pack_datums(data)  # rows as long as the longest example: some of several examples, some of one
     assert 1 < len(packed) < len(data) and any(SEGMENTS in d.loss_fn_inputs for d in packed)
 
     loss, logprobs, grads = _loss_logprobs_grads(client, data)
@@ -116,7 +147,7 @@ def test_a_packed_example_does_not_see_the_one_before_it(tiny_service):
     other = _conversations(tokenizer)[2]
 
     def second_logprobs(lead, keep_segments: bool) -> torch.Tensor:
-        row = pack_datums([lead, second], 10_000)[0]
+        row = packed_row([lead, second])
         inputs = {k: v.to_torch() for k, v in row.loss_fn_inputs.items() if keep_segments or k != SEGMENTS}
         out = client.forward([types.Datum(model_input=row.model_input, loss_fn_inputs=inputs)], "cross_entropy").result()
         segments = torch.tensor(row.loss_fn_inputs[SEGMENTS].tolist())
@@ -133,8 +164,9 @@ def test_packing_settings_are_checked():
     from tinkerx.settings import TrainingSettings
 
     assert TrainingSettings(packing=True, packing_length=1024).packing
-    with pytest.raises(ConfigError, match="packing_length"):
-        TrainingSettings(packing=True, packing_length=None)
+    assert TrainingSettings(packing=True, packing_length=None).packing  # null: rows as long as the step's longest example
+    with pytest.raises(ConfigError, match="training.packing_length must be >= 2 or null, got 1"):
+        TrainingSettings(packing=True, packing_length=1)
     with pytest.raises(ConfigError, match="training.packing must be true or false"):
         TrainingSettings(packing="yes")  # type: ignore[arg-type]
 
@@ -152,9 +184,10 @@ def test_packing_is_refused_where_it_cannot_be_honoured(compose_config, tmp_path
     assert not any(tmp_path.iterdir())  # refused before anything was opened or written
 
 
-def test_packing_length_defaults_to_the_models_context_length(compose_config):
-    cfg = compose_config(["model=qwen3-8b", "dataset=gsm8k"])
-    assert cfg.training.packing is False and cfg.training.packing_length == cfg.model.context_length
+def test_packing_length_defaults_to_the_steps_longest_example(compose_config):
+    """No model's context leaks in as the row length: Qwen3-8B's 32k would be the cap, never the length."""
+    cfg = compose_config(["model=qwen3-8b", "dataset=chat", "method=sft", "training.packing=true"])
+    assert cfg.training.packing is True and cfg.training.packing_length is None
 
 
 def test_sft_with_packing_trains_as_the_unpacked_run_does(tmp_path):
@@ -168,11 +201,13 @@ def test_sft_with_packing_trains_as_the_unpacked_run_does(tmp_path):
     args = ["model=tiny", "method=sft", "dataset=chat", f"dataset.path={path}", "dataset.test_size=0", "dataset.validation_size=4", "~reward",
             "~evaluator", "training.max_steps=3", "training.batch_size=4", "method.validation_every=3", "optim.lr=3e-3"]  # fmt: skip
     run_in_process(args, tmp_path / "plain")
-    run_in_process([*args, "training.packing=true", "training.packing_length=400"], tmp_path / "packed")
+    run_in_process([*args, "training.packing=true"], tmp_path / "packed")  # training.packing_length: null, the default
     plain = [r for r in metrics_rows(tmp_path / "plain") if "train/loss" in r]
     packed = [r for r in metrics_rows(tmp_path / "packed") if "train/loss" in r]
     assert len(plain) == len(packed) == 3
-    assert all(r["train/packed_rows"] < 4 for r in packed)  # four conversations in fewer rows
+    # Rows as long as each step's longest conversation: a step of close lengths keeps its four rows,
+    # the others pack (the order is seed 0's, so the count is fixed).
+    assert all(r["train/packed_rows"] <= 4 for r in packed) and sum(r["train/packed_rows"] for r in packed) < 3 * 4
     for a, b in zip(plain, packed):
         assert b["train/tokens"] == a["train/tokens"]
         assert b["train/loss"] == pytest.approx(a["train/loss"], rel=1e-5)  # step 3's loss follows two updates: they matched too

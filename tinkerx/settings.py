@@ -136,8 +136,9 @@ class TrainingSettings:
     backend (a batch beyond it runs as micro-batches, gradients accumulated); null derives it from
     the model and the free memory (``tinkerx.backends.local.budget``).
 
-    ``packing`` (SFT on backend=local) packs each step's examples into fewer rows of at most
-    ``packing_length`` tokens, attention and loss kept inside each example (``tinkerx.methods.sft.packing``).
+    ``packing`` (SFT on backend=local) packs each step's examples into fewer rows no longer than the
+    step's longest example nor ``packing_length`` tokens (null: no cap), attention and loss kept inside
+    each example (``tinkerx.methods.sft.packing``).
     ``max_cost`` (US dollars at ``conf/prices``) and ``max_tokens`` (prefilled + sampled + trained)
     are budgets: the run stops after the step that reaches one, with a resume point and ``status:
     budget_reached`` (``tinkerx.runs.usage``); null = no budget.
@@ -167,8 +168,6 @@ class TrainingSettings:
                  f"training.max_tokens_per_forward must be >= 1 or null (derived from the model and free memory), got {self.max_tokens_per_forward}")
         _require(isinstance(self.packing, bool), f"training.packing must be true or false, got {self.packing!r}")
         _require(self.packing_length is None or self.packing_length >= 2, f"training.packing_length must be >= 2 or null, got {self.packing_length}")
-        _require(not self.packing or self.packing_length is not None,
-                 "training.packing=true needs training.packing_length: this model records no context_length")
         _require(self.max_cost is None or self.max_cost > 0, f"training.max_cost must be > 0 (US dollars) or null (no budget), got {self.max_cost}")
         _require(self.max_tokens is None or self.max_tokens >= 1, f"training.max_tokens must be >= 1 or null (no budget), got {self.max_tokens}")
 
