@@ -2,7 +2,8 @@
 a kill and a resume. A change that moves a demo out of its measured range fails here.
 
 Each experiment runs as a user runs it (``python -m tinkerx experiment=NAME``, one torch thread, as
-tests do); the band is judged by the run itself (``summary.json``: ``band``, ``bands``)."""
+tests do); the band is judged by the run itself (``summary.json``: ``band``, ``bands``). The SFT warm
+start runs once and GRPO starts from it, as the README's demo chain does."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from tests.helpers.resume import resume, run_until_killed
 
 pytestmark = pytest.mark.slow
 
-# The fastest experiments carrying bands (about 2 minutes each on 2 CPU cores), and where to kill one.
-FAST = ["grpo_tiny_arithmetic_from_scratch"]
-KILL_AT = ("grpo_tiny_arithmetic_from_scratch", "step:30")
+WARM_START = "sft_tiny_arithmetic_short"
+# Experiments that need nothing before them, and where a killed run of each is stopped.
+STANDALONE = ["grpo_tiny_arithmetic_from_scratch"]
+KILL_AT = {"sft_tiny_arithmetic_short": "step:130", "grpo_tiny_arithmetic_from_scratch": "step:30"}
 
 
 def _inside(run_dir) -> dict:
@@ -29,18 +31,39 @@ def _inside(run_dir) -> dict:
     return summary
 
 
-@pytest.mark.parametrize("experiment", FAST)
-def test_fast_experiment_lands_in_its_band(tmp_path, experiment):
-    result = run_until_killed([f"experiment={experiment}"], tmp_path / experiment)
+def _ran_inside(result, run_dir) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
-    _inside(tmp_path / experiment)
+    _inside(run_dir)
     assert "band: outside" not in result.stdout + result.stderr
 
 
-def test_killed_and_resumed_run_lands_in_its_band(tmp_path):
-    experiment, kill_at = KILL_AT
+@pytest.fixture(scope="module")
+def warm_start(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("bands") / WARM_START
+    return run_dir, run_until_killed([f"experiment={WARM_START}"], run_dir)
+
+
+def test_the_warm_start_lands_in_its_band(warm_start):
+    run_dir, result = warm_start
+    _ran_inside(result, run_dir)
+
+
+def test_grpo_from_the_warm_start_lands_in_its_band(warm_start, tmp_path):
+    warm_dir, warm = warm_start
+    assert warm.returncode == 0, warm.stderr[-3000:]
+    run_dir = tmp_path / "grpo_tiny_arithmetic"
+    _ran_inside(run_until_killed(["experiment=grpo_tiny_arithmetic", f"method.init_from={warm_dir}"], run_dir), run_dir)
+
+
+@pytest.mark.parametrize("experiment", STANDALONE)
+def test_fast_experiment_lands_in_its_band(tmp_path, experiment):
+    _ran_inside(run_until_killed([f"experiment={experiment}"], tmp_path / experiment), tmp_path / experiment)
+
+
+@pytest.mark.parametrize("experiment", sorted(KILL_AT))
+def test_killed_and_resumed_run_lands_in_its_band(tmp_path, experiment):
     run_dir = tmp_path / experiment
-    killed = run_until_killed([f"experiment={experiment}"], run_dir, kill_at)
+    killed = run_until_killed([f"experiment={experiment}"], run_dir, KILL_AT[experiment])
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     resumed = resume(run_dir)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
