@@ -128,6 +128,7 @@ EXPERIMENTS = {
     "grpo_smollm2_arithmetic": {"optim.lr": 2e-4, "training.batch_size": 8, "training.max_steps": 40, "sampling.max_tokens": 16, "model.lora_rank": 16},
     "sft_smollm2_gsm8k": {"optim.lr": 2e-4, "optim.schedule": "cosine", "training.max_steps": 200, "sampling.max_tokens": 256},
     "debate_tiny_mmlu": {"optim.lr": 1e-4, "training.max_steps": 20, "sampling.max_tokens": 64, "model.base_model": "tinkerx/tiny"},
+    "debate_tiny_mmlu_rl": {"method.training": "rl", "method.group_size": 4, "method.num_debates": 2, "optim.lr": 1e-4, "training.max_steps": 20, "sampling.max_tokens": 64},
     "debate_smollm2_mmlu": {"optim.lr": 1e-4, "training.max_steps": 25, "sampling.max_tokens": 64, "sampling.temperature": 0.7},
     "debate_smollm2_mmlu_dry": {"training.max_steps": 8, "sampling.max_tokens": 64, "method.dry_run": True},
     "distill_tiny_arithmetic_on_policy": {"method.mode": "on_policy", "method.group_size": 1, "optim.lr": 3e-4, "optim.schedule": "cosine", "training.batch_size": 128, "training.max_steps": 160, "sampling.max_tokens": 8},

@@ -117,3 +117,20 @@ def test_an_environment_that_does_not_load_is_a_one_line_config_error():
     assert "\n" not in str(raised.value)
     with pytest.raises(ConfigError, match="env=verifiers needs env.id"):
         instantiate(compose(["method=grpo", "env=verifiers"]).env, "env")
+
+
+def test_loading_an_environment_keeps_the_runs_signal_handlers():
+    """verifiers installs its own SIGINT/SIGTERM handlers (SIGTERM: exit(143) at once) when an environment
+    is built; a run's handlers must survive, or a SIGTERM would end it mid-step with no resume point."""
+    import signal
+
+    def handler(signum, frame):  # stands in for tinkerx.runs.interrupts.StopRequests
+        pass
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        _spec()
+        assert signal.getsignal(signal.SIGTERM) is handler and signal.getsignal(signal.SIGINT) is handler
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)

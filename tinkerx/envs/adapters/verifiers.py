@@ -17,8 +17,11 @@ verifiers' coroutines run on one event loop per environment, one episode at a ti
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
+import threading
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from tinkerx.envs.one_turn import POLICY
 from tinkerx.envs.protocol import Observation, StepResult
@@ -122,7 +125,8 @@ class Verifiers:
         except ImportError:
             raise ConfigError(f"env=verifiers needs the verifiers library: {INSTALL}") from None
         try:
-            self.vf_env = vf.load_environment(id, **dict(args or {}))
+            with _signal_handlers_kept():
+                self.vf_env = vf.load_environment(id, **dict(args or {}))
         except Exception as e:  # a missing package, a bad argument: the user's to fix, before any step
             raise ConfigError(f"env.id={id!r} did not load as a verifiers environment: {type(e).__name__}: {e}".splitlines()[0]) from None
         self.limits = EpisodeLimits(max_turns, max_tokens, timeout_s)
@@ -140,3 +144,22 @@ class Verifiers:
 def _rows(dataset: Any, split: str) -> list[Row]:
     rows = [dict(r) for r in dataset]
     return [Row(str(r.get("example_id", f"{split}-{i}")) if r.get("example_id") is not None else f"{split}-{i}", r) for i, r in enumerate(rows)]
+
+
+@contextlib.contextmanager
+def _signal_handlers_kept() -> Iterator[None]:
+    """Keeps the process's SIGINT / SIGTERM handlers across a verifiers environment's construction.
+
+    verifiers' ``Environment.__post_init__`` installs its own (SIGTERM: tear down, then ``exit(143)``),
+    which would replace the run's: a SIGTERM would end the run mid-step with no resume point instead of
+    finishing the step and saving (tinkerx.runs.interrupts). Its teardown stays registered with atexit.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    kept = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in kept.items():
+            signal.signal(signum, handler)
