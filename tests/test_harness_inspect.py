@@ -286,7 +286,13 @@ REGISTERED = any(ep.value == "tinkerx.harness.inspect_registry" for ep in entry_
 def test_plain_inspect_eval_finds_the_provider_and_the_task(tmp_path):
     command = [sys.executable, "-m", "inspect_ai", "eval", "tinkerx/gsm8k", "--model", "tinkerx/tiny", "--limit", "2",
                "-T", f"path={GSM8K}", "-T", "max_tokens=4", "--log-dir", str(tmp_path), "--display", "plain"]  # fmt: skip
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    # Run from elsewhere with the installed package, as a user does: in a checkout's root, or with a
+    # checkout on PYTHONPATH, inspect reads tinkerx/gsm8k as a path under its tinkerx/ folder and
+    # finds no task there (README, inspect-ai).
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run(command, cwd=elsewhere, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    (log,) = tmp_path.glob("*.eval")
+    (log,) = tmp_path.glob("*.eval")  # --log-dir, not the working folder
     assert "gsm8k" in log.name and "accuracy" in done.stdout
