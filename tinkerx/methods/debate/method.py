@@ -201,16 +201,7 @@ class Debate:
             console.print(f"[yellow]warning:[/yellow] step {step}: every group's debates were judged alike, no training")
             return {"train/datums": 0, "optim/lr": adam.learning_rate}
         p.recorder.write_json(f"debates/training_step_{step:06d}.json", rl_record(step, adam.learning_rate, trained, ids))
-        tokens = sum(r["tokens"] for _, r in trained.values())
-        metrics: dict[str, Any] = {
-            "train/loss": sum(r["loss"] * r["tokens"] for _, r in trained.values()) / max(tokens, 1),
-            "train/tokens": tokens,
-            "train/datums": sum(len(items) for items, _ in trained.values()),
-            "optim/lr": adam.learning_rate,
-        }
-        if not self.self_play:
-            metrics.update({f"train/loss_{name}": r["loss"] for name, (_, r) in trained.items()})
-        return metrics
+        return self._step_metrics(trained, adam.learning_rate)
 
     def _train(self, p: Pipeline, policies: dict[str, Any], transcripts: list[Any], step: int, total: int) -> dict[str, Any]:
         adam = p.optim.adam_params(step - 1, total)
@@ -224,17 +215,22 @@ class Debate:
             console.print(f"[yellow]warning:[/yellow] step {step}: no parsed verdicts, no training")
             return {"train/datums": 0, "optim/lr": adam.learning_rate}
         p.recorder.write_json(f"debates/training_step_{step:06d}.json", step_record(step, adam.learning_rate, trained))
+        return self._step_metrics(trained, adam.learning_rate)
+
+
+    def _step_metrics(self, trained: dict[str, tuple[list[Any], dict[str, Any]]], learning_rate: float) -> dict[str, Any]:
+        """A training step's metrics, the same for rejection sampling and RL: the token-weighted loss over
+        the trained policies, and each policy's own loss when the debaters do not share one."""
         tokens = sum(r["tokens"] for _, r in trained.values())
         metrics: dict[str, Any] = {
-            "train/loss": sum(r["loss"] * r["tokens"] for _, r in trained.values()) / tokens,
+            "train/loss": sum(r["loss"] * r["tokens"] for _, r in trained.values()) / max(tokens, 1),
             "train/tokens": tokens,
             "train/datums": sum(len(items) for items, _ in trained.values()),
-            "optim/lr": adam.learning_rate,
+            "optim/lr": learning_rate,
         }
         if not self.self_play:
             metrics.update({f"train/loss_{name}": r["loss"] for name, (_, r) in trained.items()})
         return metrics
-
 
 def _multiple_choice(examples: list[Any], split: str) -> list[Any]:
     if not examples:
