@@ -16,6 +16,7 @@ from tinkerx.eval.pass_at_k import code_metrics, pass_at_k, per_problem
 from tinkerx.rewards.code_tests import (
     CodeTestsReward,
     build_program,
+    called_names,
     extract_code,
     problem_json,
 )
@@ -33,6 +34,7 @@ def reward() -> CodeTestsReward:
 def test_the_last_python_block_is_the_program():
     completion = "First try:\n```python\ndef f(): return 1\n```\nBetter:\n```py\ndef f(): return 2\n```\nDone."
     assert extract_code(completion) == "def f(): return 2\n"
+    assert extract_code(completion, "last_block") == "def f(): return 2\n"
     assert extract_code(completion, "first_block") == "def f(): return 1\n"
     assert extract_code(completion, "raw") == completion
 
@@ -54,8 +56,37 @@ def test_a_whole_function_replaces_the_prompts_stub_and_a_body_continues_it():
     assert whole.startswith(prefix.rstrip() + "\n    pass\n") and whole.endswith("return math.pi * r ** 2\n")
 
 
+USAGE_AFTER = "```python\ndef double(x):\n    return 2 * x\n```\nUse it like this:\n```python\nprint(double(3))  # 6\n```"
+
+
+def test_the_block_defining_the_tested_function_wins_over_a_later_usage_example():
+    assert extract_code(USAGE_AFTER, "function_block", {"double"}) == "def double(x):\n    return 2 * x\n"
+    assert extract_code(USAGE_AFTER, "last_block", {"double"}) == "print(double(3))  # 6\n"
+    # no block defines it (or nothing is known to be tested): the last block, as last_block
+    assert extract_code(USAGE_AFTER, "function_block", {"triple"}) == "print(double(3))  # 6\n"
+    assert extract_code(USAGE_AFTER, "function_block") == "print(double(3))  # 6\n"
+    # a later redefinition wins; a nested (indented) def does not count as defining it
+    redefined = USAGE_AFTER + "\n```python\ndef double(x):\n    return x + x\n```\n```python\nclass A:\n    def double(self): pass\n```"
+    assert extract_code(redefined, "function_block", {"double"}) == "def double(x):\n    return x + x\n"
+
+
+def test_names_the_asserts_call_include_builtin_shadowing_task_functions():
+    assert called_names(['assert remove_Occ("hello","l") == "heo"']) == {"remove_Occ"}
+    assert called_names(["assert sum([1, 2]) == 3", "assert math.isclose(area(2), 12.56, rel_tol=0.01)"]) == {"sum", "area"}
+    assert called_names(["assert broken(1 == "]) == {"broken"}  # unparsable: read by a regular expression
+
+
+def test_a_usage_example_after_the_solution_does_not_fail_it(reward):
+    mbpp = problem_json(["assert double(3) == 6", "assert double(0) == 0"])
+    assert reward.compute_reward(USAGE_AFTER, mbpp) == 1.0
+    assert CodeTestsReward(reward.executor, extract="last_block").compute_reward(USAGE_AFTER, mbpp) == 0.0
+    humaneval = problem_json(["def check(candidate):\n    assert candidate(3) == 6\n\ncheck(double)\n"],
+                             prefix='def double(x):\n    """Twice x."""\n', entry_point="double")  # fmt: skip
+    assert reward.compute_reward(USAGE_AFTER, humaneval) == 1.0
+
+
 def test_unknown_extract_rule_is_a_config_error():
-    with pytest.raises(ConfigError, match="reward.extract must be one of last_block, first_block, raw"):
+    with pytest.raises(ConfigError, match="reward.extract must be one of function_block, last_block, first_block, raw"):
         CodeTestsReward(extract="middle_block")
 
 

@@ -8,8 +8,12 @@ Python with ``assert`` lines (the ``answer`` of a ``dataset=jsonl`` file, or of 
 is run as one test.
 
 Which code is run (``extract``):
-- ``last_block`` (default): the last fenced block (```python, ```py or a bare ```), an unclosed last
-  fence (a completion cut at max_tokens) running to the end; the whole completion when it has none.
+- ``function_block`` (default): the last fenced block that defines a function the tests call (the
+  entry point, or a name the asserts call), else the last block. Chat models often follow their
+  solution with a usage example in a block of its own; grading that example instead of the function
+  would score a correct solution 0.
+- ``last_block``: the last fenced block (```python, ```py or a bare ```), an unclosed last fence (a
+  completion cut at max_tokens) running to the end; the whole completion when it has none.
 - ``first_block``: the first fenced block instead, same fallbacks.
 - ``raw``: the completion as it is.
 With a ``prefix`` the program is the prefix plus the code, unless the code defines the entry point
@@ -33,7 +37,8 @@ from typing import Any
 from tinkerx.errors import ConfigError
 from tinkerx.sandbox import OUTCOMES, Executor, Job, LocalProcessExecutor, Outcome
 
-EXTRACT_RULES = ("last_block", "first_block", "raw")
+EXTRACT_RULES = ("function_block", "last_block", "first_block", "raw")
+_TOP_LEVEL_DEF = re.compile(r"^(?:async[ \t]+)?def[ \t]+([A-Za-z_]\w*)[ \t]*\(", re.MULTILINE)
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
 _CODE_LANGUAGES = ("", "python", "py", "python3")
 
@@ -73,13 +78,37 @@ def defined_names(code: str) -> list[str]:
     return [node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
 
 
-def extract_code(completion: str, rule: str = "last_block") -> str:
+def called_names(tests: Sequence[str]) -> set[str]:
+    """Names the tests call (``assert remove_Occ("hello", "l") == "heo"`` -> remove_Occ); a test
+    that does not parse is read with a regular expression instead."""
+    import ast
+
+    names: set[str] = set()
+    for test in tests:
+        try:
+            tree = ast.parse(test)
+        except SyntaxError:
+            names.update(re.findall(r"([A-Za-z_]\w*)\s*\(", test))
+            continue
+        names.update(n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name))
+    return names
+
+
+def extract_code(completion: str, rule: str = "function_block", wanted: Sequence[str] | set[str] = ()) -> str:
+    """The code of ``completion`` to run; ``wanted``: the functions the tests call (``function_block``)."""
     if rule == "raw":
         return completion
     blocks = [body for language, body in _FENCE.findall(completion) if language.lower() in _CODE_LANGUAGES]
     if not blocks:
         return completion
-    return blocks[-1] if rule == "last_block" else blocks[0]
+    if rule == "first_block":
+        return blocks[0]
+    if rule == "function_block" and wanted:
+        # a regular expression, not ast: a block cut at max_tokens still names what it defines
+        defining = [b for b in blocks if set(_TOP_LEVEL_DEF.findall(b)) & set(wanted)]
+        if defining:
+            return defining[-1]
+    return blocks[-1]
 
 
 def build_program(code: str, prefix: str, entry_point: str) -> str:
@@ -94,7 +123,7 @@ def build_program(code: str, prefix: str, entry_point: str) -> str:
 class CodeTestsReward:
     name = "code_tests"
 
-    def __init__(self, executor: Executor | None = None, partial: bool = False, extract: str = "last_block", workers: int = 4) -> None:
+    def __init__(self, executor: Executor | None = None, partial: bool = False, extract: str = "function_block", workers: int = 4) -> None:
         if extract not in EXTRACT_RULES:
             raise ConfigError(f"reward.extract must be one of {', '.join(EXTRACT_RULES)}, got {extract!r}")
         self.executor = executor if executor is not None else LocalProcessExecutor(workers=workers)
@@ -110,9 +139,10 @@ class CodeTestsReward:
 
     def job(self, completion: str, ground_truth: str) -> Job:
         problem = parse_problem(ground_truth)
-        code = extract_code(completion, self.extract)
-        program = build_program(code, problem.get("prefix", ""), problem.get("entry_point", ""))
         entry = problem.get("entry_point", "")
+        wanted = {entry} if entry else called_names(problem["tests"])
+        code = extract_code(completion, self.extract, wanted)
+        program = build_program(code, problem.get("prefix", ""), entry)
         keep = tuple(problem.get("keep_names", ())) + ((entry,) if entry else ())
         return Job(program=program, tests=tuple(problem["tests"]), setup=problem.get("setup", ""), keep_names=keep)
 
