@@ -4,12 +4,13 @@ in-process adapter (``--model tinkerx``) and lm-eval's own ``local-completions``
 per-choice logprob difference between them and each path's wall time.
 
     python benchmarks/measure_lm_eval_paths.py --model smollm2-135m \\
-        --checkpoint outputs/demo/smollm2_chat_sft --limit 100 --out outputs/lm_eval_paths
+        --checkpoint outputs/demo/smollm2_chat_sft --stride 30 --out outputs/lm_eval_paths
 
 Every run is the command a user types (``python -m tinkerx.harness.lm_eval ...``, ``lm_eval --model
 local-completions ...``), with ``--log_samples`` so the per-choice logprobs can be compared; each
-writes under ``OUT/<path>_<base|checkpoint>/``. ``--limit`` takes lm-eval's first N questions of the
-task (its file order: the first subjects), so a small limit is a sample of a few subjects.
+writes under ``OUT/<path>_<base|checkpoint>/``. ``--stride N`` scores every Nth question (lm-eval's
+``--samples``), a sample across all 18 subjects; ``--limit N`` takes the first N, which the file's
+order makes the first subject only.
 """
 
 from __future__ import annotations
@@ -77,7 +78,9 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m", help="a conf/model option")
     parser.add_argument("--base-name", default=None, help="the served base model's name (default: the model's base_model)")
     parser.add_argument("--checkpoint", required=True, help="a run folder or checkpoint folder")
-    parser.add_argument("--limit", type=int, default=100)
+    parser.add_argument("--limit", type=int, default=None, help="the first N questions (the first subject's)")
+    parser.add_argument("--stride", type=int, default=30, help="every Nth question, across all subjects (ignored with --limit)")
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="the folder holding mmlu_stem/test.jsonl")
     parser.add_argument("--max-length", type=int, default=2047, help="lm-eval's max_length for local-completions (left-truncates)")
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "lm_eval_paths")
     args = parser.parse_args()
@@ -85,14 +88,20 @@ def main() -> None:
     from tinkerx.harness.lm_eval_tasks import write_tasks
 
     args.out.mkdir(parents=True, exist_ok=True)
-    tasks = write_tasks(args.out / "tasks")
+    tasks = write_tasks(args.out / "tasks", args.data)
     checkpoint = str(Path(args.checkpoint).resolve())
     base_name = args.base_name
     if base_name is None:
         from omegaconf import OmegaConf
 
         base_name = OmegaConf.load(ROOT / "conf" / "model" / f"{args.model}.yaml").base_model
-    common = ["--tasks", TASK, "--limit", str(args.limit), "--log_samples"]
+    if args.limit is not None:
+        chosen, selection = f"the first {args.limit} questions", ["--limit", str(args.limit)]
+    else:
+        total = sum(1 for line in (args.data / "mmlu_stem" / "test.jsonl").open() if line.strip())
+        indices = list(range(0, total, args.stride))
+        chosen, selection = f"every {args.stride}th question ({len(indices)} of {total})", ["--samples", json.dumps({TASK: indices})]
+    common = ["--tasks", TASK, *selection, "--log_samples"]
     lm_eval = Path(sys.executable).with_name("lm_eval")
     results: dict[str, dict] = {}
 
@@ -120,7 +129,7 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=60)
 
-    print(f"{TASK}, the first {args.limit} questions, model={args.model}, checkpoint={checkpoint}")
+    print(f"{TASK}, {chosen}, model={args.model}, checkpoint={checkpoint}")
     print(f"{'':12} {'adapter acc':>12} {'server acc':>11} {'max |dlogprob|':>15} {'adapter s':>10} {'server s':>9}")
     for which in ("base", "checkpoint"):
         a, s = results[f"adapter_{which}"], results[f"server_{which}"]
