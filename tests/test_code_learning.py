@@ -1,7 +1,7 @@
 """The code-RL demo's chain, short: experiment=sft_tiny_py_functions, then experiment=grpo_tiny_py_functions
 from its final checkpoint, both through the CLI as a user runs them (one torch thread).
 
-The shipped recipe takes minutes (500 SFT steps, 40 GRPO steps); here the data set is cut to additions
+The shipped recipe takes minutes (350 SFT steps, 150 GRPO steps); here the data set is cut to additions
 of 0-19 so that 60 SFT steps teach the shape and the training tasks' numbers, and GRPO's samples at
 temperature 1 mix passes and failures: the groups carry signal, the outcomes are counted per step,
 and the update moves the weights.
