@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 
 from tinkerx.envs.debate import DEBATERS
 from tinkerx.envs.episode import Episode, trained_tokens
+from tinkerx.methods.debate.training import policies_record
 from tinkerx.methods.shared.advantages import group_advantages
 from tinkerx.methods.shared.rollouts import Sample, rl_datum
 
@@ -57,22 +58,13 @@ def train_rl(client: Any, items: Sequence[dict[str, Any]], adam: Any) -> dict[st
 def rl_record(step: int, learning_rate: float, trained: Mapping[str, tuple[Sequence[dict[str, Any]], dict[str, Any]]], debate_ids: Sequence[Sequence[str]]) -> dict[str, Any]:
     """``debates/training_step_*.json`` for RL: per policy, every datum (whose debate, role, reward,
     advantage, tokens trained) and the step's loss."""
-    return {
-        "step": step,
-        "learning_rate": learning_rate,
-        "loss_fn": LOSS,
-        "policies": {
-            policy: {
-                "loss": result["loss"],
-                "tokens": result["tokens"],
-                "optim": result["optim"],
-                "datums": [
-                    {"debate_id": debate_ids[i["group"]][i["debate"]], "role": i["role"], "reward": i["reward"], "advantage": i["advantage"],
-                     "trained_tokens": i["tokens"], "model_input": i["datum"].model_input.to_ints(),
-                     "advantages": i["datum"].loss_fn_inputs["advantages"].tolist()}  # fmt: skip
-                    for i in items
-                ],
-            }
-            for policy, (items, result) in trained.items()
-        },
-    }
+
+    def datums(items: Sequence[dict[str, Any]], result: dict[str, Any]) -> list[dict[str, Any]]:
+        return [
+            {"debate_id": debate_ids[i["group"]][i["debate"]], "role": i["role"], "reward": i["reward"], "advantage": i["advantage"],
+             "trained_tokens": i["tokens"], "model_input": i["datum"].model_input.to_ints(),
+             "advantages": i["datum"].loss_fn_inputs["advantages"].tolist()}  # fmt: skip
+            for i in items
+        ]
+
+    return {"step": step, "learning_rate": learning_rate, "loss_fn": LOSS, "policies": policies_record(trained, datums)}

@@ -53,30 +53,31 @@ def _mean_nll(logprobs: Sequence[float], weights: Sequence[float]) -> float:
     return -sum(lp * w for lp, w in zip(logprobs, weights)) / total if total else 0.0
 
 
+def policies_record(trained: Mapping[str, tuple[Sequence[Any], dict[str, Any]]], datums: Any) -> dict[str, Any]:
+    """Per policy of a training step: its loss, tokens and optimizer figures, and ``datums(items, result)``,
+    a row per datum it trained on (rejection sampling and RL record different rows)."""
+    return {
+        policy: {"loss": result["loss"], "tokens": result["tokens"], "optim": result["optim"], "datums": datums(items, result)}
+        for policy, (items, result) in trained.items()
+    }
+
+
 def step_record(step: int, learning_rate: float, trained: Mapping[str, tuple[Sequence[WinningTurn], dict[str, Any]]]) -> dict[str, Any]:
     """``training_step_*.json``: per policy, every datum trained on (tokens, weights, its loss) and the step's loss."""
-    return {
-        "step": step,
-        "learning_rate": learning_rate,
-        "policies": {
-            policy: {
-                "loss": result["loss"],
-                "tokens": result["tokens"],
-                "optim": result["optim"],
-                "datums": [
-                    {
-                        "debate_id": w.debate_id,
-                        "speaker": w.turn.speaker,
-                        "round": w.turn.round,
-                        "text": w.turn.text,
-                        "loss": loss,
-                        "model_input": w.datum.model_input.to_ints(),
-                        "target_tokens": w.datum.loss_fn_inputs["target_tokens"].tolist(),
-                        "weights": w.datum.loss_fn_inputs["weights"].tolist(),
-                    }
-                    for w, loss in zip(items, result["per_datum_loss"])
-                ],
+
+    def datums(items: Sequence[WinningTurn], result: dict[str, Any]) -> list[dict[str, Any]]:
+        return [
+            {
+                "debate_id": w.debate_id,
+                "speaker": w.turn.speaker,
+                "round": w.turn.round,
+                "text": w.turn.text,
+                "loss": loss,
+                "model_input": w.datum.model_input.to_ints(),
+                "target_tokens": w.datum.loss_fn_inputs["target_tokens"].tolist(),
+                "weights": w.datum.loss_fn_inputs["weights"].tolist(),
             }
-            for policy, (items, result) in trained.items()
-        },
-    }
+            for w, loss in zip(items, result["per_datum_loss"])
+        ]
+
+    return {"step": step, "learning_rate": learning_rate, "policies": policies_record(trained, datums)}
