@@ -206,7 +206,7 @@ def test_rejection_sampling_metrics_are_unchanged(tmp_path):
 
 
 @pytest.mark.slow
-def test_debate_rl_killed_and_resumed_equals_the_uninterrupted_run(tmp_path):
+def test_debate_rl_killed_and_resumed_equals_the_uninterrupted_run(tmp_path, shared_data):  # the MMLU-STEM file
     args = [*TINY, *DEBATE, "method.training=rl", "method.group_size=2", "method.normalize_std=true"]
     reference = tmp_path / "reference"
     done = run_until_killed(args, reference)
