@@ -28,8 +28,8 @@ serve hydra.run.dir="$OUT/serve_base"
 python -m tinkerx "${EVAL[@]}" hydra.run.dir="$OUT/baseline"
 stop_server
 
-# 2. Train a variant (here SFT on 2-digit addition; GRPO works the same way).
-python -m tinkerx experiment=sft_tiny_arithmetic_short $TRAIN hydra.run.dir="$OUT/sft"
+# 2. Train a variant (here the main job, SFT on 2-digit addition; GRPO works the same way).
+python -m tinkerx experiment=sft_tiny_arithmetic $TRAIN hydra.run.dir="$OUT/sft"
 
 # 3. Serve the trained checkpoint (a run folder means its final checkpoint) and benchmark it there.
 serve server.checkpoint="$OUT/sft" hydra.run.dir="$OUT/serve_sft"

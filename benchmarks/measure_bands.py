@@ -10,7 +10,9 @@ Each run is ``python -m tinkerx experiment=NAME seed=S`` with ``OMP_NUM_THREADS=
 ``OUT/NAME/seedS_threadsT``; a run already finished there is reused, so an interrupted measurement
 picks up where it stopped. ``--init-from`` names the warm start of a chained experiment (GRPO, DPO,
 distillation from the SFT warm start) per seed and thread count, so the chain is measured as a user
-runs it. The thread count matters: CPU float sums differ with it, so two machines agree line for
+runs it; the overrides after the name are filled in the same way (the distillation teacher:
+``'components.teacher.checkpoint=outputs/bands/sft_tiny_arithmetic/seed{seed}_threads{threads}'``).
+The thread count matters: CPU float sums differ with it, so two machines agree line for
 line only at the same count (``environment.json`` records ``torch_threads``).
 """
 
@@ -52,7 +54,8 @@ def run_one(experiment: str, seed: int, threads: int, folder: Path, init_from: s
     folder.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with open(folder.parent / f"{folder.name}.log", "w") as log:
-        result = subprocess.run([*args, *overrides], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        filled = [o.format(seed=seed, threads=threads) for o in overrides]
+        result = subprocess.run([*args, *filled], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     if result.returncode != 0:
         print(f"{experiment} seed {seed}, {threads} thread(s): exit {result.returncode}, see {folder.parent / (folder.name + '.log')}", file=sys.stderr)
     return time.perf_counter() - start
@@ -93,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--init-from", help="warm start per run; {seed} and {threads} are filled in")
     parser.add_argument("--table-only", action="store_true", help="print the table of the runs already in --out")
-    parser.add_argument("overrides", nargs="*", help="extra key=value overrides for every run")
+    parser.add_argument("overrides", nargs="*", help="extra key=value overrides for every run; {seed} and {threads} are filled in")
     args = parser.parse_args(argv)
     if not args.table_only:
         for seed in args.seeds:

@@ -3,7 +3,8 @@ a kill and a resume. A change that moves a demo out of its measured range fails 
 
 Each experiment runs as a user runs it (``python -m tinkerx experiment=NAME``, one torch thread, as
 tests do); the band is judged by the run itself (``summary.json``: ``band``, ``bands``). The SFT warm
-start runs once and GRPO starts from it, as the README's demo chain does."""
+start is trained from the main job and GRPO starts from it, as the README's demo chain does; the two
+SFT stages are killed (SIGKILL) midway and resumed."""
 
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ from tests.helpers.resume import resume, run_until_killed
 
 pytestmark = pytest.mark.slow
 
-WARM_START = "sft_tiny_arithmetic_short"
+# The README's demo chain: the main job, the warm start trained from it, GRPO from the warm start.
+MAIN_JOB, WARM_START = "sft_tiny_arithmetic", "sft_tiny_arithmetic_short"
 # Experiments that need nothing before them, and where a killed run of each is stopped.
 STANDALONE = ["grpo_tiny_arithmetic_from_scratch"]
-KILL_AT = {"sft_tiny_arithmetic_short": "step:130", "grpo_tiny_arithmetic_from_scratch": "step:30"}
+KILL_AT = {MAIN_JOB: "step:350", WARM_START: "step:80", "grpo_tiny_arithmetic_from_scratch": "step:30"}
 
 
 def _inside(run_dir) -> dict:
@@ -37,22 +39,20 @@ def _ran_inside(result, run_dir) -> None:
     assert "band: outside" not in result.stdout + result.stderr
 
 
-@pytest.fixture(scope="module")
-def warm_start(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("bands") / WARM_START
-    return run_dir, run_until_killed([f"experiment={WARM_START}"], run_dir)
+def _killed_and_resumed(args: list[str], run_dir, kill_at: str) -> None:
+    killed = run_until_killed(args, run_dir, kill_at)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    resumed = resume(run_dir)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    _inside(run_dir)
 
 
-def test_the_warm_start_lands_in_its_band(warm_start):
-    run_dir, result = warm_start
-    _ran_inside(result, run_dir)
-
-
-def test_grpo_from_the_warm_start_lands_in_its_band(warm_start, tmp_path):
-    warm_dir, warm = warm_start
-    assert warm.returncode == 0, warm.stderr[-3000:]
-    run_dir = tmp_path / "grpo_tiny_arithmetic"
-    _ran_inside(run_until_killed(["experiment=grpo_tiny_arithmetic", f"method.init_from={warm_dir}"], run_dir), run_dir)
+def test_the_demo_chain_lands_in_its_bands_also_killed_and_resumed(tmp_path):
+    """One test, so the chain runs once (a module fixture would run on each xdist worker)."""
+    main, warm, grpo = tmp_path / MAIN_JOB, tmp_path / WARM_START, tmp_path / "grpo_tiny_arithmetic"
+    _killed_and_resumed([f"experiment={MAIN_JOB}"], main, KILL_AT[MAIN_JOB])
+    _killed_and_resumed([f"experiment={WARM_START}", f"method.init_from={main}"], warm, KILL_AT[WARM_START])
+    _ran_inside(run_until_killed(["experiment=grpo_tiny_arithmetic", f"method.init_from={warm}"], grpo), grpo)
 
 
 @pytest.mark.parametrize("experiment", STANDALONE)
@@ -60,11 +60,6 @@ def test_fast_experiment_lands_in_its_band(tmp_path, experiment):
     _ran_inside(run_until_killed([f"experiment={experiment}"], tmp_path / experiment), tmp_path / experiment)
 
 
-@pytest.mark.parametrize("experiment", sorted(KILL_AT))
+@pytest.mark.parametrize("experiment", STANDALONE)
 def test_killed_and_resumed_run_lands_in_its_band(tmp_path, experiment):
-    run_dir = tmp_path / experiment
-    killed = run_until_killed([f"experiment={experiment}"], run_dir, KILL_AT[experiment])
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    resumed = resume(run_dir)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    _inside(run_dir)
+    _killed_and_resumed([f"experiment={experiment}"], tmp_path / experiment, KILL_AT[experiment])

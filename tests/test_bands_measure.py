@@ -37,7 +37,9 @@ def test_the_warm_start_follows_seed_and_threads(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(measure_bands.subprocess, "run", lambda args, **kw: calls.append((args, kw["env"])) or type("R", (), {"returncode": 0})())
     folder = measure_bands.run_dir(tmp_path, "grpo_tiny_arithmetic", 1, 2)
-    measure_bands.run_one("grpo_tiny_arithmetic", 1, 2, folder, "warm/seed{seed}_threads{threads}", ["training.max_steps=3"])
+    measure_bands.run_one("grpo_tiny_arithmetic", 1, 2, folder, "warm/seed{seed}_threads{threads}",
+                          ["training.max_steps=3", "components.teacher.checkpoint=t/seed{seed}_threads{threads}"])
     args, env = calls[0]
-    assert "seed=1" in args and "method.init_from=warm/seed1_threads2" in args and args[-1] == "training.max_steps=3"
+    assert "seed=1" in args and "method.init_from=warm/seed1_threads2" in args
+    assert args[-2:] == ["training.max_steps=3", "components.teacher.checkpoint=t/seed1_threads2"]
     assert env["OMP_NUM_THREADS"] == "2"

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
+from tests.helpers.data import EASY
+from tests.helpers.runs import run_in_process
 from tinkerx.chat import completion_tokens, prompt_tokens, supervised_datum
-from tinkerx.methods.sft import OverfitWatch
+from tinkerx.errors import ConfigError
+from tinkerx.methods.sft import SFT, OverfitWatch
 from tinkerx.models.tiny import TinyModel
 
 
@@ -33,3 +40,16 @@ def test_overfit_warning_needs_rising_validation_and_falling_train_loss():
     both_rising = OverfitWatch(patience=2)
     for train, val in [(1.0, 1.0), (1.1, 1.1), (1.2, 1.2)]:
         assert both_rising.update(train, val) is None
+
+
+def test_sft_continues_from_a_run_folder(tmp_path):
+    """method.init_from: a second SFT stage starts from the first's final weights (its baseline is
+    the first run's final answers), and a checkpoint of another base model is refused."""
+    few = ["evaluator.max_examples=8", "method.validation_every=0", *EASY]
+    run_in_process(["training.max_steps=5", *few], tmp_path / "first")
+    summary = run_in_process(["training.max_steps=1", f"method.init_from={tmp_path / 'first'}", *few], tmp_path / "second")
+    assert summary["init_from"] == json.loads((tmp_path / "first" / "summary.json").read_text())["checkpoint"]
+    completions = lambda path: [json.loads(line)["completion"] for line in path.read_text().splitlines()]  # noqa: E731
+    assert completions(tmp_path / "second" / "eval" / "baseline.jsonl") == completions(tmp_path / "first" / "eval" / "final.jsonl")
+    with pytest.raises(ConfigError, match="no checkpoint at /nonexistent/run"):
+        SFT(init_from="/nonexistent/run")

@@ -26,8 +26,13 @@ class Arithmetic(Dataset):
         max_tokens: int = 16,
         overlong: str = "drop",
         max_length: int | None = None,
+        train_carry_slips: float = 0.0,
     ) -> None:
         super().__init__(prompt, max_tokens, overlong, max_length)
+        if not 0.0 <= train_carry_slips <= 1.0:
+            raise ConfigError(f"dataset.train_carry_slips must be a fraction in [0, 1], got {train_carry_slips}")
+        if train_carry_slips and "+" not in operations:
+            raise ConfigError("dataset.train_carry_slips applies to additions; dataset.operations has no '+'")
         if digits < 1:
             raise ConfigError(f"dataset.digits must be >= 1, got {digits}")
         bad = [op for op in operations if op not in OPERATIONS]
@@ -51,4 +56,24 @@ class Arithmetic(Dataset):
         self.test = problems[:test_size]
         self.validation = problems[test_size : test_size + validation_size]
         self.train = problems[test_size + validation_size :]
+        if train_carry_slips:
+            self.train = _slip_carries(self.train, train_carry_slips, seed)
         self.check_prompt("arithmetic problems")
+
+
+def _slip_carries(train: list[Example], rate: float, seed: int) -> list[Example]:
+    """``train`` with the ones-digit carry dropped from ``rate`` of its carrying additions (47+38 -> 75).
+
+    An imperfect demonstrator with one systematic mistake: a model trained on it to convergence
+    answers every carrying addition the slipped way (greedy), whatever the seed or thread count, and
+    samples the right answer often enough for a verifiable reward to teach the carry. Held-out splits
+    stay right. Drawn from its own generator, so the problems themselves do not move with ``rate``.
+    """
+    rng = random.Random(f"carry-slips-{seed}")
+    slipped = []
+    for ex in train:
+        a, op, b = ex.id.partition("+")
+        if op and (int(a) % 10 + int(b) % 10) >= 10 and rng.random() < rate:
+            ex = Example(question=ex.question, answer=str(int(a) + int(b) - 10), id=ex.id)
+        slipped.append(ex)
+    return slipped

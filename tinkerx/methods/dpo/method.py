@@ -17,10 +17,10 @@ from typing import Any
 from tinkerx.errors import ConfigError
 from tinkerx.methods.dpo.loss import VARIANTS, dpo_loss_fn, preference_accuracy, sequence_logprobs
 from tinkerx.methods.dpo.pairs import TokenizedPair, add_reference_logprobs, read_pair_cache, sample_pairs, tokenize_pairs
-from tinkerx.methods.shared.policy import OnePolicy, evaluate_sampler, open_policy, policy_sampler, resume_policy
+from tinkerx.methods.shared.policy import OnePolicy, check_warm_start, evaluate_sampler, open_policy, policy_sampler, resume_policy
 from tinkerx.methods.shared.pool import PromptPool
 from tinkerx.pipeline import Pipeline, ResumeState
-from tinkerx.runs.checkpoints import checkpoint_base_model, resolve_checkpoint
+from tinkerx.runs.checkpoints import resolve_checkpoint
 from tinkerx.runs.display import console
 
 PAIR_SOURCES = ("dataset", "sampling")
@@ -82,9 +82,7 @@ class DPO(OnePolicy):
             )
         if self.pairs_from == "sampling" and p.reward is None:
             raise ConfigError("method.pairs_from=sampling needs a reward to tell correct from incorrect samples: reward=NAME")
-        trained_from = checkpoint_base_model(self.init_from) if self.init_from else None
-        if trained_from and trained_from != p.base_model:
-            raise ConfigError(f"method.init_from was trained from {trained_from}, but model is {p.base_model}; choose the matching model=")
+        check_warm_start(p, self.init_from)
 
     def _pairs(self, p: Pipeline) -> dict[str, list[TokenizedPair]]:
         """The run's pairs with reference logprobs: from the cache, or made now from the starting weights."""

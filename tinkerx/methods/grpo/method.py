@@ -33,13 +33,13 @@ from tinkerx.methods.grpo.dynamic_sampling import draw_with_signal, signal_group
 from tinkerx.methods.grpo.objective import kl_to_reference, policy_datums, reference_logprobs, trainable
 from tinkerx.methods.grpo.variants import resolve_recipe, yaml_presets
 from tinkerx.methods.shared.advantages import overlong_penalty
-from tinkerx.methods.shared.policy import OnePolicy, base_sampler, open_policy, policy_sampler, resume_policy, save_policy
+from tinkerx.methods.shared.policy import OnePolicy, base_sampler, check_warm_start, open_policy, policy_sampler, resume_policy, save_policy
 from tinkerx.methods.shared.pool import PromptPool
 from tinkerx.methods.shared.rollout_metrics import episode_metrics, rollout_metrics, sampler_trainer_kl
 from tinkerx.methods.shared.rollouts import Group, PendingGroups, Sample, launch_env_groups, launch_groups, score_groups
 from tinkerx.pipeline import Pipeline, ResumeState
 from tinkerx.rewards.guarded import reward_metrics
-from tinkerx.runs.checkpoints import checkpoint_base_model, resolve_checkpoint
+from tinkerx.runs.checkpoints import resolve_checkpoint
 from tinkerx.runs.display import console
 
 NO_UPDATE_WARNING = (
@@ -284,9 +284,7 @@ class GRPO(OnePolicy):
             raise ConfigError(f"dataset {p.dataset.name} has no training examples to draw prompts from (give dataset.path=TRAIN.jsonl)")
         if p.evaluator is not None and p.evaluator.split == "train":
             raise ConfigError("evaluator.split must not be train for grpo: holdout prompts are never trained on")
-        trained_from = checkpoint_base_model(self.init_from) if self.init_from else None
-        if trained_from and trained_from != p.base_model:
-            raise ConfigError(f"method.init_from was trained from {trained_from}, but model is {p.base_model}; choose the matching model=")
+        check_warm_start(p, self.init_from)
 
     def _holdout_due(self, p: Pipeline, step: int, total: int) -> bool:
         every, last = p.training.eval_every, step == total - 1

@@ -12,8 +12,14 @@ from tinkerx.conversation import conversation_datum, render_conversation
 from tinkerx.errors import ConfigError
 from tinkerx.methods.sft.overfit import OverfitWatch
 from tinkerx.methods.sft.packing import pack_datums
-from tinkerx.methods.shared.policy import OnePolicy, open_policy, resume_policy
+from tinkerx.methods.shared.policy import (
+    OnePolicy,
+    check_warm_start,
+    open_policy,
+    resume_policy,
+)
 from tinkerx.pipeline import Pipeline, ResumeState
+from tinkerx.runs.checkpoints import resolve_checkpoint
 from tinkerx.runs.display import console
 from tinkerx.runs.rng import restore_random_state
 
@@ -30,6 +36,7 @@ class SFT(OnePolicy):
         overfit_patience: int = 3,
         evaluate_baseline: bool = True,
         save_final: bool = True,
+        init_from: str | None = None,
     ) -> None:
         if loss_fn != "cross_entropy":
             valid = "cross_entropy" if loss_fn in LOSS_INPUTS else ", ".join(LOSS_INPUTS)
@@ -38,6 +45,7 @@ class SFT(OnePolicy):
             raise ConfigError("method.validation_every must be >= 0 and method.overfit_patience >= 1")
         self.loss_fn, self.validation_every, self.validation_examples = loss_fn, validation_every, validation_examples
         self.overfit_patience, self.evaluate_baseline, self.save_final = overfit_patience, evaluate_baseline, save_final
+        self.init_from = resolve_checkpoint(init_from, "method.init_from") if init_from else None
 
     shown = ("train/loss", "val/loss", "optim/lr")
 
@@ -60,9 +68,10 @@ class SFT(OnePolicy):
         self._order_rng = random.Random(p.seed)
         self._order: list[int] = []
         self._watch = OverfitWatch(self.overfit_patience)
-        self._summary: dict[str, Any] = {}
+        self._summary: dict[str, Any] = {"init_from": self.init_from} if self.init_from else {}
         if resume is None:
-            self.client = open_policy(p)
+            check_warm_start(p, self.init_from)
+            self.client = open_policy(p, self.init_from)
             return
         self.client = resume_policy(p, resume.checkpoints["policy"])
         s = resume.method_state

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from tinkerx.errors import ConfigError
 from tinkerx.pipeline import Pipeline
-from tinkerx.runs.checkpoints import load_weights
+from tinkerx.runs.checkpoints import checkpoint_base_model, load_weights
 
 
 def resolved(client: Any) -> Any:
@@ -34,6 +35,13 @@ def open_policy(p: Pipeline, init_from: str | None = None, key: str = "method.in
     if init_from:
         return load_weights(p.service, init_from, key)
     return p.service.create_lora_training_client(p.base_model, rank=p.lora_rank, seed=p.seed if seed is None else seed).result()
+
+
+def check_warm_start(p: Pipeline, init_from: str | None) -> None:
+    """Refuses a warm start (``method.init_from``) trained from another base model than the run's."""
+    trained_from = checkpoint_base_model(init_from) if init_from else None
+    if trained_from and trained_from != p.base_model:
+        raise ConfigError(f"method.init_from was trained from {trained_from}, but model is {p.base_model}; choose the matching model=")
 
 
 def resume_policy(p: Pipeline, path: str) -> Any:
