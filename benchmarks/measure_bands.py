@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--init-from", help="warm start per run; {seed} and {threads} are filled in")
     parser.add_argument("--table-only", action="store_true", help="print the table of the runs already in --out")
     parser.add_argument("overrides", nargs="*", help="extra key=value overrides for every run; {seed} and {threads} are filled in")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # overrides may follow the options
     if not args.table_only:
         for seed in args.seeds:
             for count in args.threads:

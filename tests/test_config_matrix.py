@@ -137,7 +137,7 @@ EXPERIMENTS = {
     "distill_smollm2_arithmetic": {"method.mode": "off_policy", "optim.lr": 1e-3, "training.max_steps": 40, "model.lora_rank": 16, "components.teacher.model.base_model": "tinkerx/tiny"},
     "sft_smollm2_chat_oasst": {"optim.lr": 5e-4, "optim.schedule": "cosine", "training.batch_size": 4, "training.max_steps": 16, "dataset.max_length": 512, "sampling.max_tokens": 48},
     "dpo_smollm2_preference_oasst": {"method.beta": 0.1, "method.variant": "sigmoid", "optim.lr": 2e-4, "training.batch_size": 8, "training.max_steps": 10, "dataset.max_length": 512},
-    "dpo_tiny_arithmetic": {"method.variant": "ipo", "method.beta": 0.5, "optim.lr": 3e-5, "training.max_steps": 30, "sampling.max_tokens": 8},
+    "dpo_tiny_arithmetic": {"method.variant": "ipo", "method.beta": 0.1, "optim.lr": 3e-5, "training.max_steps": 30, "sampling.max_tokens": 8},
     "grpo_smollm2_mbpp": {"optim.lr": 2e-4, "training.batch_size": 4, "training.max_steps": 40, "sampling.max_tokens": 256, "model.lora_rank": 16, "method.group_size": 4},
     "grpo_tiny_guess_number": {"optim.lr": 1e-3, "training.batch_size": 16, "training.max_steps": 40, "sampling.max_tokens": 2, "env.high": 9, "env.max_turns": 4, "env.format_bonus": 0.2},
     "grpo_smollm2_gsm8k_judge": {"optim.lr": 2e-4, "training.batch_size": 4, "training.max_steps": 12, "sampling.max_tokens": 96, "model.lora_rank": 16, "method.group_size": 4},
