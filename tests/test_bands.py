@@ -45,6 +45,15 @@ def test_a_band_the_run_cannot_record_is_refused_in_one_line(band, message):
     assert "\n" not in str(error.value)
 
 
+def test_preference_figures_are_dpo_s_alone():
+    band = {"metric": "pref_accuracy", "at": "final", ">=": 0.8, **SOURCE}
+    dpo = _cfg([band])
+    dpo.method = {"_target_": "tinkerx.methods.dpo.DPO"}
+    assert declared(dpo)[0].metric == "pref_accuracy"
+    with pytest.raises(ConfigError, match="records no 'pref_accuracy' at final"):
+        declared(_cfg([band]))
+
+
 def test_reward_and_source_are_required():
     with pytest.raises(ConfigError, match="write the source beside the band"):
         declared(_cfg([{"metric": "accuracy", "at": "final", ">=": 0.5, "reward": "numeric"}]))

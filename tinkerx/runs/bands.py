@@ -27,6 +27,13 @@ from tinkerx.errors import ConfigError
 
 # What the evaluator reports (summary.json's baseline/final; metrics.jsonl's eval/<key>).
 EVAL_KEYS = ("accuracy", "reward_mean", "exact_match", "numeric_match", "ungradable", "mean_completion_tokens", "truncation_rate", "num_examples")
+# DPO's held-out evaluation adds its preference figures (tinkerx/methods/dpo/method.py).
+PREFERENCE_KEYS = ("pref_accuracy", "pref_margin")
+
+
+def _eval_keys(cfg: Any) -> tuple[str, ...]:
+    target = str((cfg.get("method") or {}).get("_target_", ""))
+    return EVAL_KEYS + PREFERENCE_KEYS if target.startswith("tinkerx.methods.dpo") else EVAL_KEYS
 # Namespaces of the per-step metrics the methods record in metrics.jsonl.
 STEP_NAMESPACES = ("train/", "optim/", "time/", "reward/", "dpo/", "distill/", "debate/", "rollout/", "eval/", "val/")
 FORMS = "range: [low, high], '>=': low, or '<=': high"
@@ -96,16 +103,18 @@ def _checked(band: Band, i: int, cfg: Any) -> Band:
     if band.at in ("baseline", "final"):
         if not has_evaluator:
             raise ConfigError(f"{where}: {band.metric} at {band.at} needs an evaluation, and this run has none (evaluator=null)")
-        if band.metric not in EVAL_KEYS and not band.metric.startswith("pass@"):
-            raise ConfigError(f"{where}: the evaluation records no {band.metric!r} at {band.at}; it records {', '.join(EVAL_KEYS)}")
+        keys = _eval_keys(cfg)
+        if band.metric not in keys and not band.metric.startswith("pass@"):
+            raise ConfigError(f"{where}: the evaluation records no {band.metric!r} at {band.at}; it records {', '.join(keys)}")
         return band
     steps = (cfg.get("training") or {}).get("max_steps")
     if isinstance(steps, int) and band.at > steps:
         raise ConfigError(f"{where}: {band.metric} at step {band.at}, but the run stops at step {steps} (training.max_steps)")
     if band.metric.startswith("eval/"):
         every = (cfg.get("training") or {}).get("eval_every") or 0
-        if band.metric[5:] not in EVAL_KEYS:
-            raise ConfigError(f"{where}: the evaluation records no {band.metric!r}; it records eval/ + {', '.join(EVAL_KEYS)}")
+        keys = _eval_keys(cfg)
+        if band.metric[5:] not in keys:
+            raise ConfigError(f"{where}: the evaluation records no {band.metric!r}; it records eval/ + {', '.join(keys)}")
         if not has_evaluator or not every or band.at % every:
             raise ConfigError(f"{where}: {band.metric} is not recorded at step {band.at} (held-out evaluation every {every or 'no'} steps, training.eval_every); use at: final")
     elif band.metric.startswith("val/"):  # SFT's validation loss: every method.validation_every steps and at the last
