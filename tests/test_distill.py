@@ -96,8 +96,8 @@ def test_distill_modes_and_bad_options():
         distill(mode="online")
     with pytest.raises(ConfigError, match="kl_coef > 0"):
         distill(kl_coef=0)
-    with pytest.raises(ConfigError, match="init_from is for mode=on_policy"):
-        distill(mode="off_policy", init_from="x")
+    with pytest.raises(ConfigError, match="no checkpoint at /nonexistent/run"):
+        distill(mode="off_policy", init_from="/nonexistent/run")  # a warm-started student: SFT's init_from
 
 
 # --- end to end ---------------------------------------------------------------------------------

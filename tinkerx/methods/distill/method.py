@@ -51,9 +51,9 @@ def distill(
             raise ConfigError(f"method.teacher_samples must be >= 1, got {teacher_samples}")
         if max_prompts is not None and max_prompts < 1:
             raise ConfigError(f"method.max_prompts must be >= 1 or null, got {max_prompts}")
-        if init_from:
-            raise ConfigError("method.init_from is for mode=on_policy; off_policy trains a fresh student")
-        sft = SFT(validation_every=validation_every, validation_examples=validation_examples, evaluate_baseline=evaluate_baseline, save_final=save_final)
+        # The student: a fresh model, or init_from's weights (SFT's own warm start).
+        sft = SFT(validation_every=validation_every, validation_examples=validation_examples, evaluate_baseline=evaluate_baseline,
+                  save_final=save_final, init_from=init_from)
         return OffPolicyDistill(teacher_samples, filter_correct, max_prompts, samples_path, evaluate_teacher, sft, context_length)
     if group_size < 1 or groups_per_batch < 1:
         raise ConfigError(f"method.group_size and method.groups_per_batch must be >= 1, got {group_size} and {groups_per_batch}")

@@ -16,12 +16,12 @@ from typing import Any
 from tinkerx.errors import ConfigError
 from tinkerx.methods.distill.advantages import reverse_kl_advantages, token_advantage_datum
 from tinkerx.methods.distill.teacher import prompts_fitting_teacher, teacher_of
-from tinkerx.methods.shared.policy import OnePolicy, evaluate_sampler, open_policy, policy_sampler, resume_policy
+from tinkerx.methods.shared.policy import OnePolicy, check_warm_start, evaluate_sampler, open_policy, policy_sampler, resume_policy
 from tinkerx.methods.shared.pool import PromptPool
 from tinkerx.methods.shared.rollout_metrics import rollout_metrics
 from tinkerx.methods.shared.rollouts import Group, sample_groups, score_groups
 from tinkerx.pipeline import Pipeline, ResumeState
-from tinkerx.runs.checkpoints import checkpoint_base_model
+
 
 SHOWN = ("distill/reverse_kl", "reward/accuracy", "eval/accuracy", "eval/of_teacher")
 
@@ -53,9 +53,7 @@ class OnPolicyDistill(OnePolicy):
         self.teacher = teacher_of(p)
         if self.reward_coef and p.reward is None:
             raise ConfigError("method.reward_coef > 0 needs a reward: choose one with reward=NAME")
-        trained_from = checkpoint_base_model(self.init_from) if self.init_from else None
-        if trained_from and trained_from != p.base_model:
-            raise ConfigError(f"method.init_from was trained from {trained_from}, but model is {p.base_model}; choose the matching model=")
+        check_warm_start(p, self.init_from)
         self.teacher.start(p.service, p.base_model, p.tokenizer, same_tokenizer=True)
         self.p = p
         # The teacher scores every sampled prompt + reply: both must fit its context too.
