@@ -2,7 +2,7 @@
 # The benchmarking loop through an OpenAI-compatible endpoint, offline, with the tiny model:
 #   baseline eval through the endpoint -> SFT -> serve the checkpoint -> eval through the endpoint -> compare.
 # Any endpoint works for the evaluations (ollama, vLLM, llama.cpp): only backend.base_url/model change.
-#   .ci/endpoint_loop.sh      # measured 13 min on 2 busy CPU cores (load ~12), most of it the SFT
+#   .ci/endpoint_loop.sh      # measured about 4 min on 2 CPU cores beside another job, most of it the SFT
 #   TRAIN="training.max_steps=60" .ci/endpoint_loop.sh   # shorter training
 set -euo pipefail
 cd "$(dirname "$0")/.."
