@@ -29,11 +29,6 @@ from tinkerx.errors import ConfigError
 EVAL_KEYS = ("accuracy", "reward_mean", "exact_match", "numeric_match", "ungradable", "mean_completion_tokens", "truncation_rate", "num_examples")
 # DPO's held-out evaluation adds its preference figures (tinkerx/methods/dpo/method.py).
 PREFERENCE_KEYS = ("pref_accuracy", "pref_margin")
-
-
-def _eval_keys(cfg: Any) -> tuple[str, ...]:
-    target = str((cfg.get("method") or {}).get("_target_", ""))
-    return EVAL_KEYS + PREFERENCE_KEYS if target.startswith("tinkerx.methods.dpo") else EVAL_KEYS
 # Namespaces of the per-step metrics the methods record in metrics.jsonl.
 STEP_NAMESPACES = ("train/", "optim/", "time/", "reward/", "dpo/", "distill/", "debate/", "rollout/", "eval/", "val/")
 FORMS = "range: [low, high], '>=': low, or '<=': high"
@@ -95,6 +90,12 @@ def _band(i: int, entry: Any) -> Band:
         if not isinstance(entry.get(key), str) or not entry[key].strip():
             raise ConfigError(f"{where} ({entry['metric']}): write the {key} beside the band (what was measured, and where the band comes from)")
     return Band(entry["metric"], at, low, high, entry["reward"], entry["source"])
+
+
+def _eval_keys(cfg: Any) -> tuple[str, ...]:
+    """What the run's held-out evaluation reports: the evaluator's figures, and DPO's preference ones."""
+    target = str((cfg.get("method") or {}).get("_target_", ""))
+    return EVAL_KEYS + PREFERENCE_KEYS if target.startswith("tinkerx.methods.dpo") else EVAL_KEYS
 
 
 def _checked(band: Band, i: int, cfg: Any) -> Band:

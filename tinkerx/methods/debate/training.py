@@ -8,7 +8,7 @@ weight 1. Training on the very tokens sampled keeps the data on-policy, with no 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from tinkerx.chat import supervised_datum
 from tinkerx.methods.debate.transcript import Transcript, Turn
@@ -53,7 +53,9 @@ def _mean_nll(logprobs: Sequence[float], weights: Sequence[float]) -> float:
     return -sum(lp * w for lp, w in zip(logprobs, weights)) / total if total else 0.0
 
 
-def policies_record(trained: Mapping[str, tuple[Sequence[Any], dict[str, Any]]], datums: Any) -> dict[str, Any]:
+def policies_record(
+    trained: Mapping[str, tuple[Sequence[Any], dict[str, Any]]], datums: Callable[[Sequence[Any], dict[str, Any]], list[dict[str, Any]]]
+) -> dict[str, Any]:
     """Per policy of a training step: its loss, tokens and optimizer figures, and ``datums(items, result)``,
     a row per datum it trained on (rejection sampling and RL record different rows)."""
     return {

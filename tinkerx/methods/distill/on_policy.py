@@ -22,7 +22,6 @@ from tinkerx.methods.shared.rollout_metrics import rollout_metrics
 from tinkerx.methods.shared.rollouts import Group, sample_groups, score_groups
 from tinkerx.pipeline import Pipeline, ResumeState
 
-
 SHOWN = ("distill/reverse_kl", "reward/accuracy", "eval/accuracy", "eval/of_teacher")
 
 

@@ -12,12 +12,7 @@ from tinkerx.conversation import conversation_datum, render_conversation
 from tinkerx.errors import ConfigError
 from tinkerx.methods.sft.overfit import OverfitWatch
 from tinkerx.methods.sft.packing import pack_datums
-from tinkerx.methods.shared.policy import (
-    OnePolicy,
-    check_warm_start,
-    open_policy,
-    resume_policy,
-)
+from tinkerx.methods.shared.policy import OnePolicy, check_warm_start, open_policy, resume_policy
 from tinkerx.pipeline import Pipeline, ResumeState
 from tinkerx.runs.checkpoints import resolve_checkpoint
 from tinkerx.runs.display import console
