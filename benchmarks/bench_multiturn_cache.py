@@ -99,13 +99,32 @@ class Group:
         return [0.0 for _ in episodes]
 
 
+def mmlu_debates(episodes: int) -> list[Group]:
+    """The debate method's own episodes (tinkerx/envs/debate.py with the prompts of method=debate
+    training=rl) on the first MMLU-STEM test questions, 3 rounds, no judge turn (the judge reads a
+    fresh prompt in both modes). Empty when ../shared/data is absent."""
+    from tinkerx.envs.debate import DEBATERS, DebateEnv as MethodDebate
+    from tinkerx.methods.debate.episodes import DebatePrompts
+    from tinkerx.methods.debate.transcript import Setup
+
+    path = Path(__file__).resolve().parents[2] / "shared" / "data" / "mmlu_stem" / "test.jsonl"
+    if not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines()[:episodes]]
+    setups = [Setup(f"q{i}", f"q{i}", r["question"], (r["choices"][r["answer"]], r["choices"][(r["answer"] + 1) % len(r["choices"])]), "A", ("A", "B"))
+              for i, r in enumerate(rows)]  # fmt: skip
+    return [Group(lambda s=s: MethodDebate(s, 3, DebatePrompts(), judge_reads=False), DEBATERS) for s in setups]
+
+
 def shapes(episodes: int) -> dict[str, tuple[list[Group], int]]:
     """shape -> (groups, policy turns per episode)."""
     topics = [TOPICS[i % len(TOPICS)] + ("" if i < len(TOPICS) else f" (case {i})") for i in range(episodes)]
-    return {
+    found = {
         "debate, 3 rounds": ([Group(lambda t=t: DebateEnv(t, 3), ("A", "B")) for t in topics], 6),
+        "debate, MMLU-STEM, method prompts, 3 rounds": (mmlu_debates(episodes), 6),
         "tool, 5 turns": ([Group(lambda t=t: ToolEnv(t, 5), ("policy",)) for t in topics], 5),
     }
+    return {shape: value for shape, value in found.items() if value[0]}
 
 
 def main() -> None:
@@ -115,6 +134,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=64, help="sampled tokens per turn at most")
     parser.add_argument("--skip-tiny", action="store_true")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--shapes", nargs="+", default=None, help="run only the shapes whose names start with these words (debate, tool)")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -123,6 +143,7 @@ def main() -> None:
     from tinker import types
 
     from tinkerx.backends.local import LocalBackend
+    from tinkerx.build import MULTI_TURN_PREFIX_CACHE_TOKENS
     from tinkerx.envs.runner import EpisodeLimits, EpisodeRunner
     from tinkerx.paths import CONFIG_DIR
 
@@ -134,7 +155,8 @@ def main() -> None:
     for label, loader in model_loaders(args.smollm2):
         if args.skip_tiny and label == "tiny":
             continue
-        backend = LocalBackend(device="cpu", max_batch_rows=defaults.max_batch_rows, prefix_cache_tokens=defaults.prefix_cache_tokens)
+        # backend.prefix_cache_tokens=auto gives multi-turn runs MULTI_TURN_PREFIX_CACHE_TOKENS: what they run with
+        backend = LocalBackend(device="cpu", max_batch_rows=defaults.max_batch_rows, prefix_cache_tokens=MULTI_TURN_PREFIX_CACHE_TOKENS)
         service = backend.open([loader], Path(tempfile.mkdtemp(prefix="tinkerx-bench-cache-")), seed=0)
         trainer = service.create_lora_training_client(loader.base_model, rank=8).result()
         sampler = trainer.save_weights_and_get_sampling_client()
@@ -142,6 +164,8 @@ def main() -> None:
         tokenizer = trainer.get_tokenizer()
         params = types.SamplingParams(max_tokens=args.max_tokens, temperature=0.0)
         for shape, (groups, turns) in shapes(args.episodes).items():
+            if args.shapes and not any(shape.startswith(prefix) for prefix in args.shapes):
+                continue
             runner = EpisodeRunner(tokenizer, params, EpisodeLimits(max_turns=turns))
             outputs: dict[str, list] = {}
             counts: dict[str, dict] = {}
@@ -150,7 +174,7 @@ def main() -> None:
                 def run() -> None:
                     nonlocal began
                     began = time.perf_counter()
-                    cache.max_tokens = defaults.prefix_cache_tokens if cached else 0
+                    cache.max_tokens = MULTI_TURN_PREFIX_CACHE_TOKENS if cached else 0
                     cache.clear()
                     before = dict(cache.counters)
                     done = runner.launch(groups, 1, {role: sampler for role in groups[0].roles}).collect()

@@ -25,6 +25,10 @@ def test_an_env_run_records_episodes_turn_by_turn_and_env_metrics(tmp_path):
     rows = metrics_rows(tmp_path / "run")
     assert [r["step"] for r in rows] == [0, 1, 2]
     assert "eval/success_rate" in rows[0] and "eval/turns_mean" in rows[0] and rows[0]["eval/num_episodes"] == 4
+    # The environment's own metrics, averaged over the held-out episodes, as over a step's (env/...).
+    held_out = [json.loads(line) for line in (tmp_path / "run" / "eval" / "baseline.jsonl").read_text().splitlines()]
+    invalid = sum(e["metrics"].get("invalid", 0.0) for e in held_out) / len(held_out)
+    assert rows[0]["eval/env_invalid"] == pytest.approx(invalid)
     for key in ("episodes/turns", "episodes/count", "episodes/max_turns", "episodes/env_error", "reward/mean", "train/datums"):
         assert key in rows[1], key
     assert rows[1]["episodes/count"] == 9 and 1 <= rows[1]["episodes/turns"] <= 2

@@ -97,3 +97,55 @@ def test_a_tool_use_run_through_the_tinker_sdk_against_the_local_server(tinker_s
     assert rows[1]["episodes/count"] == 4 and rows[1]["episodes/env_error"] == 0  # the tiny model's context is 512: env.max_tokens keeps under it
     episodes = [json.loads(line) for line in (tmp_path / "run" / "episodes" / "step_000001.jsonl").read_text().splitlines()]
     assert len(episodes) == 4 and all(e["turns"] and e["opening"][0]["role"] == "system" for e in episodes)
+
+
+def test_word_problems_hold_their_numbers_and_the_value_of_their_expression():
+    spec = ToolUse(tools=["calculator"], digits=4, train_size=40, test_size=10, problems="word")
+    problems = spec.train + spec.test
+    assert len({p.question.split(" ")[1] for p in problems}) > 1  # more than one pattern drawn
+    for p in problems:
+        numbers = [int(n) for n in p.expression.replace("*", " ").replace("+", " ").replace("-", " ").split()]
+        assert all(str(n) in p.question for n in numbers), p
+        assert int(p.answer) == eval(p.expression)  # the test's own check of the calculator's value
+    # products stay what they were: "What is A * B?"
+    assert ToolUse(tools=["calculator"], digits=4, train_size=3, test_size=0).train[0].question.startswith("What is ")
+    with pytest.raises(ConfigError, match="env.problems must be one of products, word"):
+        ToolUse(tools=["calculator"], problems="riddles")
+
+
+def test_a_demonstration_is_an_episode_the_environment_scores_as_won(tokenizer):
+    spec = ToolUse(tools=["calculator"], digits=4, train_size=4, test_size=0, problems="word", max_turns=3)
+    problem = spec.train[0]
+    messages = spec.demonstration(problem)
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "tool", "assistant"]
+    assert messages[:2] == spec.group(problem).make_envs(1)[0].initial_observation().messages
+    assert messages[3]["content"] == messages[4]["content"] == problem.answer
+    replies = iter([m["content"] for m in messages if m["role"] == "assistant"])
+    policy = ScriptedPolicy(tokenizer, lambda prompt: next(replies))
+    [[episode]] = EpisodeRunner(tokenizer, params(256), spec.limits).launch([spec.group(problem)], 1, {POLICY: policy}).collect()
+    assert episode.reward == 1.0 and episode.metrics == {"tool_calls": 1.0, "tool_errors": 0.0, "success": 1.0}
+    with pytest.raises(ConfigError, match="demonstrations call the calculator"):
+        ToolUse(tools=["python"], train_size=1, test_size=0).demonstration(problem)
+
+
+def test_demonstrations_cli_writes_the_training_split_as_chat_data(tmp_path):
+    from tinkerx.data.chat import ChatDataset
+    from tinkerx.envs.demonstrations import main
+
+    out = tmp_path / "demos.jsonl"
+    assert main(["env=tool_use", "env.problems=word", "env.train_size=12", "env.tools=[calculator]", "seed=3", "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    spec = ToolUse(tools=["calculator"], train_size=12, test_size=50, seed=3, problems="word")
+    assert [r["id"] for r in rows] == [p.id for p in spec.train] and rows[5]["messages"] == spec.demonstration(spec.train[5])
+    data = ChatDataset(path=str(out), test_size=2, validation_size=2)
+    assert len(data.train) == 8 and data.conversation(data.train[0])[-1]["role"] == "assistant"
+
+
+def test_demonstrations_cli_refuses_what_it_cannot_write(tmp_path, capsys):
+    from tinkerx.envs.demonstrations import main
+
+    for argv, message in ((["env=guess_number"], "GuessNumber has no demonstrations"), ([], "name an environment: env=tool_use")):
+        with pytest.raises(SystemExit) as exit_:
+            main([*argv, "--out", str(tmp_path / "x.jsonl")])
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "x.jsonl").exists()

@@ -8,7 +8,7 @@ re-tokenized transcript.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 # How an episode ended. Everything but "done" was cut by the runner or the environment failed; each
 # is counted in the metrics (episodes/<outcome>) and the episode is still scored and recorded.
@@ -61,6 +61,12 @@ class TrainedTokens:
     tokens_T: list[int]
     logprobs_T: list[float]  # the sampler's logprob on sampled tokens, 0.0 elsewhere
     mask_T: list[float]
+
+
+def metric_means(episodes: Sequence[Episode]) -> dict[str, float]:
+    """The mean over ``episodes`` of each metric an environment reported (0 where one did not)."""
+    n = max(len(episodes), 1)
+    return {key: sum(e.metrics.get(key, 0.0) for e in episodes) / n for key in sorted({k for e in episodes for k in e.metrics})}
 
 
 def trained_tokens(episode: Episode, role: str) -> TrainedTokens | None:

@@ -2,9 +2,14 @@
 
 The system message lists the tools (their JSON schemas) and how to call them; each reply with
 ``<tool_call>`` blocks gets one ``tool`` message per call (the result, or an error the model can act
-on); a reply with no call is the final answer, scored 1.0 when its last number is the product.
+on); a reply with no call is the final answer, scored 1.0 when its last number is the right one.
 Metrics per episode: ``tool_calls``, ``tool_errors`` (malformed, unknown tool, bad arguments, the
 tool failed), ``success``.
+
+Problems (``env.problems``): ``products`` ("What is 4817 * 3390?") or ``word`` (word problems over
+the same numbers, some with a third number added or taken away, so the model must also write the
+right expression). ``demonstration(task)`` is the episode a tool user plays -- one calculator call,
+its result, the number -- for SFT data (``python -m tinkerx.envs.demonstrations``).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any, Sequence
 from tinkerx.envs.one_turn import POLICY
 from tinkerx.envs.protocol import Observation, StepResult
 from tinkerx.envs.runner import EpisodeLimits
-from tinkerx.envs.tools import Tool, build_tools, parse_calls, run_call
+from tinkerx.envs.tools import Tool, build_tools, calculator, parse_calls, run_call
 from tinkerx.errors import ConfigError
 
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
@@ -26,11 +31,22 @@ SYSTEM = ('Call a tool with <tool_call>{{"name": ..., "arguments": {{...}}}}</to
           "Answer with the number alone.\nTools:\n{tools}")
 
 
+PROBLEMS = ("products", "word")
+# (question, expression) patterns over a, b (``digits`` digits) and c (3 digits) for env.problems=word.
+WORD_PROBLEMS = (
+    ("A warehouse has {a} crates with {b} bottles in each. How many bottles are in the warehouse?", "{a} * {b}"),
+    ("A printer prints {a} pages an hour. How many pages does it print in {b} hours?", "{a} * {b}"),
+    ("A school buys {a} boxes of {b} pencils each and gives away {c} pencils. How many pencils does it have left?", "{a} * {b} - {c}"),
+    ("A farmer plants {a} rows of {b} trees and another {c} trees along the fence. How many trees did the farmer plant?", "{a} * {b} + {c}"),
+)
+
+
 @dataclass(frozen=True)
 class Problem:
     id: str
     question: str
     answer: str
+    expression: str = ""  # what a calculator call would evaluate to reach the answer
 
 
 class ToolUseEnv:
@@ -66,12 +82,15 @@ class ToolUseGroup:
 
 
 class ToolUse:
-    """``env=tool_use``: products of two ``digits``-digit numbers, drawn with ``seed``."""
+    """``env=tool_use``: products of two ``digits``-digit numbers (or word problems over them), drawn with ``seed``."""
 
     def __init__(self, tools: Sequence[Any] = ("calculator", "python"), digits: int = 4, train_size: int = 200, test_size: int = 50,
-                 seed: int = 0, max_turns: int = 5, max_tokens: int | None = None, timeout_s: float | None = None) -> None:  # fmt: skip
+                 seed: int = 0, max_turns: int = 5, max_tokens: int | None = None, timeout_s: float | None = None,
+                 problems: str = "products") -> None:  # fmt: skip
         if digits < 1 or train_size < 1 or test_size < 0:
             raise ConfigError(f"env.digits and env.train_size must be >= 1 and env.test_size >= 0, got {digits}, {train_size}, {test_size}")
+        if problems not in PROBLEMS:
+            raise ConfigError(f"env.problems must be one of {', '.join(PROBLEMS)}, got {problems!r}")
         self.tools = build_tools(list(tools))
         self.limits = EpisodeLimits(max_turns, max_tokens, timeout_s)
         rng = random.Random(seed)
@@ -79,10 +98,33 @@ class ToolUse:
 
         def problem(i: str) -> Problem:
             a, b = rng.randint(low, high), rng.randint(low, high)
-            return Problem(i, f"What is {a} * {b}?", str(a * b))
+            if problems == "products":
+                return Problem(i, f"What is {a} * {b}?", str(a * b), f"{a} * {b}")
+            question, expression = rng.choice(WORD_PROBLEMS)
+            numbers = {"a": a, "b": b, "c": rng.randint(100, 999)}
+            expression = expression.format(**numbers)
+            return Problem(i, question.format(**numbers), str(eval_expression(expression)), expression)
 
         self.train = [problem(f"train-{i}") for i in range(train_size)]
         self.test = [problem(f"test-{i}") for i in range(test_size)]
 
     def group(self, task: Problem) -> ToolUseGroup:
         return ToolUseGroup(task, self.tools)
+
+    def demonstration(self, task: Problem) -> list[dict[str, str]]:
+        """The episode a tool user plays on ``task``, as chat messages: the opening the environment
+        shows, one calculator call, its result as the tool message, the number alone."""
+        if "calculator" not in self.tools:
+            raise ConfigError(f"demonstrations call the calculator; env.tools has {', '.join(self.tools)}")
+        env = ToolUseEnv(task, self.tools)
+        call = f'<tool_call>{json.dumps({"name": "calculator", "arguments": {"expression": task.expression}})}</tool_call>'
+        result = env.step(POLICY, call)
+        if result.next is None:
+            raise RuntimeError(f"{task.id}: the calculator call ended the episode")
+        return [*env.initial_observation().messages, {"role": "assistant", "content": call}, *result.next.messages,
+                {"role": "assistant", "content": task.answer}]  # fmt: skip
+
+
+def eval_expression(expression: str) -> int:
+    """The integer value of a generated expression, through the calculator the model calls."""
+    return int(calculator(expression))

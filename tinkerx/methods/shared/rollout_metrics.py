@@ -6,7 +6,7 @@ import math
 from collections import Counter
 from typing import Any, Sequence
 
-from tinkerx.envs.episode import OUTCOMES
+from tinkerx.envs.episode import OUTCOMES, metric_means
 from tinkerx.methods.shared.advantages import ALL_0, ALL_1, SIGNAL
 from tinkerx.methods.shared.rollouts import Group, Sample
 
@@ -41,8 +41,7 @@ def episode_metrics(groups: Sequence[Group]) -> dict[str, float]:
     n = len(episodes)
     metrics = {"episodes/turns": sum(len(e.turns) for e in episodes) / n, "episodes/count": n}
     metrics.update({f"episodes/{o}": sum(e.outcome == o for e in episodes) for o in OUTCOMES if o != "done"})
-    for key in sorted({k for e in episodes for k in e.metrics}):
-        metrics[f"env/{key}"] = sum(e.metrics.get(key, 0.0) for e in episodes) / n
+    metrics.update({f"env/{key}": value for key, value in metric_means(episodes).items()})
     return metrics
 
 
