@@ -1,8 +1,9 @@
 """The code-RL demo's chain, short: experiment=sft_tiny_py_functions, then experiment=grpo_tiny_py_functions
 from its final checkpoint, both through the CLI as a user runs them (one torch thread).
 
-The shipped recipe takes minutes (350 SFT steps, 150 GRPO steps); here the data set is cut to additions
-of 0-19 so that 60 SFT steps teach the shape and the training tasks' numbers, and GRPO's samples at
+The shipped recipe takes minutes (600 SFT steps from the main job's model, 150 on imperfect
+demonstrations, 150 GRPO steps); here the SFT starts from random weights on a data set cut to additions
+of 0-19, so that 60 SFT steps teach the shape and the training tasks' numbers, and GRPO's samples at
 temperature 1 mix passes and failures: the groups carry signal, the outcomes are counted per step,
 and the update moves the weights.
 """
@@ -21,7 +22,8 @@ from tinkerx.sandbox import OUTCOMES
 pytestmark = pytest.mark.slow
 
 SMALL = ["dataset.operations=[+]", "dataset.max_number=19", "dataset.validation_size=2", "dataset.test_size=4"]
-SFT = ["experiment=sft_tiny_py_functions", *SMALL, "training.max_steps=60", "training.batch_size=16", "optim.warmup_steps=5",
+# method.init_from=null: from random weights (the shipped recipe starts from the main job's model).
+SFT = ["experiment=sft_tiny_py_functions", "method.init_from=null", *SMALL, "training.max_steps=60", "training.batch_size=16", "optim.warmup_steps=5",
        "training.eval_every=0", "method.validation_every=0", "training.save_every=0"]
 GRPO_STEPS, PROMPTS, GROUP = 3, 4, 8
 

@@ -142,8 +142,11 @@ EXPERIMENTS = {
     "grpo_tiny_guess_number": {"optim.lr": 1e-3, "training.batch_size": 16, "training.max_steps": 40, "sampling.max_tokens": 2, "env.high": 9, "env.max_turns": 4, "env.format_bonus": 0.2},
     "grpo_smollm2_gsm8k_judge": {"optim.lr": 2e-4, "training.batch_size": 4, "training.max_steps": 12, "sampling.max_tokens": 96, "model.lora_rank": 16, "method.group_size": 4},
     "grpo_smollm2_guess_number": {"optim.lr": 5e-4, "training.batch_size": 8, "training.max_steps": 30, "sampling.max_tokens": 8, "env.max_turns": 4, "model.lora_rank": 16},
-    "sft_tiny_py_functions": {"optim.lr": 3e-3, "optim.schedule": "constant", "training.batch_size": 64, "training.max_steps": 350, "dataset.prompt.template": "{spec}"},
-    "grpo_tiny_py_functions": {"optim.lr": 5e-4, "training.batch_size": 16, "training.max_steps": 150, "method.group_size": 8, "dataset.prompt.template": "{spec}"},
+    "sft_tiny_py_functions": {"optim.lr": 3e-3, "optim.schedule": "cosine", "training.batch_size": 64, "training.max_steps": 1000, "dataset.prompt.template": "{spec}", "method.init_from": "outputs/demo/tiny_sft_full"},
+    "sft_tiny_py_functions_slips": {"optim.lr": 3e-4, "optim.schedule": "cosine", "training.max_steps": 150, "dataset.train_sign_slips": 0.85, "method.init_from": "outputs/demo/tiny_code_sft"},
+    "grpo_tiny_py_functions": {"optim.lr": 5e-4, "training.batch_size": 16, "training.max_steps": 150, "method.group_size": 8, "dataset.prompt.template": "{spec}", "method.init_from": "outputs/demo/tiny_code_slips"},
+    "sft_smollm2_chat_tool_use": {"optim.lr": 5e-4, "optim.schedule": "cosine", "training.batch_size": 8, "training.max_steps": 24, "dataset.path": "outputs/demo/tool_use_demos.jsonl"},
+    "grpo_smollm2_tool_use": {"optim.lr": 2e-4, "training.batch_size": 8, "training.max_steps": 10, "method.group_size": 4, "env.problems": "word", "env.max_turns": 3, "method.init_from": "outputs/demo/smollm2_tool_sft"},
     # Published Tinker runs (tinker-cookbook; tests/test_bands_published.py checks them against their sources).
     "grpo_llama-3.1-8b_gsm8k": {"optim.lr": 4e-5, "training.batch_size": 128, "training.max_steps": 59, "sampling.max_tokens": 256, "method.group_size": 16},
     "grpo_llama-3.1-8b-instruct_gsm8k": {"optim.lr": 8e-5, "training.batch_size": 32, "training.max_steps": 234, "sampling.max_tokens": 1024, "method.group_size": 64},

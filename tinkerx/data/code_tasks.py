@@ -11,6 +11,7 @@ never seen, not recalling one.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 from tinkerx.data.base import Dataset, PromptFormat
 from tinkerx.example import Example
@@ -34,11 +35,16 @@ class PyFunctions(Dataset):
         max_tokens: int = 32,
         overlong: str = "drop",
         max_length: int | None = None,
+        train_sign_slips: float = 0.0,
     ) -> None:
         super().__init__(prompt, max_tokens, overlong, max_length)
         bad = [op for op in operations if op not in OPERATIONS]
         if bad or not operations:
             raise ConfigError(f"dataset.operations: unknown {bad or 'empty list'}; valid: {', '.join(OPERATIONS)}")
+        if not 0.0 <= train_sign_slips <= 1.0:
+            raise ConfigError(f"dataset.train_sign_slips must be a fraction in [0, 1], got {train_sign_slips}")
+        if train_sign_slips and "-" not in operations:
+            raise ConfigError("dataset.train_sign_slips applies to subtractions; dataset.operations has no '-'")
         pairs = [(op, n) for op in operations for n in range(max_number + 1)]
         if validation_size + test_size >= len(pairs):
             raise ConfigError(f"dataset: validation_size + test_size must leave training tasks out of {len(pairs)}")
@@ -48,7 +54,24 @@ class PyFunctions(Dataset):
         self.test = examples[:test_size]
         self.validation = examples[test_size : test_size + validation_size]
         self.train = examples[test_size + validation_size :]
+        if train_sign_slips:
+            self.train = _slip_signs(self.train, train_sign_slips, seed)
         self.check_prompt("generated function tasks")
+
+
+def _slip_signs(train: list[Example], rate: float, seed: int) -> list[Example]:
+    """``train`` with ``rate`` of its subtraction tasks' reference solutions written with ``+``
+    ("f(x) = x - 7" -> ``def f(x): return x + 7``): an imperfect demonstrator with one systematic
+    mistake, for the code reward to correct (the warm start of the code-RL demo). The asserts, the
+    prompt and the held-out splits stay right; drawn from their own generator, so the tasks do not
+    move with ``rate``."""
+    rng = random.Random(f"sign-slips-{seed}")
+    slipped = []
+    for ex in train:
+        if ex.solution and " - " in ex.solution and rng.random() < rate:
+            ex = replace(ex, solution=ex.solution.replace(" - ", " + "))
+        slipped.append(ex)
+    return slipped
 
 
 def _task(op: str, n: int, rng: random.Random) -> Example:
