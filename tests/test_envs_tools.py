@@ -8,7 +8,7 @@ import json
 import pytest
 
 from tests.test_envs import ScriptedPolicy, params
-from tinkerx.envs import EpisodeLimits, EpisodeRunner
+from tinkerx.envs import EpisodeRunner
 from tinkerx.envs.one_turn import POLICY
 from tinkerx.envs.tool_use import ToolUse
 from tinkerx.envs.tools import ToolCall, build_tools, calculator, parse_calls, run_call

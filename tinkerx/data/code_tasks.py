@@ -14,8 +14,8 @@ import random
 from dataclasses import replace
 
 from tinkerx.data.base import Dataset, PromptFormat
-from tinkerx.example import Example
 from tinkerx.errors import ConfigError
+from tinkerx.example import Example
 from tinkerx.rewards.code_tests import problem_json
 
 OPERATIONS = {"+": lambda x, n: x + n, "-": lambda x, n: x - n, "*": lambda x, n: x * n}
