@@ -54,6 +54,18 @@ def test_preference_figures_are_dpo_s_alone():
         declared(_cfg([band]))
 
 
+def test_an_environment_run_is_banded_on_its_episode_figures():
+    bands = [{"metric": "success_rate", "at": "final", ">=": 0.5, **SOURCE}, {"metric": "env_invalid", "at": "baseline", "<=": 1.0, **SOURCE},
+             {"metric": "eval/turns_mean", "at": 20, "<=": 3.0, **SOURCE}, {"metric": "env/success", "at": 30, ">=": 0.1, **SOURCE}]  # fmt: skip
+    env = _cfg(bands)
+    env.env = {"_target_": "tinkerx.envs.guess_number.GuessNumber"}
+    assert [b.metric for b in declared(env)] == ["success_rate", "env_invalid", "eval/turns_mean", "env/success"]
+    with pytest.raises(ConfigError, match="records no 'accuracy' at final; it records success_rate, reward_mean, turns_mean"):
+        declared(OmegaConf.merge(env, {"bands": [{"metric": "accuracy", "at": "final", ">=": 0.5, **SOURCE}]}))
+    with pytest.raises(ConfigError, match="records no 'success_rate' at final"):
+        declared(_cfg(bands[:1]))  # a data set's evaluation has no success rate
+
+
 def test_reward_and_source_are_required():
     with pytest.raises(ConfigError, match="write the source beside the band"):
         declared(_cfg([{"metric": "accuracy", "at": "final", ">=": 0.5, "reward": "numeric"}]))

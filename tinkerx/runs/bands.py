@@ -29,8 +29,10 @@ from tinkerx.errors import ConfigError
 EVAL_KEYS = ("accuracy", "reward_mean", "exact_match", "numeric_match", "ungradable", "mean_completion_tokens", "truncation_rate", "num_examples")
 # DPO's held-out evaluation adds its preference figures (tinkerx/methods/dpo/method.py).
 PREFERENCE_KEYS = ("pref_accuracy", "pref_margin")
+# An environment run's held-out episodes (tinkerx/envs/evaluate.py); env_<name> for each metric the environment reports.
+ENV_EVAL_KEYS = ("success_rate", "reward_mean", "turns_mean", "num_episodes", "env_<name>")
 # Namespaces of the per-step metrics the methods record in metrics.jsonl.
-STEP_NAMESPACES = ("train/", "optim/", "time/", "reward/", "dpo/", "distill/", "debate/", "rollout/", "eval/", "val/")
+STEP_NAMESPACES = ("train/", "optim/", "time/", "reward/", "dpo/", "distill/", "debate/", "rollout/", "eval/", "val/", "env/", "episodes/")
 FORMS = "range: [low, high], '>=': low, or '<=': high"
 
 
@@ -93,9 +95,16 @@ def _band(i: int, entry: Any) -> Band:
 
 
 def _eval_keys(cfg: Any) -> tuple[str, ...]:
-    """What the run's held-out evaluation reports: the evaluator's figures, and DPO's preference ones."""
+    """What the run's held-out evaluation reports: the evaluator's figures, DPO's preference ones, or
+    an environment run's episode figures."""
+    if cfg.get("env") is not None:
+        return ENV_EVAL_KEYS
     target = str((cfg.get("method") or {}).get("_target_", ""))
     return EVAL_KEYS + PREFERENCE_KEYS if target.startswith("tinkerx.methods.dpo") else EVAL_KEYS
+
+
+def _evaluated(metric: str, keys: tuple[str, ...]) -> bool:
+    return metric in keys or metric.startswith("pass@") or ("env_<name>" in keys and metric.startswith("env_"))
 
 
 def _checked(band: Band, i: int, cfg: Any) -> Band:
@@ -105,7 +114,7 @@ def _checked(band: Band, i: int, cfg: Any) -> Band:
         if not has_evaluator:
             raise ConfigError(f"{where}: {band.metric} at {band.at} needs an evaluation, and this run has none (evaluator=null)")
         keys = _eval_keys(cfg)
-        if band.metric not in keys and not band.metric.startswith("pass@"):
+        if not _evaluated(band.metric, keys):
             raise ConfigError(f"{where}: the evaluation records no {band.metric!r} at {band.at}; it records {', '.join(keys)}")
         return band
     steps = (cfg.get("training") or {}).get("max_steps")
@@ -114,7 +123,7 @@ def _checked(band: Band, i: int, cfg: Any) -> Band:
     if band.metric.startswith("eval/"):
         every = (cfg.get("training") or {}).get("eval_every") or 0
         keys = _eval_keys(cfg)
-        if band.metric[5:] not in keys:
+        if not _evaluated(band.metric[5:], keys):
             raise ConfigError(f"{where}: the evaluation records no {band.metric!r}; it records eval/ + {', '.join(keys)}")
         if not has_evaluator or not every or band.at % every:
             raise ConfigError(f"{where}: {band.metric} is not recorded at step {band.at} (held-out evaluation every {every or 'no'} steps, training.eval_every); use at: final")
