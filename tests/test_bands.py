@@ -64,6 +64,8 @@ def test_an_environment_run_is_banded_on_its_episode_figures():
         declared(OmegaConf.merge(env, {"bands": [{"metric": "accuracy", "at": "final", ">=": 0.5, **SOURCE}]}))
     with pytest.raises(ConfigError, match="records no 'success_rate' at final"):
         declared(_cfg(bands[:1]))  # a data set's evaluation has no success rate
+    with pytest.raises(ConfigError, match="records no 'pass@1' at final; it records success_rate"):
+        declared(OmegaConf.merge(env, {"bands": [{"metric": "pass@1", "at": "final", ">=": 0.5, **SOURCE}]}))  # no code evaluation
 
 
 def test_reward_and_source_are_required():

@@ -46,7 +46,7 @@ class Problem:
     id: str
     question: str
     answer: str
-    expression: str = ""  # what a calculator call would evaluate to reach the answer
+    expression: str  # what a calculator call evaluates to reach the answer
 
 
 class ToolUseEnv:
@@ -103,7 +103,7 @@ class ToolUse:
             question, expression = rng.choice(WORD_PROBLEMS)
             numbers = {"a": a, "b": b, "c": rng.randint(100, 999)}
             expression = expression.format(**numbers)
-            return Problem(i, question.format(**numbers), str(eval_expression(expression)), expression)
+            return Problem(i, question.format(**numbers), calculator(expression), expression)  # integers in, its integer out
 
         self.train = [problem(f"train-{i}") for i in range(train_size)]
         self.test = [problem(f"test-{i}") for i in range(test_size)]
@@ -118,13 +118,6 @@ class ToolUse:
             raise ConfigError(f"demonstrations call the calculator; env.tools has {', '.join(self.tools)}")
         env = ToolUseEnv(task, self.tools)
         call = f'<tool_call>{json.dumps({"name": "calculator", "arguments": {"expression": task.expression}})}</tool_call>'
-        result = env.step(POLICY, call)
-        if result.next is None:
-            raise RuntimeError(f"{task.id}: the calculator call ended the episode")
-        return [*env.initial_observation().messages, {"role": "assistant", "content": call}, *result.next.messages,
+        tool_messages = env.step(POLICY, call).next.messages  # a reply with a call always gets the tool's message
+        return [*env.initial_observation().messages, {"role": "assistant", "content": call}, *tool_messages,
                 {"role": "assistant", "content": task.answer}]  # fmt: skip
-
-
-def eval_expression(expression: str) -> int:
-    """The integer value of a generated expression, through the calculator the model calls."""
-    return int(calculator(expression))

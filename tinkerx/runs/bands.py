@@ -29,8 +29,11 @@ from tinkerx.errors import ConfigError
 EVAL_KEYS = ("accuracy", "reward_mean", "exact_match", "numeric_match", "ungradable", "mean_completion_tokens", "truncation_rate", "num_examples")
 # DPO's held-out evaluation adds its preference figures (tinkerx/methods/dpo/method.py).
 PREFERENCE_KEYS = ("pref_accuracy", "pref_margin")
-# An environment run's held-out episodes (tinkerx/envs/evaluate.py); env_<name> for each metric the environment reports.
-ENV_EVAL_KEYS = ("success_rate", "reward_mean", "turns_mean", "num_episodes", "env_<name>")
+# Families of held-out figures named by prefix: a code evaluation's pass@k.
+EVAL_PREFIXES = ("pass@",)
+# An environment run's held-out episodes (tinkerx/envs/evaluate.py), and env_<name> for each metric the environment reports.
+ENV_EVAL_KEYS = ("success_rate", "reward_mean", "turns_mean", "num_episodes")
+ENV_EVAL_PREFIXES = ("env_",)
 # Namespaces of the per-step metrics the methods record in metrics.jsonl.
 STEP_NAMESPACES = ("train/", "optim/", "time/", "reward/", "dpo/", "distill/", "debate/", "rollout/", "eval/", "val/", "env/", "episodes/")
 FORMS = "range: [low, high], '>=': low, or '<=': high"
@@ -94,17 +97,18 @@ def _band(i: int, entry: Any) -> Band:
     return Band(entry["metric"], at, low, high, entry["reward"], entry["source"])
 
 
-def _eval_keys(cfg: Any) -> tuple[str, ...]:
-    """What the run's held-out evaluation reports: the evaluator's figures, DPO's preference ones, or
-    an environment run's episode figures."""
+def _eval_keys(cfg: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """What the run's held-out evaluation reports, as (names, prefixes): the evaluator's figures (and
+    DPO's preference ones), or an environment run's episode figures."""
     if cfg.get("env") is not None:
-        return ENV_EVAL_KEYS
+        return ENV_EVAL_KEYS, ENV_EVAL_PREFIXES
     target = str((cfg.get("method") or {}).get("_target_", ""))
-    return EVAL_KEYS + PREFERENCE_KEYS if target.startswith("tinkerx.methods.dpo") else EVAL_KEYS
+    return (EVAL_KEYS + PREFERENCE_KEYS if target.startswith("tinkerx.methods.dpo") else EVAL_KEYS), EVAL_PREFIXES
 
 
-def _evaluated(metric: str, keys: tuple[str, ...]) -> bool:
-    return metric in keys or metric.startswith("pass@") or ("env_<name>" in keys and metric.startswith("env_"))
+def _evaluated(metric: str, keys: tuple[tuple[str, ...], tuple[str, ...]]) -> bool:
+    names, prefixes = keys
+    return metric in names or metric.startswith(prefixes)
 
 
 def _checked(band: Band, i: int, cfg: Any) -> Band:
@@ -115,7 +119,7 @@ def _checked(band: Band, i: int, cfg: Any) -> Band:
             raise ConfigError(f"{where}: {band.metric} at {band.at} needs an evaluation, and this run has none (evaluator=null)")
         keys = _eval_keys(cfg)
         if not _evaluated(band.metric, keys):
-            raise ConfigError(f"{where}: the evaluation records no {band.metric!r} at {band.at}; it records {', '.join(keys)}")
+            raise ConfigError(f"{where}: the evaluation records no {band.metric!r} at {band.at}; it records {', '.join(keys[0])}")
         return band
     steps = (cfg.get("training") or {}).get("max_steps")
     if isinstance(steps, int) and band.at > steps:
@@ -124,7 +128,7 @@ def _checked(band: Band, i: int, cfg: Any) -> Band:
         every = (cfg.get("training") or {}).get("eval_every") or 0
         keys = _eval_keys(cfg)
         if not _evaluated(band.metric[5:], keys):
-            raise ConfigError(f"{where}: the evaluation records no {band.metric!r}; it records eval/ + {', '.join(keys)}")
+            raise ConfigError(f"{where}: the evaluation records no {band.metric!r}; it records eval/ + {', '.join(keys[0])}")
         if not has_evaluator or not every or band.at % every:
             raise ConfigError(f"{where}: {band.metric} is not recorded at step {band.at} (held-out evaluation every {every or 'no'} steps, training.eval_every); use at: final")
     elif band.metric.startswith("val/"):  # SFT's validation loss: every method.validation_every steps and at the last
