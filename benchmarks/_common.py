@@ -19,6 +19,9 @@ from typing import Any, Callable
 from rich.console import Console
 from rich.table import Table
 
+# The project's shared data sets (../shared/data beside the checkout; README "Tests"), read by path.
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
 # Wide enough for the tables when the output goes to a file or a pipe (rich assumes 80 there).
 console = Console() if sys.stdout.isatty() else Console(width=150)
 

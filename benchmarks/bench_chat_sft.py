@@ -41,9 +41,9 @@ import sys
 import time
 from pathlib import Path
 
-from _common import console, machine_line, table
+from _common import SHARED_DATA, console, machine_line, table
 
-OASST = Path(__file__).resolve().parents[2] / "shared" / "data" / "oasst1_en100" / "oasst_en100_messages.jsonl"
+OASST = SHARED_DATA / "oasst1_en100" / "oasst_en100_messages.jsonl"
 MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 RANK, ALPHA = 16, 32
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]

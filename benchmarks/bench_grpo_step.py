@@ -44,13 +44,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import base_parser, console, machine_line, table, verdict
+from _common import SHARED_DATA, base_parser, console, machine_line, table, verdict
 
 SHAPES = {  # label -> (LoRA rank, prompts per step, group size, max_tokens)
     "tiny": (4, 2, 4, 16),
     "smollm2-135m": (16, 2, 8, 32),  # small enough for 2 shared CPU cores; prompts are GSM8K's (~110 tokens)
 }
-GSM8K_TRAIN = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "train.jsonl"
+GSM8K_TRAIN = SHARED_DATA / "gsm8k" / "train.jsonl"
 GSM8K_PROMPT = "{question}\n\nSolve the problem step by step, then give the final answer as a number on the last line in the form: #### <number>"
 IMPLEMENTATIONS = ("tinkerx", "before", "trl", "trl_nogc")
 GOALS = {"before": 1.5, "trl": 2.5, "trl_nogc": 2.5}  # tinkerx's step is at least this many times faster

@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import base_parser, console, interleave, machine_line, model_loaders, table, verdict
+from _common import SHARED_DATA, base_parser, console, interleave, machine_line, model_loaders, table, verdict
 
 GOAL = 2.0
 TOPICS = ["Is 91 a prime number?", "Which is larger, 2**10 or 10**3?", "Does ice float on water?", "Is the Sun a star?",
@@ -107,7 +107,7 @@ def mmlu_debates(episodes: int) -> list[Group]:
     from tinkerx.methods.debate.episodes import DebatePrompts
     from tinkerx.methods.debate.transcript import Setup
 
-    path = Path(__file__).resolve().parents[2] / "shared" / "data" / "mmlu_stem" / "test.jsonl"
+    path = SHARED_DATA / "mmlu_stem" / "test.jsonl"
     if not path.exists():
         return []
     rows = [json.loads(line) for line in path.read_text().splitlines()[:episodes]]

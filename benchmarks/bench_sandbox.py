@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _common import SHARED_DATA
 from tinkerx.data.code_problems import MBPP
 from tinkerx.rewards.code_tests import CodeTestsReward
 from tinkerx.sandbox import Limits, LocalProcessExecutor, namespaces_available
@@ -51,7 +52,7 @@ def grade_human_eval(problems, workers: int) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "mbpp" / "mbpp.jsonl"))
+    parser.add_argument("--data", default=str(SHARED_DATA / "mbpp" / "mbpp.jsonl"))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--limit", type=int, default=None, help="grade only the first N problems")

@@ -25,6 +25,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from _common import SHARED_DATA
+
 ROOT = Path(__file__).resolve().parent.parent
 TASK = "tinkerx_mmlu_stem"
 
@@ -80,7 +82,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", required=True, help="a run folder or checkpoint folder")
     parser.add_argument("--limit", type=int, default=None, help="the first N questions (the first subject's)")
     parser.add_argument("--stride", type=int, default=30, help="every Nth question, across all subjects (ignored with --limit)")
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="the folder holding mmlu_stem/test.jsonl")
+    parser.add_argument("--data", type=Path, default=SHARED_DATA, help="the folder holding mmlu_stem/test.jsonl")
     parser.add_argument("--max-length", type=int, default=2047, help="lm-eval's max_length for local-completions (left-truncates)")
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "lm_eval_paths")
     args = parser.parse_args()

@@ -68,6 +68,15 @@ def test_an_environment_run_is_banded_on_its_episode_figures():
         declared(OmegaConf.merge(env, {"bands": [{"metric": "pass@1", "at": "final", ">=": 0.5, **SOURCE}]}))  # no code evaluation
 
 
+def test_a_debate_run_is_banded_on_its_steps():
+    debate = _cfg([{"metric": "judge/accuracy_with_debate", "at": 20, "range": [0.4, 0.6], **SOURCE},
+                   {"metric": "debate/win_rate_first_speaker", "at": 20, ">=": 0.9, **SOURCE}])  # fmt: skip
+    debate.method = {"_target_": "tinkerx.methods.debate.Debate"}
+    assert [b.metric for b in declared(debate)] == ["judge/accuracy_with_debate", "debate/win_rate_first_speaker"]
+    with pytest.raises(ConfigError, match="a debate run has no baseline or final evaluation; band its per-step debate/ and judge/ metrics"):
+        declared(OmegaConf.merge(debate, {"bands": [{"metric": "accuracy", "at": "final", ">=": 0.5, **SOURCE}]}))
+
+
 def test_reward_and_source_are_required():
     with pytest.raises(ConfigError, match="write the source beside the band"):
         declared(_cfg([{"metric": "accuracy", "at": "final", ">=": 0.5, "reward": "numeric"}]))

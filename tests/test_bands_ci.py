@@ -4,7 +4,8 @@ a kill and a resume. A change that moves a demo out of its measured range fails 
 Each experiment runs as a user runs it (``python -m tinkerx experiment=NAME``, one torch thread, as
 tests do); the band is judged by the run itself (``summary.json``: ``band``, ``bands``). The SFT warm
 start is trained from the main job and GRPO starts from it, as the README's demo chain does; the two
-SFT stages are killed (SIGKILL) midway and resumed."""
+SFT stages are killed (SIGKILL) midway and resumed. The guessing game's chain (demonstrations, SFT on
+them killed and resumed, multi-turn GRPO) runs the same way."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import signal
 
 import pytest
 
-from tests.helpers.resume import resume, run_until_killed
+from tests.helpers.resume import resume, run_module, run_until_killed
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +22,9 @@ pytestmark = pytest.mark.slow
 MAIN_JOB, WARM_START = "sft_tiny_arithmetic", "sft_tiny_arithmetic_short"
 # Experiments that need nothing before them, and where a killed run of each is stopped.
 STANDALONE = ["grpo_tiny_arithmetic_from_scratch"]
-KILL_AT = {MAIN_JOB: "step:350", WARM_START: "step:80", "grpo_tiny_arithmetic_from_scratch": "step:30"}
+KILL_AT = {MAIN_JOB: "step:350", WARM_START: "step:80", "grpo_tiny_arithmetic_from_scratch": "step:30", "sft_tiny_chat_guess_number": "step:150"}
+# The demonstrations the guessing game's warm start imitates, as its YAML writes them.
+GUESS_DEMOS = ["env=guess_number", "env.high=15", "env.train_size=1000", "env.demo_binary_share=0.3"]
 
 
 def _inside(run_dir) -> dict:
@@ -63,3 +66,11 @@ def test_fast_experiment_lands_in_its_band(tmp_path, experiment):
 @pytest.mark.parametrize("experiment", STANDALONE)
 def test_killed_and_resumed_run_lands_in_its_band(tmp_path, experiment):
     _killed_and_resumed([f"experiment={experiment}"], tmp_path / experiment, KILL_AT[experiment])
+
+
+def test_the_guessing_game_chain_lands_in_its_bands_also_killed_and_resumed(tmp_path):
+    demos, sft, grpo = tmp_path / "demos.jsonl", tmp_path / "sft_tiny_chat_guess_number", tmp_path / "grpo_tiny_guess_number_from_sft"
+    written = run_module([*GUESS_DEMOS, "--out", str(demos)], module="tinkerx.envs.demonstrations")
+    assert written.returncode == 0, written.stderr[-2000:]
+    _killed_and_resumed(["experiment=sft_tiny_chat_guess_number", f"dataset.path={demos}"], sft, KILL_AT["sft_tiny_chat_guess_number"])
+    _ran_inside(run_until_killed(["experiment=grpo_tiny_guess_number_from_sft", f"method.init_from={sft}"], grpo), grpo)

@@ -139,6 +139,8 @@ EXPERIMENTS = {
     "dpo_smollm2_preference_oasst": {"method.beta": 0.1, "method.variant": "sigmoid", "optim.lr": 2e-4, "training.batch_size": 8, "training.max_steps": 10, "dataset.max_length": 512},
     "dpo_tiny_arithmetic": {"method.variant": "ipo", "method.beta": 0.1, "optim.lr": 3e-5, "training.max_steps": 30, "sampling.max_tokens": 8},
     "grpo_smollm2_mbpp": {"optim.lr": 2e-4, "training.batch_size": 4, "training.max_steps": 40, "sampling.max_tokens": 256, "model.lora_rank": 16, "method.group_size": 4},
+    "sft_tiny_chat_guess_number": {"optim.lr": 3e-3, "optim.schedule": "cosine", "training.batch_size": 32, "training.max_steps": 300, "dataset.max_tokens": 3, "dataset.path": "outputs/demo/guess_number_demos.jsonl"},
+    "grpo_tiny_guess_number_from_sft": {"optim.lr": 5e-4, "training.batch_size": 16, "training.max_steps": 30, "sampling.max_tokens": 3, "env.high": 15, "env.max_turns": 4, "env.format_bonus": 0.0, "env.train_size": 1000, "method.init_from": "outputs/demo/tiny_guess_sft"},
     "grpo_tiny_guess_number": {"optim.lr": 1e-3, "training.batch_size": 16, "training.max_steps": 40, "sampling.max_tokens": 2, "env.high": 9, "env.max_turns": 4, "env.format_bonus": 0.2},
     "grpo_smollm2_gsm8k_judge": {"optim.lr": 2e-4, "training.batch_size": 4, "training.max_steps": 12, "sampling.max_tokens": 96, "model.lora_rank": 16, "method.group_size": 4},
     "grpo_smollm2_guess_number": {"optim.lr": 5e-4, "training.batch_size": 8, "training.max_steps": 30, "sampling.max_tokens": 8, "env.max_turns": 4, "model.lora_rank": 16},

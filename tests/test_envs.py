@@ -109,6 +109,27 @@ def test_binary_search_wins_guess_number_and_only_its_own_tokens_are_trained(tok
     assert seen.prompt_T + seen.tokens_T == e.turns[-1].prompt_T + e.turns[-1].tokens_T
 
 
+def test_guess_number_demonstrations_read_the_feedback_and_open_in_the_middle_or_at_low():
+    everyone_binary = GuessNumber(low=1, high=15, train_size=60, test_size=5, seed=2, max_turns=4)
+    mixed = GuessNumber(low=1, high=15, train_size=60, test_size=5, seed=2, max_turns=4, demo_binary_share=0.25)
+    assert mixed.train == everyone_binary.train and mixed.test == everyone_binary.test  # the share never moves a secret
+    low_openings = 0
+    for task in mixed.train:
+        binary = [int(m["content"]) for m in everyone_binary.demonstration(task) if m["role"] == "assistant"]
+        assert binary[0] == 8 and binary[-1] == task.secret and len(binary) <= 4  # binary search finds 1..15 in 4
+        guesses = [int(m["content"]) for m in mixed.demonstration(task) if m["role"] == "assistant"]
+        low_openings += guesses[0] == 1
+        assert guesses[0] in (1, 8) and (guesses == binary or guesses[0] == 1)
+        for before, after in zip(guesses, guesses[1:]):  # every later guess goes the way the feedback said
+            assert (after > before) == (task.secret > before)
+    assert 35 <= low_openings <= 55  # about 75% of 60 games
+    messages = mixed.demonstration(mixed.train[0])
+    assert messages[0]["content"].startswith("I am thinking of a number between 1 and 15")
+    assert [m["role"] for m in messages[:3]] == ["user", "assistant", "user"] and messages[2]["content"] in ("Higher.", "Lower.")
+    with pytest.raises(ConfigError, match=r"env.demo_binary_share must be in \[0, 1\], got 1.5"):
+        GuessNumber(demo_binary_share=1.5)
+
+
 def test_datum_pushes_only_sampled_tokens(tokenizer):
     spec = GuessNumber(low=1, high=10, train_size=1, test_size=0, seed=1)
     secret = spec.train[0].secret

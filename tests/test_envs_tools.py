@@ -142,10 +142,12 @@ def test_demonstrations_cli_writes_the_training_split_as_chat_data(tmp_path):
 
 
 def test_demonstrations_cli_refuses_what_it_cannot_write(tmp_path, capsys):
-    from tinkerx.envs.demonstrations import main
+    from tinkerx.envs.demonstrations import main, write_demonstrations
 
-    for argv, message in ((["env=guess_number"], "GuessNumber has no demonstrations"), ([], "name an environment: env=tool_use")):
+    for argv, message in ((["env=tool_use", "env.tools=[python]"], "demonstrations call the calculator"), ([], "name an environment: env=tool_use")):
         with pytest.raises(SystemExit) as exit_:
             main([*argv, "--out", str(tmp_path / "x.jsonl")])
         assert exit_.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "x.jsonl").exists()
+    with pytest.raises(ConfigError, match="object has no demonstrations; environments with them: guess_number, tool_use"):
+        write_demonstrations(object(), tmp_path / "x.jsonl")

@@ -1,9 +1,10 @@
-"""``python -m tinkerx.envs.demonstrations env=tool_use [KEY=VALUE ...] --out FILE.jsonl``
+"""``python -m tinkerx.envs.demonstrations env=tool_use|guess_number [KEY=VALUE ...] --out FILE.jsonl``
 
-Writes the demonstrations of an environment's training tasks -- the episode a competent player
+Writes the demonstrations of an environment's training tasks -- the episode its demonstration player
 plays, as chat messages -- one ``{"messages": [...]}`` record a line, for SFT with ``dataset=chat``
 (the warm start of multi-turn RL for a model that does not yet follow the environment's format:
-SmolLM2-135M-Instruct never calls a tool on its own). The environment is built from the run's
+SmolLM2-135M-Instruct never calls a tool on its own, the tiny model has never seen the guessing game;
+``env=guess_number`` mixes two openings, ``env.demo_binary_share``). The environment is built from the run's
 config (the same overrides, e.g. ``env.problems=word env.tools=[calculator] seed=0``), so the
 demonstrations open exactly as its episodes do and cover its training split only.
 """
@@ -23,12 +24,16 @@ def write_demonstrations(spec: object, out: Path) -> int:
     """One record per training task of ``spec``; the number written."""
     demonstrate = getattr(spec, "demonstration", None)
     if demonstrate is None:
-        raise ConfigError(f"{type(spec).__name__} has no demonstrations; environments with them: tool_use")
+        raise ConfigError(f"{type(spec).__name__} has no demonstrations; environments with them: guess_number, tool_use")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
-    with tmp.open("w") as f:
-        for task in spec.train:
-            f.write(json.dumps({"id": task.id, "messages": demonstrate(task)}) + "\n")
+    try:
+        with tmp.open("w") as f:
+            for task in spec.train:
+                f.write(json.dumps({"id": task.id, "messages": demonstrate(task)}) + "\n")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     tmp.replace(out)  # a killed write leaves no half file under the name SFT reads
     return len(spec.train)
 

@@ -35,7 +35,7 @@ EVAL_PREFIXES = ("pass@",)
 ENV_EVAL_KEYS = ("success_rate", "reward_mean", "turns_mean", "num_episodes")
 ENV_EVAL_PREFIXES = ("env_",)
 # Namespaces of the per-step metrics the methods record in metrics.jsonl.
-STEP_NAMESPACES = ("train/", "optim/", "time/", "reward/", "dpo/", "distill/", "debate/", "rollout/", "eval/", "val/", "env/", "episodes/")
+STEP_NAMESPACES = ("train/", "optim/", "time/", "reward/", "dpo/", "distill/", "debate/", "judge/", "rollout/", "eval/", "val/", "env/", "episodes/")
 FORMS = "range: [low, high], '>=': low, or '<=': high"
 
 
@@ -115,6 +115,8 @@ def _checked(band: Band, i: int, cfg: Any) -> Band:
     where = f"bands[{i}]"
     has_evaluator = cfg.get("evaluator") is not None
     if band.at in ("baseline", "final"):
+        if str((cfg.get("method") or {}).get("_target_", "")).startswith("tinkerx.methods.debate"):
+            raise ConfigError(f"{where}: a debate run has no baseline or final evaluation; band its per-step debate/ and judge/ metrics at a step")
         if not has_evaluator:
             raise ConfigError(f"{where}: {band.metric} at {band.at} needs an evaluation, and this run has none (evaluator=null)")
         keys = _eval_keys(cfg)
