@@ -135,6 +135,8 @@ def main() -> None:
     parser.add_argument("--skip-tiny", action="store_true")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--shapes", nargs="+", default=None, help="run only the shapes whose names start with these words (debate, tool)")
+    parser.add_argument("--cache-tokens", type=int, default=None,
+                        help="the cache's size in tokens (backend.prefix_cache_tokens); default: what auto gives a multi-turn run")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -149,6 +151,7 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    cache_tokens = args.cache_tokens or MULTI_TURN_PREFIX_CACHE_TOKENS
     defaults = OmegaConf.load(CONFIG_DIR / "backend" / "local.yaml")
     console.print(machine_line())
     results = []
@@ -156,7 +159,7 @@ def main() -> None:
         if args.skip_tiny and label == "tiny":
             continue
         # backend.prefix_cache_tokens=auto gives multi-turn runs MULTI_TURN_PREFIX_CACHE_TOKENS: what they run with
-        backend = LocalBackend(device="cpu", max_batch_rows=defaults.max_batch_rows, prefix_cache_tokens=MULTI_TURN_PREFIX_CACHE_TOKENS)
+        backend = LocalBackend(device="cpu", max_batch_rows=defaults.max_batch_rows, prefix_cache_tokens=cache_tokens)
         service = backend.open([loader], Path(tempfile.mkdtemp(prefix="tinkerx-bench-cache-")), seed=0)
         trainer = service.create_lora_training_client(loader.base_model, rank=8).result()
         sampler = trainer.save_weights_and_get_sampling_client()
@@ -174,7 +177,7 @@ def main() -> None:
                 def run() -> None:
                     nonlocal began
                     began = time.perf_counter()
-                    cache.max_tokens = MULTI_TURN_PREFIX_CACHE_TOKENS if cached else 0
+                    cache.max_tokens = cache_tokens if cached else 0
                     cache.clear()
                     before = dict(cache.counters)
                     done = runner.launch(groups, 1, {role: sampler for role in groups[0].roles}).collect()

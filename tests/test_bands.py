@@ -70,11 +70,21 @@ def test_an_environment_run_is_banded_on_its_episode_figures():
 
 def test_a_debate_run_is_banded_on_its_steps():
     debate = _cfg([{"metric": "judge/accuracy_with_debate", "at": 20, "range": [0.4, 0.6], **SOURCE},
-                   {"metric": "debate/win_rate_first_speaker", "at": 20, ">=": 0.9, **SOURCE}])  # fmt: skip
+                   {"metric": "debate/win_rate_first_speaker", "at": "final", ">=": 0.9, **SOURCE}])  # fmt: skip
     debate.method = {"_target_": "tinkerx.methods.debate.Debate"}
     assert [b.metric for b in declared(debate)] == ["judge/accuracy_with_debate", "debate/win_rate_first_speaker"]
     with pytest.raises(ConfigError, match="a debate run has no baseline or final evaluation; band its per-step debate/ and judge/ metrics"):
         declared(OmegaConf.merge(debate, {"bands": [{"metric": "accuracy", "at": "final", ">=": 0.5, **SOURCE}]}))
+
+
+def test_a_per_step_metric_at_final_is_read_at_the_last_step_so_a_shortened_run_is_checked_where_it_stopped(tmp_path):
+    bands = declared(_cfg([{"metric": "train/loss", "at": "final", "<=": 1.0, **SOURCE}], max_steps=2))  # the band's run had 100 steps
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in [{"step": 1, "train/loss": 0.5}, {"step": 2, "train/loss": 2.5}]))
+    verdict, lines = judge(bands, {"final": {"train/loss": 0.1}}, tmp_path)  # the summary's held-out figures are not read
+    assert verdict["band"] == "outside" and verdict["bands"][0]["value"] == 2.5
+    assert lines == ["band: outside: train/loss at final = 2.5, its band is <= 1 (seeds 0-2 x threads 1, 2 here)"]
+    with pytest.raises(ConfigError, match="train/loss is recorded per training step; band it at a step or at final"):
+        declared(_cfg([{"metric": "train/loss", "at": "baseline", "<=": 1.0, **SOURCE}]))
 
 
 def test_reward_and_source_are_required():

@@ -5,8 +5,8 @@ with and where the band comes from, so a user whose run lands elsewhere can tell
 from "the model cannot":
 
     bands:
-      - metric: accuracy       # an evaluation metric (at baseline/final) or a metrics.jsonl key (at a step)
-        at: final              # baseline (the step-0 evaluation) | final | a step number
+      - metric: accuracy       # an evaluation metric (at baseline/final) or a metrics.jsonl key (at a step or final)
+        at: final              # baseline (the step-0 evaluation) | final (a metrics.jsonl key: the last step) | a step number
         range: [0.85, 1.0]     # or ">=": 0.9  or "<=": 0.1
         reward: numeric, exact final answer
         source: seeds 0-2 x torch threads 1, 2 on this project's CPU runner (README)
@@ -114,9 +114,13 @@ def _evaluated(metric: str, keys: tuple[tuple[str, ...], tuple[str, ...]]) -> bo
 def _checked(band: Band, i: int, cfg: Any) -> Band:
     where = f"bands[{i}]"
     has_evaluator = cfg.get("evaluator") is not None
+    if band.at in ("baseline", "final") and _per_step(band.metric):
+        if band.at == "baseline":
+            raise ConfigError(f"{where}: {band.metric} is recorded per training step; band it at a step or at final (the run's last step)")
+        return band
     if band.at in ("baseline", "final"):
         if str((cfg.get("method") or {}).get("_target_", "")).startswith("tinkerx.methods.debate"):
-            raise ConfigError(f"{where}: a debate run has no baseline or final evaluation; band its per-step debate/ and judge/ metrics at a step")
+            raise ConfigError(f"{where}: a debate run has no baseline or final evaluation; band its per-step debate/ and judge/ metrics at a step or at final")
         if not has_evaluator:
             raise ConfigError(f"{where}: {band.metric} at {band.at} needs an evaluation, and this run has none (evaluator=null)")
         keys = _eval_keys(cfg)
@@ -142,16 +146,24 @@ def _checked(band: Band, i: int, cfg: Any) -> Band:
     return band
 
 
+def _per_step(metric: str) -> bool:
+    """A metrics.jsonl key (not a held-out figure): ``at: final`` reads it at the run's last step, so a
+    run shortened with training.max_steps is checked where it stopped."""
+    return metric.startswith(STEP_NAMESPACES) and not metric.startswith("eval/")
+
+
 def judge(bands: list[Band], summary: dict, run_dir: Path) -> tuple[dict, list[str]]:
     """The summary's additions (``band``: inside | outside | unchecked, and ``bands``: each band's
     value and verdict) and one line per band left or not checked."""
     if not bands:
         return {}, []
-    steps = _steps(run_dir / "metrics.jsonl") if any(isinstance(b.at, int) for b in bands) else {}
+    steps = _steps(run_dir / "metrics.jsonl") if any(isinstance(b.at, int) or _per_step(b.metric) for b in bands) else {}
     results, lines = [], []
     for band in bands:
         if isinstance(band.at, int):
             value = steps.get(band.at, {}).get(band.metric)
+        elif _per_step(band.metric):
+            value = steps[max(steps)].get(band.metric) if steps else None
         else:
             value = (summary.get(band.at) or {}).get(band.metric)
         entry = {"metric": band.metric, "at": band.at, "band": band.bounds(), "value": value, "source": band.source}
