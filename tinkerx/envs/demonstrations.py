@@ -3,7 +3,7 @@
 Writes the demonstrations of an environment's training tasks -- the episode its demonstration player
 plays, as chat messages -- one ``{"messages": [...]}`` record a line, for SFT with ``dataset=chat``
 (the warm start of multi-turn RL for a model that does not yet follow the environment's format:
-SmolLM2-135M-Instruct never calls a tool on its own, the tiny model has never seen the guessing game;
+SmolLM2-135M-Instruct never calls a tool on its own, the tiny model starts from random weights;
 ``env=guess_number`` mixes two openings, ``env.demo_binary_share``). The environment is built from the run's
 config (the same overrides, e.g. ``env.problems=word env.tools=[calculator] seed=0``), so the
 demonstrations open exactly as its episodes do and cover its training split only.
