@@ -20,6 +20,7 @@ import pytest
 
 from tests.helpers.compose import compose
 from tests.helpers.paths import ROOT
+from tests.helpers.resume import DEBATE_CONTEXT
 from tinkerx.build import build
 from tinkerx.driver import drive
 from tinkerx.example import Example
@@ -140,6 +141,7 @@ def _pipeline(tmp_path: Path, *overrides: str):
         [
             "method=debate",
             "model=tiny",
+            DEBATE_CONTEXT,
             "dataset=mcq_jsonl",
             f"dataset.path={_write_mcq(tmp_path / 'mcq.jsonl')}",
             "dataset.validation_size=5",

@@ -16,7 +16,7 @@ import pytest
 from tinker import types
 
 from tests.helpers.compose import compose
-from tests.helpers.resume import DEBATE, TINY, resume, run_until_killed, summary_without_paths
+from tests.helpers.resume import DEBATE, DEBATE_CONTEXT, TINY, resume, run_until_killed, summary_without_paths
 from tests.helpers.runs import metrics_rows, metrics_without_time, run_in_process
 from tests.test_envs import ScriptedPolicy
 from tinkerx.build import build
@@ -54,6 +54,24 @@ def _debate(tokenizer, score, rounds=2, group_size=2, judge_reads=True):
 
 
 # --- the environment --------------------------------------------------------------------------------
+
+
+def test_the_length_check_bounds_every_context_an_episode_reaches(tokenizer):
+    """Each role's context (its prompt and what it samples) stays within what the length check counts
+    for the question (tinkerx/data/lengths.py): the longest prompt a debate renders plus the turns' budget."""
+    from tinkerx.data.lengths import rendered_lengths
+    from tinkerx.example import Example
+
+    rounds, max_tokens = 2, 16
+    policies = {role: ScriptedPolicy(tokenizer, lambda prompt: "w" * 100) for role in (DEBATER_A, DEBATER_B, JUDGE)}  # every turn max_tokens long
+    group = DebateGroup(SETUP, rounds, DebatePrompts(), lambda task, eps: [0.0] * len(eps), True)
+    runner = EpisodeRunner(tokenizer, types.SamplingParams(max_tokens=max_tokens, temperature=1.0), debate_limits(rounds, True))
+    episodes = runner.launch([group], 2, policies).collect()[0]
+    example = Example(question=SETUP.question, answer="A", choices=SETUP.answers, id="ex-1")
+    estimate = rendered_lengths(tokenizer, [example], Debate(rounds=rounds, training="rl").length_prompts)[0] + (2 * rounds + 1) * max_tokens
+    for e in episodes:
+        assert e.outcome == "done" and all(len(t.tokens_T) == max_tokens for t in e.turns)
+        assert max(len(t.prompt_T) + len(t.tokens_T) for t in e.turns) <= estimate
 
 
 def test_roles_take_turns_and_each_debater_trains_only_its_own_sampled_tokens(tokenizer):
@@ -122,7 +140,7 @@ def _write_mcq(path: Path, n: int = 30) -> Path:
 
 
 def _overrides(tmp_path: Path, *extra: str) -> list[str]:
-    return ["method=debate", "model=tiny", "dataset=mcq_jsonl", f"dataset.path={_write_mcq(tmp_path / 'mcq.jsonl')}", "dataset.validation_size=5",
+    return ["method=debate", "model=tiny", DEBATE_CONTEXT, "dataset=mcq_jsonl", f"dataset.path={_write_mcq(tmp_path / 'mcq.jsonl')}", "dataset.validation_size=5",
             "dataset.test_size=5", "method.num_debates=4", "method.rounds=1", "sampling.max_tokens=6", "components.judge.max_tokens=3",
             "training.max_steps=2", "optim.lr=3e-3", "backend.num_threads=1", "seed=5", *extra]  # fmt: skip
 

@@ -144,6 +144,45 @@ def test_needs_follow_each_method():
     assert debate["train"].budget == 2 * 2 * 16 + 32 and "method.rounds" in debate["train"].budget_key
 
 
+def _debate_prompt_tokens(tok, messages) -> int:
+    return len(prompt_tokens(tok, messages))
+
+
+@pytest.mark.parametrize("training", ["rejection_sampling", "rl"])
+def test_debate_counts_the_prompts_a_debate_renders_not_the_data_sets(tok, training):
+    """A debate reads its own prompts (the debaters' brief, the judge's question over the whole
+    transcript), far longer than the data set's question; the check counts the longest of them, for
+    the longest distractor, so a debate that passes it never outgrows the context."""
+    from tinkerx.methods.debate import Debate
+    from tinkerx.methods.debate.prompts import debater_messages, judge_messages
+    from tinkerx.methods.debate.transcript import Setup, Turn
+
+    rounds, max_tokens, judge_tokens, limit = 2, 16, 4, 700
+    method = Debate(rounds=rounds, training=training)
+    needs = needs_of(method, max_tokens, None, {"judge": SimpleNamespace(max_tokens=judge_tokens)})
+    budget = 2 * rounds * max_tokens + judge_tokens
+    data = Dataset()
+    short = Example(question="2 + 2?", answer="A", choices=("4", "5"), id="short")
+    # Fits as the data set's prompt, not as a debate; and one that fits only with its short distractor.
+    long_question = Example(question="q" * 260, answer="A", choices=("4", "5"), id="long")
+    long_distractor = Example(question="q" * 150, answer="A", choices=("4", "5", "x" * 120), id="distractor")
+    data.train = [short, long_question, long_distractor]
+    assert all(len(prompt_tokens(tok, data.messages(ex))) + budget <= limit for ex in data.train)
+    report = apply_length_rule(data, tok, needs, limit, "model.context_length")
+    assert [ex.id for ex in data.train] == ["short"] and report.splits["train"].dropped == 2
+    counted = method.length_prompts(short)
+    assert len(counted) == 2  # the judge's and the last debater's, one distractor
+    # The bound holds: the judge's prompt after 2 x rounds arguments of max_tokens tokens each (the
+    # byte tokenizer: one token a character), and the last debater's before its own last argument.
+    setup = Setup("s", "short", short.question, ("4", "5"), "A", ("A", "B"))
+    full = [Turn(side, r, "w" * max_tokens, [], [], [], "") for r in range(1, rounds + 1) for side in "AB"]
+    estimate = max(_debate_prompt_tokens(tok, m) for m in counted) + budget
+    assert _debate_prompt_tokens(tok, judge_messages(setup, full)) + judge_tokens <= estimate
+    assert _debate_prompt_tokens(tok, debater_messages(setup, full[:-1], "B", rounds, rounds)) + max_tokens <= estimate
+    # Not multiple choice: nothing rendered, so the method's own one-line refusal names the problem.
+    assert method.length_prompts(Example(question="q", answer="1", id="open")) == []
+
+
 @pytest.mark.parametrize("value", ["keep", 3])
 def test_a_bad_rule_is_a_config_error_naming_the_choices(value):
     with pytest.raises(ConfigError, match="dataset.overlong must be one of drop, truncate, error"):

@@ -7,7 +7,8 @@ What an example costs depends on the data path, not only on its text:
 - ``pair``: DPO on preference pairs from a file trains on prompt + chosen and prompt + rejected.
 - ``generate``: GRPO, on-policy distillation, DPO with pairs made by sampling and debate sample
   from the prompt, so the prompt plus the generation budget must fit (debate: every turn of both
-  debaters and the judge's verdict, an upper bound from the config).
+  debaters and the judge's verdict, an upper bound from the config, after the longest prompt a
+  debate of the question renders -- the judge's, the last debater's -- not the data set's prompt).
 - evaluation prompts plus the evaluator's ``max_tokens``.
 
 The limit is ``dataset.max_length`` when set, else ``model.context_length``. Two paths read data
@@ -35,7 +36,7 @@ room for any prompt is a ``ConfigError`` naming the keys.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from tinkerx.conversation import check_template
 from tinkerx.example import Example
@@ -53,6 +54,9 @@ class Need:
     budget: int = 0
     budget_key: str = ""
     evaluation: bool = False
+    # The prompts a method renders for an example itself, when they are not the data set's prompt
+    # (debate: the judge's and the last debater's); the longest is what the example costs.
+    prompts: Callable[[Example], Sequence[list[dict[str, str]]]] | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -132,7 +136,7 @@ def needs_of(method: Any, sampling_max_tokens: int, evaluator: Any, components: 
         judge_tokens = int(getattr(judge, "max_tokens", 0) or 0)
         budget = 2 * rounds * sampling_max_tokens + judge_tokens
         key = f"sampling.max_tokens x 2 x method.rounds{' + components.judge.max_tokens' if judge_tokens else ''}"
-        needs = {getattr(method, "split", "train"): Need(GENERATE, budget, key)}
+        needs = {getattr(method, "split", "train"): Need(GENERATE, budget, key, prompts=getattr(method, "length_prompts", None))}
     if evaluator is not None and getattr(evaluator, "max_tokens", None):
         needs.setdefault(evaluator.split, Need(GENERATE, int(evaluator.max_tokens), "evaluator.max_tokens", evaluation=True))
     return needs
@@ -263,6 +267,15 @@ def prompt_lengths(dataset: Any, tokenizer: Any, examples: Sequence[Example]) ->
     return count_tokens(tokenizer, texts)
 
 
+def rendered_lengths(tokenizer: Any, examples: Sequence[Example], render: Callable[[Example], Sequence[list[dict[str, str]]]]) -> list[int]:
+    """Each example's longest prompt of those ``render`` gives it (each as its generation prompt), counted in one
+    batch; 0 for an example it renders nothing for (the method refuses that example itself, in its own words)."""
+    rendered = [render(ex) for ex in examples]
+    texts = [tokenizer.apply_chat_template(list(m), add_generation_prompt=True, tokenize=False) for ms in rendered for m in ms]
+    counts = iter(count_tokens(tokenizer, texts))
+    return [max((next(counts) for _ in ms), default=0) for ms in rendered]
+
+
 def reply_lengths(tokenizer: Any, replies: Sequence[str]) -> list[int]:
     """What ``tinkerx.chat.completion_tokens`` gives each reply: its tokens and the end-of-turn token."""
     return [n + 1 for n in count_tokens(tokenizer, replies)]
@@ -287,7 +300,7 @@ def _examples(dataset: Any, tokenizer: Any, examples: list[Example], need: Need,
     if need.kind == REPLY and hasattr(dataset, "check_lengths"):  # conversations: whole turns (tinkerx/data/chat.py)
         return dataset.check_lengths(tokenizer, examples, limit, rule, SplitCount(checked=len(examples)))
     count = SplitCount(checked=len(examples))
-    prompts = prompt_lengths(dataset, tokenizer, examples)
+    prompts = prompt_lengths(dataset, tokenizer, examples) if need.prompts is None else rendered_lengths(tokenizer, examples, need.prompts)
     replies = reply_lengths(tokenizer, [dataset.completion(ex) for ex in examples]) if need.kind == REPLY else [need.budget] * len(examples)
     kept = []
     for ex, prompt, reply in zip(examples, prompts, replies):

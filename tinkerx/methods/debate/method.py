@@ -25,6 +25,7 @@ from tinkerx.errors import ConfigError, UserError
 from tinkerx.methods.debate.episodes import JudgedGroups
 from tinkerx.methods.debate.loop import assign_sides, run_debates
 from tinkerx.methods.debate.metrics import RunTally, step_metrics
+from tinkerx.methods.debate.prompts import longest_prompts
 from tinkerx.methods.debate.rl import debater_data, rl_record, train_rl
 from tinkerx.methods.debate.training import step_record, train_on, winning_turns
 from tinkerx.methods.shared.policy import base_sampler, load_policy, open_policy, policy_sampler, resume_policy, save_policy
@@ -66,6 +67,11 @@ class Debate:
         self.self_play, self.split, self.save_final = self_play, split, save_final
         # Which policy argues each side: one shared policy, or one per side, each trained on its own wins.
         self.policy_of = {"A": "policy", "B": "policy"} if self_play else {"A": "debater_a", "B": "debater_b"}
+
+    def length_prompts(self, example: Any) -> list[list[dict[str, str]]]:
+        """What the length check (tinkerx/data/lengths.py) counts for a question: the prompts a debate
+        of it renders at their longest, not the data set's own prompt."""
+        return longest_prompts(example, self.rounds, self.training)
 
     shown = ("judge/accuracy_with_debate", "judge/accuracy_without_debate", "judge/unparsed_with_debate", "train/loss")
 

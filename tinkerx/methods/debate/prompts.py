@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from tinkerx.example import Example
 from tinkerx.methods.debate.transcript import Setup, Turn
 
 SIDES = ("A", "B")
@@ -114,3 +115,30 @@ def reply_messages(side: str, round_: int, rounds: int, opponent: tuple[int, str
     """What a debater reads before its next turn: only its opponent's latest argument."""
     their_round, text = opponent
     return [{"role": "user", "content": REPLY.format(other=other(side), their_round=their_round, text=text.strip(), round=round_, rounds=rounds, side=side)}]
+
+
+# ---- the length check (tinkerx/data/lengths.py): what a debate of a question renders at its longest ----
+
+
+def longest_prompts(example: Example, rounds: int, training: str) -> list[list[dict[str, str]]]:
+    """The longest prompts a debate of ``example`` renders, each with its arguments left empty (the
+    length check adds their budget, ``sampling.max_tokens`` a turn): the judge's after the whole
+    debate and the last debater's (its transcript re-rendered, or with ``training=rl`` its
+    conversation grown turn by turn), once against each distractor, since any may be drawn."""
+    if len(example.choices) < 2:
+        return []  # not multiple choice: the method's own check names the problem
+    truth = ord(example.answer) - ord("A") if example.answer else 0
+    empty = [Turn(speaker, r, "", [], [], [], "") for r in range(1, rounds + 1) for speaker in SIDES]
+    out = []
+    for wrong in (j for j in range(len(example.choices)) if j != truth):
+        setup = Setup("length", example.id, example.question, (example.choices[truth], example.choices[wrong]), "A", ("A", "B"))
+        out.append(judge_messages(setup, empty))
+        if training == "rl":
+            # Debater B reads the most: A's opening argument in its own first message.
+            conversation = opening_messages(setup, "B", 1, rounds, (1, ""))
+            for r in range(2, rounds + 1):
+                conversation += [{"role": "assistant", "content": ""}, *reply_messages("B", r, rounds, (r, ""))]
+            out.append(conversation)
+        else:
+            out.append(debater_messages(setup, empty[:-1], "B", rounds, rounds))
+    return out
