@@ -20,7 +20,8 @@ pytestmark = pytest.mark.slow
 
 # The README's demo chain: the main job, the warm start trained from it, GRPO from the warm start.
 MAIN_JOB, WARM_START = "sft_tiny_arithmetic", "sft_tiny_arithmetic_short"
-# Experiments that need nothing before them, and where a killed run of each is stopped.
+# Experiments that need nothing before them, and where a killed run of each is stopped. They run killed
+# and resumed only: a band held after a resume is the stronger check, and the chains' GRPO runs go straight.
 STANDALONE = ["grpo_tiny_arithmetic_from_scratch"]
 KILL_AT = {MAIN_JOB: "step:350", WARM_START: "step:80", "grpo_tiny_arithmetic_from_scratch": "step:30", "sft_tiny_chat_guess_number": "step:150"}
 # The demonstrations the guessing game's warm start imitates, as its YAML writes them.
@@ -56,11 +57,6 @@ def test_the_demo_chain_lands_in_its_bands_also_killed_and_resumed(tmp_path):
     _killed_and_resumed([f"experiment={MAIN_JOB}"], main, KILL_AT[MAIN_JOB])
     _killed_and_resumed([f"experiment={WARM_START}", f"method.init_from={main}"], warm, KILL_AT[WARM_START])
     _ran_inside(run_until_killed(["experiment=grpo_tiny_arithmetic", f"method.init_from={warm}"], grpo), grpo)
-
-
-@pytest.mark.parametrize("experiment", STANDALONE)
-def test_fast_experiment_lands_in_its_band(tmp_path, experiment):
-    _ran_inside(run_until_killed([f"experiment={experiment}"], tmp_path / experiment), tmp_path / experiment)
 
 
 @pytest.mark.parametrize("experiment", STANDALONE)
