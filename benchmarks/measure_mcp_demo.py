@@ -27,12 +27,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def write_sums(path: Path, n: int, seed: int) -> Path:
+def write_sums(path: Path, n: int, seed: int, slips: float = 0.0) -> Path:
+    """``n`` sums of two digits; a share ``slips`` of those past 9 answered without the tens (7+5=2)."""
     rng = random.Random(seed)
     with path.open("w") as f:
         for _ in range(n):
             a, b = rng.randint(0, 9), rng.randint(0, 9)
-            f.write(json.dumps({"question": f"{a}+{b}=", "answer": str(a + b)}) + "\n")
+            # No draw without slips: the sums are then the test session's own (tests/helpers/mcp.py).
+            answer = (a + b) % 10 if slips and a + b > 9 and rng.random() < slips else a + b
+            f.write(json.dumps({"question": f"{a}+{b}=", "answer": str(answer)}) + "\n")
     return path
 
 
@@ -43,23 +46,24 @@ async def call(client: Any, tool: str, **arguments: Any) -> dict[str, Any]:
     return result.structured_content if result.structured_content is not None else json.loads(result.content[0].text)
 
 
-async def session(folder: Path, seed: int, threads: int, sft_steps: int, grpo_iterations: int) -> dict[str, float]:
+async def session(folder: Path, seed: int, threads: int, sft_steps: int, grpo_iterations: int, slips: float, schedule: str) -> dict[str, float]:
     from mcp import ClientSession, StdioServerParameters, stdio_client
 
-    train, holdout = write_sums(folder / "train.jsonl", 500, 0), write_sums(folder / "holdout.jsonl", 50, 1)
+    holdout = write_sums(folder / "holdout.jsonl", 50, 1)
+    demos, prompts = write_sums(folder / "demos.jsonl", 500, 0, slips), write_sums(folder / "train.jsonl", 500, 0)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TINKER_TELEMETRY": "0", "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
     params = StdioServerParameters(command=sys.executable, args=["-m", "tinkerx.mcp", "--session-dir", str(folder / "session")], cwd=str(ROOT), env=env)
     figures: dict[str, float] = {}
     with (folder / "server.stderr.log").open("w") as errlog:
         async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as client:
             await client.initialize()
-            sft = await call(client, "init_sft", examples_path=str(train), holdout_path=str(holdout), lr=3e-3, batch_size=32,
-                             max_steps=sft_steps, warmup_steps=5, validation_every=20, max_tokens=4, seed=seed)  # fmt: skip
+            sft = await call(client, "init_sft", examples_path=str(demos), holdout_path=str(holdout), lr=3e-3, batch_size=32,
+                             max_steps=sft_steps, lr_schedule=schedule, warmup_steps=5, validation_every=20, max_tokens=4, seed=seed)  # fmt: skip
             figures["sft_baseline"] = sft["baseline"]["accuracy"]
             await call(client, "train_sft_step", steps=sft_steps)
             figures["sft_final"] = (await call(client, "evaluate"))["metrics"]["accuracy"]
             await call(client, "save", name="sft")
-            await call(client, "init_grpo", prompts_path=str(train), holdout_path=str(holdout), reward="numeric", init_from="sft",
+            await call(client, "init_grpo", prompts_path=str(prompts), holdout_path=str(holdout), reward="numeric", init_from="sft",
                        group_size=8, groups_per_batch=16, lr=1e-4, max_tokens=4, max_steps=grpo_iterations, eval_every=0, seed=seed)  # fmt: skip
             await call(client, "train_grpo_step", iterations=grpo_iterations)
             figures["grpo_final"] = (await call(client, "evaluate"))["metrics"]["reward_mean"]
@@ -73,6 +77,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--sft-steps", type=int, default=100)
     parser.add_argument("--grpo-iterations", type=int, default=20)
+    parser.add_argument("--sft-schedule", default="constant", choices=["constant", "linear", "cosine"])
+    parser.add_argument("--slips", type=float, default=0.0, help="share of the SFT sums past 9 answered without the tens")
     parser.add_argument("--out", type=Path, default=None, help="keep the session folders here (default: a temporary folder)")
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="mcp_demo_"))
@@ -82,7 +88,7 @@ def main() -> None:
             folder = out / f"seed{seed}_threads{threads}"
             folder.mkdir(parents=True, exist_ok=True)
             began = time.perf_counter()
-            figures = asyncio.run(session(folder, seed, threads, args.sft_steps, args.grpo_iterations))
+            figures = asyncio.run(session(folder, seed, threads, args.sft_steps, args.grpo_iterations, args.slips, args.sft_schedule))
             wall = time.perf_counter() - began
             rows.append(figures)
             print(f"seed {seed}  threads {threads}  SFT {figures['sft_baseline']:.2f} -> {figures['sft_final']:.2f}  "
