@@ -14,7 +14,7 @@ TINY = ["model=tiny", "dataset=arithmetic", "backend=local", "optim.lr=3e-3", "s
 DATA = ["dataset.train_size=400", "dataset.validation_size=20", "dataset.test_size=20"]
 SFT = [*TINY, *DATA, "method=sft", "training.max_steps=24", "training.batch_size=16", "training.save_every=6", "method.validation_every=5", "training.eval_every=10", "training.keep_checkpoints=null"]
 GRPO = [*TINY, *DATA, "method=grpo", "training.max_steps=8", "training.batch_size=4", "method.group_size=4", "training.save_every=3", "training.eval_every=4", "sampling.temperature=1.0"]
-# A debate's own words take 420-600 of the tiny byte tokenizer's tokens before any argument: debates
+# A debate's own words take at least 420 of the tiny byte tokenizer's tokens before any argument: debates
 # of more than one short round need more than its 512 positions (rotary: the weights are the same).
 DEBATE_CONTEXT = "model.loader.max_position_embeddings=2048"
 DEBATE = [*TINY, "method=debate", "dataset=mmlu_stem", "method.num_debates=2", "method.rounds=1", "training.max_steps=4", "training.save_every=2", "components.judge.max_tokens=4"]
