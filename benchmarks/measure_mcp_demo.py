@@ -15,42 +15,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import random
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-
-def write_sums(path: Path, n: int, seed: int, slips: float = 0.0) -> Path:
-    """``n`` sums of two digits; a share ``slips`` of those past 9 answered without the tens (7+5=2)."""
-    rng = random.Random(seed)
-    with path.open("w") as f:
-        for _ in range(n):
-            a, b = rng.randint(0, 9), rng.randint(0, 9)
-            # No draw without slips: the sums are then the test session's own (tests/helpers/mcp.py).
-            answer = (a + b) % 10 if slips and a + b > 9 and rng.random() < slips else a + b
-            f.write(json.dumps({"question": f"{a}+{b}=", "answer": str(answer)}) + "\n")
-    return path
-
-
-async def call(client: Any, tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    if result.is_error:
-        raise RuntimeError(f"{tool}: {result.content[0].text}")
-    return result.structured_content if result.structured_content is not None else json.loads(result.content[0].text)
+from tests.helpers.mcp import call, write_addition  # noqa: E402  (the test session's client call and its sums)
 
 
 async def session(folder: Path, seed: int, threads: int, sft_steps: int, grpo_iterations: int, slips: float, schedule: str) -> dict[str, float]:
     from mcp import ClientSession, StdioServerParameters, stdio_client
 
-    holdout = write_sums(folder / "holdout.jsonl", 50, 1)
-    demos, prompts = write_sums(folder / "demos.jsonl", 500, 0, slips), write_sums(folder / "train.jsonl", 500, 0)
+    holdout = write_addition(folder / "holdout.jsonl", 50, 1)
+    demos, prompts = write_addition(folder / "demos.jsonl", 500, 0, slips=slips), write_addition(folder / "train.jsonl", 500, 0)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TINKER_TELEMETRY": "0", "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
     params = StdioServerParameters(command=sys.executable, args=["-m", "tinkerx.mcp", "--session-dir", str(folder / "session")], cwd=str(ROOT), env=env)
     figures: dict[str, float] = {}

@@ -14,15 +14,18 @@ from tests.helpers.paths import ROOT
 SERVER_ENV = {"OMP_NUM_THREADS": "1", "TINKER_TELEMETRY": "0", "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "TINKERX_DEBUG": "1"}
 
 
-def write_addition(path: Path, n: int, seed: int, largest: int = 9) -> Path:
+def write_addition(path: Path, n: int, seed: int, largest: int = 9, slips: float = 0.0) -> Path:
     """Sums of two digits up to ``largest``: learnable by the tiny model in tens of steps. Holdout
     files are drawn independently from the same distribution, so with few distinct sums most also
-    occur in training (an i.i.d. split, not a test of generalisation)."""
+    occur in training (an i.i.d. split, not a test of generalisation). ``slips``: the share of sums
+    past 9 answered without their tens (7+5=2), for benchmarks/measure_mcp_demo.py."""
     rng = random.Random(seed)
     with path.open("w") as f:
         for _ in range(n):
             a, b = rng.randint(0, largest), rng.randint(0, largest)
-            f.write(json.dumps({"question": f"{a}+{b}=", "answer": str(a + b)}) + "\n")
+            # No draw without slips: the same sums as before the option existed.
+            answer = (a + b) % 10 if slips and a + b > 9 and rng.random() < slips else a + b
+            f.write(json.dumps({"question": f"{a}+{b}=", "answer": str(answer)}) + "\n")
     return path
 
 
