@@ -23,9 +23,9 @@ from tinkerx.cli_errors import report_user_error
 from tinkerx.errors import UserError
 from tinkerx.judges.cache import carry_judgments
 from tinkerx.mcp.replay import main as replay_session
-from tinkerx.runs.compare import compare_metrics
+from tinkerx.runs.compare import compare_metrics, float_agreement
 from tinkerx.runs.data_files import recorded_data_overrides
-from tinkerx.runs.environment import match_thread_count
+from tinkerx.runs.environment import cpu_difference, match_thread_count
 
 # Hydra settings that describe where and how the original ran, not what it ran.
 _PER_RUN_HYDRA_KEYS = ("hydra.run.dir", "hydra.sweep.", "hydra.mode", "hydra.job.num", "hydra.job.id", "hydra.output_subdir")
@@ -100,13 +100,25 @@ def main(argv: list[str] | None = None) -> None:
     if new_dir.exists() and any(new_dir.iterdir()):
         report_user_error(f"{new_dir} already holds files: reproduce into a new folder (hydra.run.dir=...)")
     match_thread_count(run_dir)
+    other_cpu = cpu_difference(run_dir)
+    if other_cpu:
+        print(f"{other_cpu}: float sums may round differently, so expect the experiment's band, not line for line")
     carry_judgments(run_dir, new_dir)  # an LLM judge's verdicts are not paid for twice
     print("reproducing with: python -m tinkerx " + " ".join(args))
     cli.main(args, composition_prefix=f"cannot reproduce {run_dir}: its config no longer composes: ")
     if not extra:
-        difference = compare_metrics(run_dir, new_dir)
-        verdict = "metrics.jsonl matches the original line for line" if difference is None else f"metrics differ from the original: {difference}"
-        print(f"{new_dir}: {verdict}", file=sys.stderr)
+        print(f"{new_dir}: {_verdict(run_dir, new_dir, other_cpu)}", file=sys.stderr)
+
+
+def _verdict(run_dir: Path, new_dir: Path, other_cpu: str | None) -> str:
+    difference = compare_metrics(run_dir, new_dir)
+    if difference is None:
+        return "metrics.jsonl matches the original line for line"
+    verdict = f"metrics differ from the original: {difference}"
+    agreement = float_agreement(run_dir, new_dir)
+    if agreement is not None:
+        verdict += f"; the same lines and counts, floats within {agreement:.1e} relative"
+    return verdict + (f"; {other_cpu}" if other_cpu else "")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from tinkerx import cli
 from tinkerx.app import run
 from tinkerx.cli_errors import report_user_error
 from tinkerx.errors import UserError
-from tinkerx.runs.environment import match_thread_count
+from tinkerx.runs.environment import cpu_difference, match_thread_count
 from tinkerx.runs.legacy_targets import load_run_config
 from tinkerx.runs.status import FAILED_MARKER, RESUME_ENV, run_status
 
@@ -78,6 +78,9 @@ def resume_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
         raise UserError(f"{run_dir} failed before its first step ({(run_dir / FAILED_MARKER).read_text().strip()}); start it again instead")
     # A run that failed later (out of memory, say) continues from its last resume point.
     match_thread_count(run_dir)  # the resumed steps sum on CPU as the first ones did
+    other_cpu = cpu_difference(run_dir)
+    if other_cpu:
+        print(f"{other_cpu}: the resumed steps may round float sums differently from the first ones")
     return run(cfg, run_dir, resume=True)
 
 

@@ -29,3 +29,24 @@ def metrics_without_time_or_usage(run_dir: Path) -> list[dict]:
     work (teacher samples) shares with the run that paid for it, and what a run recorded before
     tokens were metered shares with its reproduction."""
     return [{k: v for k, v in row.items() if not k.startswith("usage/")} for row in metrics_without_time(run_dir)]
+
+
+# What sampling and scoring decide: equal on any CPU when the same tokens were sampled. Training's
+# floats (losses, KL, gradient norms) are sums whose rounding depends on the CPU's kernels (AVX2 vs
+# AVX512) and the thread count, so across machines they agree only to about 1e-5.
+SAMPLED_PREFIXES = ("step", "reward/", "groups/", "sample/", "pool/", "eval/")
+
+
+def assert_same_run_up_to_float_rounding(got: list[dict], expected: list[dict], rel: float = 1e-4) -> None:
+    """The same lines and keys; counts, samples and rewards equal; training floats within ``rel``
+    (values below 1e-6, rounding noise themselves, within 1e-6 absolute)."""
+    import pytest
+
+    assert len(got) == len(expected)
+    for line, (g, e) in enumerate(zip(got, expected), start=1):
+        assert set(g) == set(e), (line, set(g) ^ set(e))
+        for key, value in e.items():
+            if isinstance(value, float) and not key.startswith(SAMPLED_PREFIXES):
+                assert g[key] == pytest.approx(value, rel=rel, abs=1e-6), (line, key)
+            else:
+                assert g[key] == value, (line, key)

@@ -30,6 +30,30 @@ def compare_metrics(original: Path, reproduced: Path) -> str | None:
     return None
 
 
+def float_agreement(original: Path, reproduced: Path) -> float | None:
+    """The largest relative difference between the two runs' float metrics when everything else agrees
+    (the same lines, keys, integer counts and strings), else None. Another CPU or torch build
+    rounds float sums differently; a short run then agrees to about 1e-5, a long one drifts apart."""
+    a, b = metric_rows(original / "metrics.jsonl"), metric_rows(reproduced / "metrics.jsonl")
+    if len(a) != len(b):
+        return None
+    largest = 0.0
+    for x, y in zip(a, b):
+        x, y = _shared_usage(x, y), _shared_usage(y, x)
+        if set(x) != set(y):
+            return None
+        for key, value in x.items():
+            other = y[key]
+            if isinstance(value, float) or isinstance(other, float):
+                if not isinstance(value, (int, float)) or not isinstance(other, (int, float)):
+                    return None
+                # Values near zero (a KL of 1e-8 that is rounding noise itself) compare by their absolute difference.
+                largest = max(largest, abs(value - other) / max(abs(value), abs(other), 1e-4))
+            elif value != other:
+                return None
+    return largest
+
+
 def _shared_usage(row: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
     """``row`` without the usage/ keys ``other`` lacks."""
     return {k: v for k, v in row.items() if not k.startswith(USAGE_PREFIX) or k in other}

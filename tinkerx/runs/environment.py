@@ -68,6 +68,24 @@ def torch_threads() -> int:
     return torch.get_num_threads()
 
 
+def cpu() -> dict[str, str | None]:
+    """The CPU and the kernels torch picked for it (AVX2, AVX512, ...): two machines whose kernels
+    differ round float sums differently, so their runs agree line for line only when these match."""
+    import torch  # deferred: torch stays off the CLI's start-up path (--cfg job, errors)
+
+    return {"model": _cpu_model(), "capability": torch.backends.cpu.get_cpu_capability()}
+
+
+def _cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
 def environment(source_dir: Path) -> dict:
     return {
         "python": sys.version.split()[0],
@@ -76,6 +94,7 @@ def environment(source_dir: Path) -> dict:
         "packages": package_versions(),
         "git": git_state(source_dir),
         "torch_threads": torch_threads(),
+        "cpu": cpu(),
     }
 
 
@@ -93,3 +112,23 @@ def match_thread_count(run_dir: Path) -> int | None:
         print(f"using {wanted} torch threads, as the original run did (this machine defaulted to {torch.get_num_threads()})")
         torch.set_num_threads(wanted)
     return wanted
+
+
+def cpu_difference(run_dir: Path) -> str | None:
+    """Why a re-run on this machine need not match ``run_dir`` line for line because of the CPU, or None
+    where the original recorded the same CPU and kernels as this machine has."""
+    try:
+        recorded = json.loads((run_dir / "environment.json").read_text()).get("cpu")
+    except (OSError, ValueError):
+        return None
+    here = cpu()
+    if not isinstance(recorded, dict) or not recorded.get("capability"):
+        return f"the original run did not record its CPU (this machine: {_describe(here)})"
+    # The math libraries pick their kernels by CPU as well as by instruction set: either may differ.
+    if (recorded.get("capability"), recorded.get("model")) != (here["capability"], here["model"]):
+        return f"the original ran on {_describe(recorded)}, this machine is {_describe(here)}"
+    return None
+
+
+def _describe(record: dict) -> str:
+    return f"{record.get('model') or 'an unknown CPU'} with {record.get('capability')} kernels"
