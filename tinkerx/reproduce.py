@@ -23,9 +23,11 @@ from tinkerx.cli_errors import report_user_error
 from tinkerx.errors import UserError
 from tinkerx.judges.cache import carry_judgments
 from tinkerx.mcp.replay import main as replay_session
+from tinkerx.runs.config_drift import drifted_overrides
 from tinkerx.runs.compare import compare_metrics, float_agreement
 from tinkerx.runs.data_files import recorded_data_overrides
 from tinkerx.runs.environment import cpu_difference, match_thread_count
+from tinkerx.runs.legacy_experiments import modernize, override_key
 
 # Hydra settings that describe where and how the original ran, not what it ran.
 _PER_RUN_HYDRA_KEYS = ("hydra.run.dir", "hydra.sweep.", "hydra.mode", "hydra.job.num", "hydra.job.id", "hydra.output_subdir")
@@ -42,15 +44,14 @@ def reproduction_args(run_dir: Path, extra: list[str], new_dir: Path) -> list[st
     task = [str(o) for o in hydra.overrides.task]
     user_hydra = [str(o) for o in hydra.overrides.hydra if not str(o).startswith(_PER_RUN_HYDRA_KEYS)]
     # Relative data paths in the original overrides are replaced by the recorded absolute ones.
-    data = recorded_data_overrides(run_dir, {_key(o) for o in extra})
-    data_keys = {_key(o) for o in data}
+    data = recorded_data_overrides(run_dir, {override_key(o) for o in extra})
+    data_keys = {override_key(o) for o in data}
     original_cwd = hydra.runtime.get("cwd")  # absent only in hand-made folders
-    task = [_absolute_path(o, Path(original_cwd)) if original_cwd else o for o in task if _key(o) not in data_keys]
-    from tinkerx.runs.legacy_experiments import modernize
+    task = [_absolute_path(o, Path(original_cwd)) if original_cwd else o for o in task if override_key(o) not in data_keys]
 
     # Folders written before experiments were renamed (and experiment/tuned removed) compose as today.
     runtime_choices, task = modernize(hydra.runtime.choices, task, run_dir)
-    overridden = {_key(o) for o in task + extra}
+    overridden = {override_key(o) for o in task + extra}
     choices = [
         f"{group}={choice}"
         for group, choice in runtime_choices.items()
@@ -58,6 +59,16 @@ def reproduction_args(run_dir: Path, extra: list[str], new_dir: Path) -> list[st
     ]
     output_subdir = hydra.output_subdir
     return choices + task + data + user_hydra + extra + [f"hydra.run.dir={new_dir}", f"hydra.output_subdir={output_subdir}"]
+
+
+def restored_values(run_dir: Path, args: list[str], extra: list[str]) -> list[str]:
+    """Overrides that set back what the run's config files gave it and give differently today."""
+    drift, lost = drifted_overrides(args, run_dir, extra)
+    if drift:
+        print("the experiment's files changed since this run; setting back what it ran with: " + " ".join(drift))
+    if lost:
+        print("changed since this run and not set back (removed, or not a single value): " + ", ".join(lost))
+    return drift
 
 
 def _absolute_path(override: str, original_cwd: Path) -> str:
@@ -76,10 +87,6 @@ def sibling_dir(run_dir: Path) -> Path:
     return run_dir.with_name(f"{run_dir.name}-reproduced-{time.strftime('%Y%m%d-%H%M%S')}-{cli.unique_suffix()}")
 
 
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
-
-
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -96,6 +103,7 @@ def main(argv: list[str] | None = None) -> None:
         args = reproduction_args(run_dir, extra, new_dir)
     except UserError as e:
         report_user_error(e)
+    args += restored_values(run_dir, args, extra)
 
     if new_dir.exists() and any(new_dir.iterdir()):
         report_user_error(f"{new_dir} already holds files: reproduce into a new folder (hydra.run.dir=...)")

@@ -50,16 +50,16 @@ def modernize(choices: Mapping[str, Any], task: list[str], run_dir: Path) -> tup
     """
     choices = dict(choices)
     tuned = choices.pop(TUNED_GROUP, None)
-    task = [_renamed(o) for o in task if _key(o) != TUNED_GROUP]
+    task = [_renamed(o) for o in task if override_key(o) != TUNED_GROUP]
     if choices.get("experiment") in RENAMED_EXPERIMENTS:
         choices["experiment"] = RENAMED_EXPERIMENTS[choices["experiment"]]
     # Hydra recorded the interpolated name for every run, also where no such file existed (the entry
     # was optional): only these three files ever did, and the keys they set never changed.
     if tuned not in TUNED_KEYS:
         return choices, task
-    already_set = {_key(o) for o in task}
+    already_set = {override_key(o) for o in task}
     resolved = _resolved_config(run_dir)
-    tuned_overrides = [f"{key}={_override_value(OmegaConf.select(resolved, key))}" for key in TUNED_KEYS[tuned] if key not in already_set]
+    tuned_overrides = [f"{key}={override_value(OmegaConf.select(resolved, key))}" for key in TUNED_KEYS[tuned] if key not in already_set]
     return choices, task + tuned_overrides
 
 
@@ -77,7 +77,7 @@ def _resolved_config(run_dir: Path) -> Any:
     return OmegaConf.load(path)
 
 
-def _override_value(value: Any) -> str:
+def override_value(value: Any) -> str:
     """A value as Hydra's override grammar reads it back: strings quoted unless plainly a word."""
     if value is None:
         return "null"
@@ -99,5 +99,6 @@ def _looks_like_number(text: str) -> bool:
     return True
 
 
-def _key(override: str) -> str:
+def override_key(override: str) -> str:
+    """The config key an override sets (``+key=``, ``~key`` included)."""
     return override.split("=", 1)[0].lstrip("+~")
