@@ -56,7 +56,7 @@ def _env(run_dir, **fields):
 
 def test_a_run_on_another_cpu_is_told_apart_from_one_on_this_cpu(tmp_path):
     here = cpu()
-    assert here["capability"] in {"DEFAULT", "NO AVX", "AVX2", "AVX512", "ZVECTOR", "VSX", "SVE256", "SVE"} or here["capability"]
+    assert here["capability"]  # torch's name for its kernels here: AVX2, AVX512, DEFAULT, SVE, ...
     assert cpu_difference(_env(tmp_path / "same", cpu=here)) is None
     other = {"model": "Some Other CPU", "capability": "AVX512" if here["capability"] != "AVX512" else "AVX2"}
     note = cpu_difference(_env(tmp_path / "other", cpu=other))

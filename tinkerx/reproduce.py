@@ -23,8 +23,8 @@ from tinkerx.cli_errors import report_user_error
 from tinkerx.errors import UserError
 from tinkerx.judges.cache import carry_judgments
 from tinkerx.mcp.replay import main as replay_session
-from tinkerx.runs.config_drift import drifted_overrides
 from tinkerx.runs.compare import compare_metrics, float_agreement
+from tinkerx.runs.config_drift import drifted_overrides
 from tinkerx.runs.data_files import recorded_data_overrides
 from tinkerx.runs.environment import cpu_difference, match_thread_count
 from tinkerx.runs.legacy_experiments import modernize, override_key

@@ -18,12 +18,10 @@ def metric_rows(path: Path) -> list[dict[str, Any]]:
 
 def compare_metrics(original: Path, reproduced: Path) -> str | None:
     """None when the two metrics.jsonl files agree line for line (timing aside), else the first difference."""
-    a, b = metric_rows(original / "metrics.jsonl"), metric_rows(reproduced / "metrics.jsonl")
-    if len(a) != len(b):
-        return f"{len(a)} metric lines originally, {len(b)} now"
-    for i, (x, y) in enumerate(zip(a, b), start=1):
-        # A run recorded before tokens were metered has no usage/ keys: what it lacks is not a difference.
-        x, y = _shared_usage(x, y), _shared_usage(y, x)
+    pairs = _paired_rows(original, reproduced)
+    if isinstance(pairs, str):
+        return pairs
+    for i, (x, y) in enumerate(pairs, start=1):
         if x != y:
             key = next(k for k in sorted(set(x) | set(y)) if x.get(k) != y.get(k))
             return f"line {i}: {key} was {x.get(key)!r}, now {y.get(key)!r}"
@@ -34,12 +32,11 @@ def float_agreement(original: Path, reproduced: Path) -> float | None:
     """The largest relative difference between the two runs' float metrics when everything else agrees
     (the same lines, keys, integer counts and strings), else None. Another CPU or torch build
     rounds float sums differently; a short run then agrees to about 1e-5, a long one drifts apart."""
-    a, b = metric_rows(original / "metrics.jsonl"), metric_rows(reproduced / "metrics.jsonl")
-    if len(a) != len(b):
+    pairs = _paired_rows(original, reproduced)
+    if isinstance(pairs, str):
         return None
     largest = 0.0
-    for x, y in zip(a, b):
-        x, y = _shared_usage(x, y), _shared_usage(y, x)
+    for x, y in pairs:
         if set(x) != set(y):
             return None
         for key, value in x.items():
@@ -52,6 +49,15 @@ def float_agreement(original: Path, reproduced: Path) -> float | None:
             elif value != other:
                 return None
     return largest
+
+
+def _paired_rows(original: Path, reproduced: Path) -> list[tuple[dict[str, Any], dict[str, Any]]] | str:
+    """The two runs' metric lines side by side, timing aside, or why they cannot be (their line counts)."""
+    a, b = metric_rows(original / "metrics.jsonl"), metric_rows(reproduced / "metrics.jsonl")
+    if len(a) != len(b):
+        return f"{len(a)} metric lines originally, {len(b)} now"
+    # A run recorded before tokens were metered has no usage/ keys: what it lacks is not a difference.
+    return [(_shared_usage(x, y), _shared_usage(y, x)) for x, y in zip(a, b)]
 
 
 def _shared_usage(row: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from tinkerx.runs.legacy_experiments import override_key, override_value
 
 # Not what ran: a band judges a run after it finished, and today's bands judge the reproduction.
 _NOT_RUN = ("bands",)
+_MISSING = object()
 
 
 def drifted_overrides(args: list[str], run_dir: Path, changes: list[str]) -> tuple[list[str], list[str]]:
@@ -45,9 +46,6 @@ def drifted_overrides(args: list[str], run_dir: Path, changes: list[str]) -> tup
         else:
             lost.append(key)
     return overrides, lost
-
-
-_MISSING = object()
 
 
 def _single(value: Any) -> bool:
