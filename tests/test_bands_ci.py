@@ -23,7 +23,7 @@ MAIN_JOB, WARM_START = "sft_tiny_arithmetic", "sft_tiny_arithmetic_short"
 # Experiments that need nothing before them, and where a killed run of each is stopped. They run killed
 # and resumed only: a band held after a resume is the stronger check, and the chains' GRPO runs go straight.
 STANDALONE = ["grpo_tiny_arithmetic_from_scratch"]
-KILL_AT = {MAIN_JOB: "step:350", WARM_START: "step:80", "grpo_tiny_arithmetic_from_scratch": "step:30", "sft_tiny_chat_guess_number": "step:150"}
+KILL_AT = {MAIN_JOB: "step:500", WARM_START: "step:80", "grpo_tiny_arithmetic_from_scratch": "step:30", "sft_tiny_chat_guess_number": "step:150"}
 # The demonstrations the guessing game's warm start imitates, as its YAML writes them.
 GUESS_DEMOS = ["env=guess_number", "env.high=15", "env.train_size=1000", "env.demo_binary_share=0.3"]
 

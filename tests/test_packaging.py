@@ -86,7 +86,7 @@ def test_the_venv_imports_the_wheels_tinkerx_with_every_config(installed, empty_
 
 def test_cfg_job_composes_from_an_empty_directory(installed, empty_dir):
     out = _ok(_run([str(installed), "-m", "tinkerx", "experiment=sft_tiny_arithmetic", "--cfg", "job"], empty_dir))
-    assert "max_steps: 700" in out.stdout and "tinkerx.methods.sft" in out.stdout
+    assert "max_steps: 1000" in out.stdout and "tinkerx.methods.sft" in out.stdout
     assert not any(empty_dir.iterdir())  # composing writes nothing
 
 
@@ -119,7 +119,7 @@ def test_an_editable_install_uses_the_checkouts_conf(tmp_path, empty_dir):
     package_file, config_dir = (Path(line) for line in out.stdout.split())
     assert package_file.is_relative_to(source) and config_dir == source / "conf"
     out = _ok(_run([str(python), "-m", "tinkerx", "experiment=sft_tiny_arithmetic", "--cfg", "job"], empty_dir))
-    assert "max_steps: 700" in out.stdout
+    assert "max_steps: 1000" in out.stdout
 
 
 def test_a_plain_checkout_uses_its_conf(empty_dir):
