@@ -24,6 +24,9 @@ MAIN_JOB, WARM_START = "sft_tiny_arithmetic", "sft_tiny_arithmetic_short"
 # and resumed only: a band held after a resume is the stronger check, and the chains' GRPO runs go straight.
 STANDALONE = ["grpo_tiny_arithmetic_from_scratch"]
 KILL_AT = {MAIN_JOB: "step:500", WARM_START: "step:80", "grpo_tiny_arithmetic_from_scratch": "step:30", "sft_tiny_chat_guess_number": "step:150"}
+# A shipped demo runs as long as a user's: the main job's 1000 steps take ~550 s on one thread of an idle
+# AVX2 core, more beside the other test worker or on a slower machine, so each subprocess gets 30 minutes.
+RUN_TIMEOUT = 1800
 # The demonstrations the guessing game's warm start imitates, as its YAML writes them.
 GUESS_DEMOS = ["env=guess_number", "env.high=15", "env.train_size=1000", "env.demo_binary_share=0.3"]
 
@@ -44,9 +47,9 @@ def _ran_inside(result, run_dir) -> None:
 
 
 def _killed_and_resumed(args: list[str], run_dir, kill_at: str) -> None:
-    killed = run_until_killed(args, run_dir, kill_at)
+    killed = run_until_killed(args, run_dir, kill_at, timeout=RUN_TIMEOUT)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    resumed = resume(run_dir)
+    resumed = resume(run_dir, timeout=RUN_TIMEOUT)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     _inside(run_dir)
 
@@ -56,7 +59,7 @@ def test_the_demo_chain_lands_in_its_bands_also_killed_and_resumed(tmp_path):
     main, warm, grpo = tmp_path / MAIN_JOB, tmp_path / WARM_START, tmp_path / "grpo_tiny_arithmetic"
     _killed_and_resumed([f"experiment={MAIN_JOB}"], main, KILL_AT[MAIN_JOB])
     _killed_and_resumed([f"experiment={WARM_START}", f"method.init_from={main}"], warm, KILL_AT[WARM_START])
-    _ran_inside(run_until_killed(["experiment=grpo_tiny_arithmetic", f"method.init_from={warm}"], grpo), grpo)
+    _ran_inside(run_until_killed(["experiment=grpo_tiny_arithmetic", f"method.init_from={warm}"], grpo, timeout=RUN_TIMEOUT), grpo)
 
 
 @pytest.mark.parametrize("experiment", STANDALONE)
@@ -69,4 +72,4 @@ def test_the_guessing_game_chain_lands_in_its_bands_also_killed_and_resumed(tmp_
     written = run_module([*GUESS_DEMOS, "--out", str(demos)], module="tinkerx.envs.demonstrations")
     assert written.returncode == 0, written.stderr[-2000:]
     _killed_and_resumed(["experiment=sft_tiny_chat_guess_number", f"dataset.path={demos}"], sft, KILL_AT["sft_tiny_chat_guess_number"])
-    _ran_inside(run_until_killed(["experiment=grpo_tiny_guess_number_from_sft", f"method.init_from={sft}"], grpo), grpo)
+    _ran_inside(run_until_killed(["experiment=grpo_tiny_guess_number_from_sft", f"method.init_from={sft}"], grpo, timeout=RUN_TIMEOUT), grpo)

@@ -22,15 +22,15 @@ DEBATE = [*TINY, "method=debate", "dataset=mmlu_stem", "method.num_debates=2", "
 VOLATILE = ("run_dir", "wall_time_s", "checkpoint", "checkpoints", "path")
 
 
-def run_until_killed(args: list[str], run_dir: Path, kill_at: str | None = None) -> subprocess.CompletedProcess:
+def run_until_killed(args: list[str], run_dir: Path, kill_at: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     env = {"TINKERX_KILL_AT": kill_at} if kill_at else {}
-    return run_module([*args, f"hydra.run.dir={run_dir}"], env=env)
+    return run_module([*args, f"hydra.run.dir={run_dir}"], env=env, timeout=timeout)
 
 
-def run_module(args: list[str], module: str = "tinkerx", env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_module(args: list[str], module: str = "tinkerx", env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     """``python -m MODULE ARGS`` from the checkout, one torch thread, extra environment ``env``."""
     full_env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=600, cwd=ROOT, env=full_env)
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=full_env)
 
 
 def _scrub(value):
@@ -45,5 +45,5 @@ def summary_without_paths(run_dir: Path) -> dict:
     return _scrub(json.loads((run_dir / "summary.json").read_text()))
 
 
-def resume(run_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
-    return run_module([str(run_dir), *overrides], module="tinkerx.resume")
+def resume(run_dir: Path, *overrides: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return run_module([str(run_dir), *overrides], module="tinkerx.resume", timeout=timeout)
