@@ -76,3 +76,19 @@ def test_sampling_with_a_shared_prefix_gives_the_rows_of_the_loop_as_it_was(mode
     for a, b in zip(old, new):
         assert a.tokens == b.tokens and a.stop_reason == b.stop_reason
         assert a.logprobs == pytest.approx(b.logprobs, abs=1e-5)
+
+
+def test_a_lora_model_is_given_the_cache_under_the_name_its_base_model_takes(tiny_service):
+    """peft's forward takes ``**kwargs``; passing transformers 5.x the old ``past_key_values`` name warned on every forward."""
+    import inspect
+    import warnings
+
+    model = tiny_service.create_lora_training_client("tinkerx/tiny", rank=4, seed=4).result().engine.model
+    assert hasattr(model, "get_base_model"), "a LoRA client's model is peft-wrapped"
+    expected = "cache" if "cache" in inspect.signature(model.get_base_model().forward).parameters else "past_key_values"
+    with torch.no_grad(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cache, logits, mask, positions = prefill(model, [[1, 2, 3, 4]], pad_token_id=0, device=torch.device("cpu"))
+        model(input_ids=logits.argmax(-1, keepdim=True), position_ids=positions[:, -1:] + 1, **cache_kwarg(model, cache))
+    assert expected in cache_kwarg(model, cache)
+    assert not [w for w in caught if "past_key_values" in str(w.message)]

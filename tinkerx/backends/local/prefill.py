@@ -96,10 +96,15 @@ def output_cache(out: Any) -> Any:
 
 
 def cache_kwarg(model: torch.nn.Module, cache: object) -> dict[str, object]:
-    """transformers renamed ``past_key_values`` to ``cache`` (5.x); pass whichever this model takes."""
+    """transformers renamed ``past_key_values`` to ``cache`` (5.x); pass whichever this model takes.
+
+    A peft model's ``forward`` passes ``**kwargs`` through, so the name is read from the model it
+    wraps (the old name still works on 5.x but warns on every forward of a LoRA run).
+    """
     import inspect
 
-    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    name = "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
     return {name: cache, "use_cache": True}
 
 
