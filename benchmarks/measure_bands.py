@@ -27,8 +27,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# The held-out figures the table shows when a summary carries them (pref_accuracy: DPO; success_rate, turns_mean: an environment run).
-FIGURES = ("accuracy", "reward_mean", "pref_accuracy", "success_rate", "turns_mean")
+# The held-out figures the table shows when a summary carries them (pref_accuracy: DPO; success_rate, turns_mean: an environment run;
+# nll: conversations without a reward).
+FIGURES = ("accuracy", "reward_mean", "pref_accuracy", "success_rate", "turns_mean", "nll")
 
 
 def run_dir(out: Path, experiment: str, seed: int, threads: int) -> Path:

@@ -27,8 +27,10 @@ from tinkerx.errors import ConfigError
 
 # What the evaluator reports (summary.json's baseline/final; metrics.jsonl's eval/<key>).
 EVAL_KEYS = ("accuracy", "reward_mean", "exact_match", "numeric_match", "ungradable", "mean_completion_tokens", "truncation_rate", "num_examples")
+# A run with no reward on conversations (dataset=chat) is scored by its held-out NLL (tinkerx/eval/ungraded.py).
+CONVERSATION_KEYS = ("nll", "perplexity", "nll_tokens")
 # DPO's held-out evaluation adds its preference figures (tinkerx/methods/dpo/method.py).
-PREFERENCE_KEYS = ("pref_accuracy", "pref_margin")
+PREFERENCE_KEYS = ("pref_accuracy", "pref_margin", "pref_logprob_accuracy")
 # Families of held-out figures named by prefix: a code evaluation's pass@k.
 EVAL_PREFIXES = ("pass@",)
 # An environment run's held-out episodes (tinkerx/envs/evaluate.py), and env_<name> for each metric the environment reports.
@@ -102,8 +104,16 @@ def _eval_keys(cfg: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
     DPO's preference ones), or an environment run's episode figures."""
     if cfg.get("env") is not None:
         return ENV_EVAL_KEYS, ENV_EVAL_PREFIXES
-    target = str((cfg.get("method") or {}).get("_target_", ""))
-    return (EVAL_KEYS + PREFERENCE_KEYS if target.startswith("tinkerx.methods.dpo") else EVAL_KEYS), EVAL_PREFIXES
+    if _is_dpo(cfg):  # held-out pairs are scored with or without an evaluator; the evaluator adds the task's figures
+        return (EVAL_KEYS if cfg.get("evaluator") is not None else ()) + PREFERENCE_KEYS, EVAL_PREFIXES
+    keys = EVAL_KEYS
+    if cfg.get("reward") is None and str((cfg.get("dataset") or {}).get("_target_", "")) == "tinkerx.data.chat.ChatDataset":
+        keys += CONVERSATION_KEYS
+    return keys, EVAL_PREFIXES
+
+
+def _is_dpo(cfg: Any) -> bool:
+    return str((cfg.get("method") or {}).get("_target_", "")).startswith("tinkerx.methods.dpo")
 
 
 def _evaluated(metric: str, keys: tuple[tuple[str, ...], tuple[str, ...]]) -> bool:
@@ -113,7 +123,7 @@ def _evaluated(metric: str, keys: tuple[tuple[str, ...], tuple[str, ...]]) -> bo
 
 def _checked(band: Band, i: int, cfg: Any) -> Band:
     where = f"bands[{i}]"
-    has_evaluator = cfg.get("evaluator") is not None
+    has_evaluator = cfg.get("evaluator") is not None or _is_dpo(cfg)
     if band.at in ("baseline", "final") and _per_step(band.metric):
         if band.at == "baseline":
             raise ConfigError(f"{where}: {band.metric} is recorded per training step; band it at a step or at final (the run's last step)")
