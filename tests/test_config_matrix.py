@@ -138,7 +138,7 @@ EXPERIMENTS = {
     "distill_tiny_arithmetic_on_policy": {"method.mode": "on_policy", "method.group_size": 1, "optim.lr": 3e-4, "optim.schedule": "cosine", "training.batch_size": 128, "training.max_steps": 40, "sampling.max_tokens": 8},
     "distill_tiny_arithmetic_off_policy": {"method.mode": "off_policy", "optim.lr": 3e-4, "optim.schedule": "cosine", "training.max_steps": 40, "sampling.max_tokens": 8, "method.init_from": "outputs/demo/tiny_sft"},
     "grpo_tiny_arithmetic_distill_baseline": {"optim.lr": 3e-4, "optim.schedule": "cosine", "training.batch_size": 16, "training.max_steps": 40, "sampling.max_tokens": 8},
-    "distill_smollm2_arithmetic": {"method.mode": "off_policy", "optim.lr": 1e-3, "training.max_steps": 40, "model.lora_rank": 16, "components.teacher.model.base_model": "tinkerx/tiny"},
+    "distill_smollm2_arithmetic": {"method.mode": "off_policy", "optim.lr": 1e-3, "optim.schedule": "cosine", "training.max_steps": 40, "model.lora_rank": 16, "components.teacher.model.base_model": "tinkerx/tiny"},
     "sft_smollm2_chat_oasst": {"optim.lr": 5e-4, "optim.schedule": "cosine", "training.batch_size": 4, "training.max_steps": 16, "dataset.max_length": 512, "sampling.max_tokens": 48},
     "dpo_smollm2_preference_oasst": {"method.beta": 0.1, "method.variant": "sigmoid", "optim.lr": 2e-4, "training.batch_size": 8, "training.max_steps": 10, "dataset.max_length": 512},
     "dpo_tiny_arithmetic": {"method.variant": "ipo", "method.beta": 0.1, "optim.lr": 3e-5, "training.max_steps": 30, "sampling.max_tokens": 8},
