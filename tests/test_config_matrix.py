@@ -140,7 +140,7 @@ EXPERIMENTS = {
     "grpo_tiny_arithmetic_distill_baseline": {"optim.lr": 3e-4, "optim.schedule": "cosine", "training.batch_size": 16, "training.max_steps": 40, "sampling.max_tokens": 8},
     "distill_smollm2_arithmetic": {"method.mode": "off_policy", "optim.lr": 1e-3, "optim.schedule": "cosine", "training.max_steps": 40, "model.lora_rank": 16, "components.teacher.model.base_model": "tinkerx/tiny"},
     "sft_smollm2_chat_oasst": {"optim.lr": 5e-4, "optim.schedule": "cosine", "training.batch_size": 4, "training.max_steps": 16, "dataset.max_length": 512, "sampling.max_tokens": 48},
-    "dpo_smollm2_preference_oasst": {"method.beta": 0.1, "method.variant": "sigmoid", "optim.lr": 2e-4, "training.batch_size": 8, "training.max_steps": 10, "dataset.max_length": 512},
+    "dpo_smollm2_preference_oasst": {"method.beta": 0.1, "method.variant": "sigmoid", "optim.lr": 2e-4, "training.batch_size": 8, "training.max_steps": 10, "training.max_tokens_per_forward": 2048, "dataset.max_length": 512},
     "dpo_tiny_arithmetic": {"method.variant": "ipo", "method.beta": 0.1, "optim.lr": 3e-5, "training.max_steps": 30, "sampling.max_tokens": 8},
     "grpo_smollm2_mbpp": {"optim.lr": 2e-4, "training.batch_size": 4, "training.max_steps": 40, "sampling.max_tokens": 256, "model.lora_rank": 16, "method.group_size": 4},
     "sft_tiny_chat_guess_number": {"optim.lr": 3e-3, "optim.schedule": "cosine", "training.batch_size": 32, "training.max_steps": 300, "dataset.max_tokens": 3, "dataset.path": "outputs/demo/guess_number_demos.jsonl"},
