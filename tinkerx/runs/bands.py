@@ -104,7 +104,7 @@ def _eval_keys(cfg: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
     DPO's preference ones), or an environment run's episode figures."""
     if cfg.get("env") is not None:
         return ENV_EVAL_KEYS, ENV_EVAL_PREFIXES
-    if _is_dpo(cfg):  # held-out pairs are scored with or without an evaluator; the evaluator adds the task's figures
+    if _method_is(cfg, "tinkerx.methods.dpo"):  # held-out pairs are scored with or without an evaluator; the evaluator adds the task's figures
         return (EVAL_KEYS if cfg.get("evaluator") is not None else ()) + PREFERENCE_KEYS, EVAL_PREFIXES
     keys = EVAL_KEYS
     if cfg.get("reward") is None and str((cfg.get("dataset") or {}).get("_target_", "")) == "tinkerx.data.chat.ChatDataset":
@@ -112,8 +112,9 @@ def _eval_keys(cfg: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return keys, EVAL_PREFIXES
 
 
-def _is_dpo(cfg: Any) -> bool:
-    return str((cfg.get("method") or {}).get("_target_", "")).startswith("tinkerx.methods.dpo")
+def _method_is(cfg: Any, package: str) -> bool:
+    """Whether the run's method is built from ``package`` (its ``_target_``)."""
+    return str((cfg.get("method") or {}).get("_target_", "")).startswith(package)
 
 
 def _evaluated(metric: str, keys: tuple[tuple[str, ...], tuple[str, ...]]) -> bool:
@@ -123,13 +124,13 @@ def _evaluated(metric: str, keys: tuple[tuple[str, ...], tuple[str, ...]]) -> bo
 
 def _checked(band: Band, i: int, cfg: Any) -> Band:
     where = f"bands[{i}]"
-    has_evaluator = cfg.get("evaluator") is not None or _is_dpo(cfg)
+    has_evaluator = cfg.get("evaluator") is not None or _method_is(cfg, "tinkerx.methods.dpo")
     if band.at in ("baseline", "final") and _per_step(band.metric):
         if band.at == "baseline":
             raise ConfigError(f"{where}: {band.metric} is recorded per training step; band it at a step or at final (the run's last step)")
         return band
     if band.at in ("baseline", "final"):
-        if str((cfg.get("method") or {}).get("_target_", "")).startswith("tinkerx.methods.debate"):
+        if _method_is(cfg, "tinkerx.methods.debate"):
             raise ConfigError(f"{where}: a debate run has no baseline or final evaluation; band its per-step debate/ and judge/ metrics at a step or at final")
         if not has_evaluator:
             raise ConfigError(f"{where}: {band.metric} at {band.at} needs an evaluation, and this run has none (evaluator=null)")
