@@ -194,3 +194,24 @@ def test_eval_on_a_test_split_says_how_many_it_takes(tmp_path):
     _run(TINY, tmp_path / "run")
     entry = json.loads((tmp_path / "run" / "results.json").read_text())["benchmarks"]["arithmetic"]
     assert entry["evaluated"] == "the test split (200 examples), the first 12 (evaluator.max_examples=12; null for all), max_tokens 4"
+
+
+def test_sampled_evaluation_gives_every_example_its_own_seed(tmp_path, monkeypatch):
+    """evaluator.seed is spread into one seed per example (tinkerx.sampler.prompt_seeds): one seed for
+    all would have every example draw the same random numbers, its samples moving with every other
+    example's; the baseline and final evaluations still draw the same numbers for the same example."""
+    from tinkerx.app import run
+    from tinkerx.backends.local.clients import LocalSamplingClient
+    from tinkerx.sampler import prompt_seeds
+
+    seen: list[list[int] | None] = []
+    original = LocalSamplingClient.sample_many
+
+    def recording(self, prompts, num_samples, params, seeds=None):
+        seen.append(seeds)
+        return original(self, prompts, num_samples, params, seeds)
+
+    monkeypatch.setattr(LocalSamplingClient, "sample_many", recording)
+    run(compose(["method=eval", "evaluator.max_examples=5", "evaluator.num_samples=3", "evaluator.temperature=1.0", "evaluator.seed=11",
+                 "sampling.max_tokens=6"]), tmp_path / "run")  # fmt: skip
+    assert prompt_seeds(11, 5) in seen and len(set(prompt_seeds(11, 5))) == 5

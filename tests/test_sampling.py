@@ -9,7 +9,7 @@ import torch
 from tinker import types
 
 from tinkerx.chat import prompt_tokens
-from tinkerx.sampler import sample_prompts
+from tinkerx.sampler import prompt_seeds, sample_prompts
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +91,33 @@ def test_seeds_reproduce_and_differ(tiny_service):
 
     assert draw(7) == draw(7)
     assert draw(7) != draw(8)
+
+
+def test_one_fixed_seed_gives_each_prompt_its_own_draws(tiny_service):
+    """A fixed seed (an evaluation's) is spread into one seed per prompt: with one seed shared, the
+    same prompt sent twice in a request came back with the same samples -- every prompt drew the same
+    numbers. The derived seeds are stable, so a rerun (and a run's baseline and final evaluation)
+    draws the same numbers for the same prompt, batched or sent one by one."""
+    client = tiny_service.create_lora_training_client("tinkerx/tiny", rank=0, seed=0).result()
+    tok = client.get_tokenizer()
+    sampler = client.save_weights_and_get_sampling_client()
+    prompt = prompt_tokens(tok, [{"role": "user", "content": "hello"}])
+    params = types.SamplingParams(max_tokens=10, temperature=1.0, seed=5)
+
+    def tokens(futures):
+        return [[s.tokens for s in f.result().sequences] for f in futures]
+
+    shared = tokens(sample_prompts(sampler, [prompt, prompt], 4, params))
+    assert shared[0] == shared[1]  # what one seed for all prompts does
+    seeds = prompt_seeds(5, 2)
+    own = tokens(sample_prompts(sampler, [prompt, prompt], 4, params, seeds))
+    assert own[0] != own[1]
+    assert own == tokens(sample_prompts(sampler, [prompt, prompt], 4, params, prompt_seeds(5, 2)))
+    alone = [[s.tokens for s in sampler.sample(types.ModelInput.from_ints(prompt), 4, params.model_copy(update={"seed": seed})).result().sequences] for seed in seeds]
+    assert own == alone
+    assert prompt_seeds(None, 3) is None and len(set(prompt_seeds(0, 100))) == 100 and prompt_seeds(0, 3) != prompt_seeds(1, 3)
+    with pytest.raises(ValueError, match="2 prompts need as many seeds, got 1"):
+        sample_prompts(sampler, [prompt, prompt], 4, params, [1])
 
 
 def test_top_k_one_is_greedy(trained):

@@ -21,7 +21,7 @@ from tinkerx.judges.evaluation import judge_records, judged_metrics
 from tinkerx.rewards.exact_match import ExactMatchReward
 from tinkerx.rewards.gradable import can_grade
 from tinkerx.rewards.numeric import NumericReward
-from tinkerx.sampler import sample_chats
+from tinkerx.sampler import prompt_seeds, sample_chats
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,8 @@ class Evaluator:
             return self._ungraded(sampling_client, examples)
         params = types.SamplingParams(max_tokens=self.max_tokens, temperature=self.temperature, seed=self.seed)
         # Issue every request before waiting on any: the backend keeps them all in flight.
-        futures = sample_chats(sampling_client, self.tokenizer, [self.dataset.messages(ex) for ex in examples], self.num_samples, params)
+        futures = sample_chats(sampling_client, self.tokenizer, [self.dataset.messages(ex) for ex in examples], self.num_samples, params,
+                               prompt_seeds(self.seed, len(examples)))  # fmt: skip
         records: list[dict[str, Any]] = []
         for ex, future in zip(examples, futures):
             gradable = can_grade(self.reward, ex.answer)
@@ -118,7 +119,8 @@ class Evaluator:
         from tinker import types
 
         params = types.SamplingParams(max_tokens=self.max_tokens, temperature=self.temperature, seed=self.seed)
-        futures = sample_chats(sampling_client, self.tokenizer, [self.dataset.messages(ex) for ex in examples], self.num_samples, params)
+        futures = sample_chats(sampling_client, self.tokenizer, [self.dataset.messages(ex) for ex in examples], self.num_samples, params,
+                               prompt_seeds(self.seed, len(examples)))  # fmt: skip
         return EvalResult(*ungraded_result(sampling_client, self.tokenizer, self.dataset, examples, futures, self.dataset.split(self.split)))
 
     def _numeric_match(self, completion: str, answer: str) -> bool:

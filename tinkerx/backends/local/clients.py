@@ -293,9 +293,10 @@ class LocalSamplingClient:
         )
 
     def sample_many(
-        self, prompts: Sequence[types.ModelInput], num_samples: int, sampling_params: types.SamplingParams
+        self, prompts: Sequence[types.ModelInput], num_samples: int, sampling_params: types.SamplingParams, seeds: Sequence[int] | None = None
     ) -> "list[Future[types.SampleResponse]]":
-        """Like one ``sample`` call per prompt, but decoded as a single batch.
+        """Like one ``sample`` call per prompt, but decoded as a single batch (``seeds``: one per
+        prompt, in place of ``sampling_params.seed``).
 
         The batch is fixed by the call, not by what happens to be queued, so results are the same
         on every run with the same seed.
@@ -307,7 +308,11 @@ class LocalSamplingClient:
         token_lists = [p.to_ints() for p in prompts]
         # One seed per prompt, drawn at submission in call order: a prompt gets the same samples
         # whether it is sent alone or in a batch, and a rerun gets the same seeds.
-        seeds = [sampling_params.seed if sampling_params.seed is not None else self.service.next_seed() for _ in token_lists]
+        if seeds is None:
+            seeds = [sampling_params.seed if sampling_params.seed is not None else self.service.next_seed() for _ in token_lists]
+        elif len(seeds) != len(token_lists):
+            raise ValueError(f"{len(token_lists)} prompts need as many seeds, got {len(seeds)}")
+        seeds = list(seeds)
         futures: list[Future[types.SampleResponse]] = [Future() for _ in token_lists]
 
         def run() -> None:

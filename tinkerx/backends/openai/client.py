@@ -132,9 +132,13 @@ class EndpointSamplingClient:
     def __init__(self, service: EndpointService, model: str) -> None:
         self.service, self.model = service, model
 
-    def sample_chats(self, conversations: Sequence[Sequence[dict[str, str]]], num_samples: int, params: Any) -> list[Any]:
-        """One future per conversation, each with ``num_samples`` completions (one request each)."""
-        return [_AllOf([self.service.submit(lambda m=list(m), i=i: self._complete(m, i, params)) for i in range(num_samples)]) for m in conversations]
+    def sample_chats(self, conversations: Sequence[Sequence[dict[str, str]]], num_samples: int, params: Any,
+                     seeds: Sequence[int] | None = None) -> list[Any]:  # fmt: skip
+        """One future per conversation, each with ``num_samples`` completions (one request each);
+        ``seeds``: one per conversation, in place of ``params.seed``."""
+        per_conversation = [params] * len(conversations) if seeds is None else [params.model_copy(update={"seed": s}) for s in seeds]
+        return [_AllOf([self.service.submit(lambda m=list(m), i=i, q=q: self._complete(m, i, q)) for i in range(num_samples)])
+                for m, q in zip(conversations, per_conversation)]  # fmt: skip
 
     def _complete(self, messages: list[dict[str, str]], sample_index: int, params: Any) -> TextSample:
         import openai

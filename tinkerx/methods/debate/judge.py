@@ -172,5 +172,5 @@ class JudgeReplies:
     def sample(self, prompt: Any, num_samples: int, sampling_params: Any) -> Any:
         return self.client.sample(prompt=self._prefilled(prompt), num_samples=num_samples, sampling_params=self.params)
 
-    def sample_many(self, prompts: Sequence[Any], num_samples: int, sampling_params: Any) -> list[Any]:
-        return sample_prompts(self.client, [self._prefilled(p).to_ints() for p in prompts], num_samples, self.params)
+    def sample_many(self, prompts: Sequence[Any], num_samples: int, sampling_params: Any, seeds: Sequence[int] | None = None) -> list[Any]:
+        return sample_prompts(self.client, [self._prefilled(p).to_ints() for p in prompts], num_samples, self.params, seeds)
