@@ -128,8 +128,9 @@ class TinkerxLM(TemplateLM):
         """Requests with the same generation settings decode together, ``batch_size`` prompts per call."""
         from tinker import types
 
-        from tinkerx.sampler import sample_prompts
+        from tinkerx.sampler import prompt_seeds, sample_prompts
 
+        seeds = prompt_seeds(self.seed, len(requests))  # by request: each its own draws, the same on a rerun
         groups: dict[tuple, list[int]] = {}
         settings = []
         for i, request in enumerate(requests):
@@ -148,7 +149,8 @@ class TinkerxLM(TemplateLM):
                 chunk = members[start : start + self.batch_size]
                 # Left-truncated so the reply fits the context.
                 prompts = [self.tok_encode(settings[i][0])[-max(1, self.max_length - max_gen) :] for i in chunk]
-                for i, future in zip(chunk, sample_prompts(self.client, prompts, 1, params)):
+                chunk_seeds = None if seeds is None else [seeds[i] for i in chunk]
+                for i, future in zip(chunk, sample_prompts(self.client, prompts, 1, params, chunk_seeds)):
                     text = self.tokenizer.decode(list(future.result().sequences[0].tokens), skip_special_tokens=True)
                     cut = min((text.find(s) for s in until if s and s in text), default=-1)
                     out[i] = text[:cut] if cut >= 0 else text
