@@ -150,7 +150,7 @@ EXPERIMENTS = {
     "grpo_smollm2_guess_number": {"optim.lr": 5e-4, "training.batch_size": 8, "training.max_steps": 30, "sampling.max_tokens": 8, "env.max_turns": 4, "model.lora_rank": 16},
     "sft_tiny_py_functions": {"optim.lr": 3e-3, "optim.schedule": "cosine", "training.batch_size": 64, "training.max_steps": 1000, "dataset.prompt.template": "{spec}", "method.init_from": "outputs/demo/tiny_sft_full"},
     "sft_tiny_py_functions_slips": {"optim.lr": 3e-4, "optim.schedule": "cosine", "training.max_steps": 150, "dataset.train_sign_slips": 0.85, "method.init_from": "outputs/demo/tiny_code_sft"},
-    "grpo_tiny_py_functions": {"optim.lr": 5e-4, "training.batch_size": 16, "training.max_steps": 150, "method.group_size": 8, "dataset.prompt.template": "{spec}", "method.init_from": "outputs/demo/tiny_code_slips"},
+    "grpo_tiny_py_functions": {"optim.lr": 2e-4, "training.batch_size": 16, "training.max_steps": 150, "method.group_size": 8, "dataset.prompt.template": "{spec}", "method.init_from": "outputs/demo/tiny_code_slips"},
     "sft_smollm2_chat_tool_use": {"optim.lr": 5e-4, "optim.schedule": "cosine", "training.batch_size": 8, "training.max_steps": 24, "dataset.path": "outputs/demo/tool_use_demos.jsonl"},
     "grpo_smollm2_tool_use": {"optim.lr": 2e-4, "training.batch_size": 8, "training.max_steps": 10, "method.group_size": 4, "env.problems": "word", "env.max_turns": 3, "method.init_from": "outputs/demo/smollm2_tool_sft"},
     # Published Tinker runs (tinker-cookbook; tests/test_bands_published.py checks them against their sources).
