@@ -188,3 +188,24 @@ def test_other_runtime_errors_keep_their_traceback(client, monkeypatch):
     monkeypatch.setattr(engine, "_plain_logprobs", fail)
     with pytest.raises(RuntimeError, match="shape mismatch"):
         client.forward_backward(_sft_batch(client.get_tokenizer()), "cross_entropy").result()
+
+
+def test_the_automatic_budget_cuts_a_batch_that_the_memory_cannot_hold_in_one_pass(monkeypatch):
+    """A quarter of the device's memory over one token's activations, a power of two, with no floor at
+    the model's context: SmolLM2 (8,192-token context) on a 24 GB CPU machine had a budget of 8,192,
+    so 16 DPO sequences of 512 tokens (~24 GB of activations) ran in one pass and were killed."""
+    import torch
+    from transformers import LlamaConfig
+
+    from tinkerx.backends.local import budget
+
+    smollm2 = LlamaConfig(hidden_size=576, num_hidden_layers=30, intermediate_size=1536, vocab_size=49152, max_position_embeddings=8192)
+    monkeypatch.setattr(budget, "device_memory_bytes", lambda device: 24 * 2**30)
+    tokens = budget.auto_token_budget(smollm2, 4, torch.device("cpu"))
+    assert tokens == 1024  # 0.25 x 24 GiB / ~3.3 MB a token = ~1,900, rounded down
+    assert tokens * budget.activation_bytes_per_token(smollm2, 4) <= budget.MEMORY_SHARE * 24 * 2**30
+    assert len(micro_batches([512] * 16, list(range(16)), tokens)) == 8
+    monkeypatch.setattr(budget, "device_memory_bytes", lambda device: 25 * 2**30)  # a little more memory: the same passes
+    assert budget.auto_token_budget(smollm2, 4, torch.device("cpu")) == tokens
+    monkeypatch.setattr(budget, "device_memory_bytes", lambda device: 2**20)  # less than one token's worth
+    assert budget.auto_token_budget(smollm2, 4, torch.device("cpu")) == 1

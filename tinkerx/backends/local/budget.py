@@ -6,8 +6,8 @@ local backend therefore runs a batch as micro-batches of at most ``max_tokens_pe
 tokens each and accumulates their gradients. Tinker's losses are sums over tokens (``losses.py``),
 so the accumulated gradient is the one-pass gradient, only summed in another order.
 
-``training.max_tokens_per_forward: null`` derives the budget from the model and the device's free
-memory (``auto_token_budget``), so the offline defaults never need it set; a number overrides it.
+``training.max_tokens_per_forward: null`` derives the budget from the model and the device's memory
+(``auto_token_budget``), so the offline defaults never need it set; a number overrides it.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import os
 import resource
 from typing import Any, Sequence
 
-# Share of the memory free when the model is loaded that one pass's activations may take: the
-# rest is the optimizer state, the gradients, the sampler's KV cache and other processes.
+# Share of the device's memory that one pass's activations may take: the rest is the weights, the
+# optimizer state, the gradients, the sampler's KV cache and other processes.
 MEMORY_SHARE = 0.25
 
 
@@ -36,26 +36,24 @@ def activation_bytes_per_token(config: Any, dtype_bytes: int) -> int:
     return dtype_bytes * layers * (24 * hidden + 6 * intermediate) + 12 * vocab
 
 
-def free_memory_bytes(device: Any) -> int:
-    """Memory the next allocations can use: free device memory on CUDA, available RAM on CPU."""
+def device_memory_bytes(device: Any) -> int:
+    """What the device holds in all: a CUDA device's total memory; on CPU the machine's RAM, or less
+    where a limit says so (``ulimit -v`` / RLIMIT_AS, a container's cgroup ``memory.max``).
+
+    The total, not what is free: free memory moves with whatever else runs, and the budget decides
+    how a batch is cut into passes -- and so the order of the float sums. Read from free memory, a
+    resumed run, or a rerun on the same machine, could cut its batches otherwise than the first."""
     import torch
 
     if getattr(device, "type", "cpu") == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free)
-    return available_ram_bytes()
-
-
-def available_ram_bytes() -> int:
-    """What this process may still allocate: the machine's available memory, or less where a limit
-    says so (``ulimit -v`` / RLIMIT_AS, a container's cgroup ``memory.max``)."""
-    candidates = [_meminfo_kb("/proc/meminfo", "MemAvailable:") * 1024 or os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")]
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    candidates = [_meminfo_kb("/proc/meminfo", "MemTotal:") * 1024 or os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")]
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     if soft != resource.RLIM_INFINITY:
-        candidates.append(soft - _meminfo_kb("/proc/self/status", "VmSize:") * 1024)
+        candidates.append(soft)
     cgroup = _read_int("/sys/fs/cgroup/memory.max")
     if cgroup is not None:
-        candidates.append(cgroup - (_read_int("/sys/fs/cgroup/memory.current") or 0))
+        candidates.append(cgroup)
     return max(0, min(candidates))
 
 
@@ -79,11 +77,16 @@ def _read_int(path: str) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def auto_token_budget(config: Any, dtype_bytes: int, device: Any, context_length: int) -> int:
-    """The default budget: ``MEMORY_SHARE`` of free memory over ``activation_bytes_per_token``,
-    never below one sequence of the model's full context (a sequence cannot be split)."""
-    fits = int(MEMORY_SHARE * free_memory_bytes(device) // activation_bytes_per_token(config, dtype_bytes))
-    return max(fits, int(context_length))
+def auto_token_budget(config: Any, dtype_bytes: int, device: Any) -> int:
+    """The default budget: ``MEMORY_SHARE`` of the device's memory over ``activation_bytes_per_token``,
+    rounded down to a power of two (machines with a little more or less memory cut alike).
+
+    No floor at the model's context: a sequence longer than the budget runs alone anyway
+    (``micro_batches``), and a floor let batches of short sequences run in one pass that memory
+    cannot hold -- SmolLM2's 8,192-token context let 16 pairs' 512-token sequences (~24 GB) into one
+    pass on a 24 GB machine, and a 32k-context 8B model's floor is hundreds of GB of activations."""
+    fits = int(MEMORY_SHARE * device_memory_bytes(device) // activation_bytes_per_token(config, dtype_bytes))
+    return 1 << (max(fits, 1).bit_length() - 1)
 
 
 def padded_tokens(lengths: Sequence[int]) -> int:

@@ -74,11 +74,10 @@ class ModelEngine:
         self.version = 0
         self.steps = 0
         self._sampling_version = 0  # the snapshot version currently loaded in the live model
-        # Padded tokens one forward/backward pass may hold (budget.py); None: derived from the model and free memory.
-        self.context_length = int(getattr(self.model.config, "max_position_embeddings", 0) or 0)
+        # Padded tokens one forward/backward pass may hold (budget.py); None: derived from the model and the device's memory.
         self.budget_is_auto = max_tokens_per_forward is None
         self.token_budget = max_tokens_per_forward if max_tokens_per_forward is not None else auto_token_budget(
-            self.model.config, torch.finfo(dtype).bits // 8, device, self.context_length)
+            self.model.config, torch.finfo(dtype).bits // 8, device)
 
     @staticmethod
     def _attach_lora(model, rank: int, train_mlp: bool, train_attn: bool, train_unembed: bool):
