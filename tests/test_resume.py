@@ -139,6 +139,27 @@ def test_ctrl_c_stops_cleanly_and_resumes(tmp_path, references):
     _assert_same_run(reference, run_dir)
 
 
+def test_a_stop_while_the_run_starts_keeps_its_start_and_resumes(tmp_path, references):
+    """A SIGTERM that lands before the first step (here just after the baseline evaluation): the run
+    stops with a resume point at step 0, so ``tinkerx.resume`` goes on from there without doing the
+    start again, to the uninterrupted run's result."""
+    from tinkerx.runs import resume_points
+
+    reference = references("sft", SFT)
+    run_dir = tmp_path / "sft"
+    result = run_module([*SFT, f"hydra.run.dir={run_dir}"], env={"TINKERX_SIGTERM_AT": "started:0"})
+    assert result.returncode == 143, result.stderr[-2000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["steps"] == 0
+    assert [p.name for p in resume_points.points(run_dir)] == ["step_000000"]
+    baseline = (run_dir / "eval" / "baseline.jsonl").stat().st_mtime_ns
+    resumed = resume(run_dir)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumingatstep0" in "".join(resumed.stderr.split())
+    assert (run_dir / "eval" / "baseline.jsonl").stat().st_mtime_ns == baseline  # not evaluated again
+    _assert_same_run(reference, run_dir)
+
+
 def test_resume_errors_are_one_line(tmp_path, references):
     reference = references("sft", SFT)
     finished = resume(reference)

@@ -100,7 +100,7 @@ class RunLifecycle:
         if state is not None:
             console.print(f"resuming at step {state.step} from {self.point.folder}")
             if self.meter is not None:
-                self.meter.restore(_spent_before(self.pipeline.run_dir, self.point.step))
+                self.meter.restore(_spent_before(self.pipeline.run_dir, self.point.step), unread=self.point.usage_unread)
         self.method.setup(self.pipeline, state)
         if state is not None:
             return None
@@ -108,6 +108,7 @@ class RunLifecycle:
         if start_metrics:
             start_metrics = {**start_metrics, **self._usage_metrics()}
             self.pipeline.recorder.log_metrics(0, start_metrics)
+        kill_point("started", 0)
         return start_metrics
 
     # ---- what the run spends ------------------------------------------------------------------
@@ -179,8 +180,10 @@ class RunLifecycle:
 
     def stop(self, status: str = "interrupted", **extra: Any) -> dict[str, Any]:
         """Ends the run between steps without its final evaluation. An interrupted run saves a resume
-        point first, so ``tinkerx.resume`` continues it from here."""
-        if status == "interrupted" and self.method.step_index:
+        point first, so ``tinkerx.resume`` continues it from here -- also at step 0: a stop asked for
+        while the run was starting keeps what the start did (the baseline evaluation, DPO's reference
+        logprobs, a distillation's teacher samples), which a fresh start would compute again."""
+        if status == "interrupted":
             folder = self.save_resume_point()
             console.print(f"saved a resume point at step {self.method.step_index}: {folder}")
         return self._end({**self.method.summary(), "status": status, **extra})
@@ -248,7 +251,12 @@ def save_resume_point(method: Method, p: Pipeline) -> Path:
     checkpoints = method.save(f"step_{method.step_index:06d}")
     service_rng = getattr(p.service, "rng_state", None)
     rng = {"global": global_rng_state(), "service": service_rng() if service_rng else None}
-    folder = resume_points.write_point(p.run_dir, method.step_index, checkpoints, method.state(), rng)
+    # At step 0 (a stop while the run started) the start's tokens are in no line yet: an uninterrupted
+    # run reports them with step 1, so the resumed one must too. At a later point the step's line has
+    # just read the meter; what is unread then (rollouts sent ahead) the resumed run spends again.
+    meter = getattr(p.service, "meter", None)
+    unread = meter.unread() if meter is not None and method.step_index == 0 else None
+    folder = resume_points.write_point(p.run_dir, method.step_index, checkpoints, method.state(), rng, unread)
     resume_points.prune(p.run_dir, p.training.keep_checkpoints)
     return folder
 

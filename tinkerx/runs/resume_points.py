@@ -32,6 +32,7 @@ class ResumePoint:
     checkpoints: dict[str, str]
     method_state: dict[str, Any]
     rng: dict[str, Any]
+    usage_unread: dict[str, Any] | None = None  # tokens spent before the point that no metrics line reports
 
 
 def _sha256(path: Path) -> str:
@@ -51,7 +52,8 @@ def _local_files(checkpoints: dict[str, str]) -> list[Path]:
     return files
 
 
-def write_point(run_dir: Path, step: int, checkpoints: dict[str, str], method_state: dict[str, Any], rng: dict[str, Any]) -> Path:
+def write_point(run_dir: Path, step: int, checkpoints: dict[str, str], method_state: dict[str, Any], rng: dict[str, Any],
+                usage_unread: dict[str, Any] | None = None) -> Path:  # fmt: skip
     root = Path(run_dir) / RESUME_DIR
     final = root / f"step_{step:06d}"
     tmp = root / f".tmp-step_{step:06d}-{os.getpid()}"
@@ -67,6 +69,8 @@ def write_point(run_dir: Path, step: int, checkpoints: dict[str, str], method_st
         "files": files,
         "checkpoint_files": {str(p): _sha256(p) for p in _local_files(checkpoints)},
     }
+    if usage_unread:
+        manifest["usage_unread"] = usage_unread
     (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=2))
     _fsync_tree(tmp)
     kill_point("checkpoint", step)
@@ -110,6 +114,7 @@ def read_point(folder: Path) -> ResumePoint:
         checkpoints=dict(manifest["checkpoints"]),
         method_state=json.loads((folder / _STATE).read_text()),
         rng=json.loads((folder / _RNG).read_text()),
+        usage_unread=manifest.get("usage_unread"),  # absent from points written before it was kept: none
     )
 
 

@@ -56,16 +56,28 @@ class UsageMeter:
             self.add(kind, now - self._reported_seen[key])
             self._reported_seen[key] = now
 
-    def restore(self, totals: dict[str, Any]) -> None:
+    def restore(self, totals: dict[str, Any], unread: dict[str, Any] | None = None) -> None:
         """Continues from a resumed run's totals (``by_model``: model -> ``KIND_tokens``, None for the
-        policy's model; ``frozen_tokens``)."""
+        policy's model; ``frozen_tokens``); ``unread`` (the same shape, ``unread()`` of the session that
+        saved the point) is counted as spent but not yet reported, so the next step's line reports it."""
+        self._add_counts(totals)
+        self._at_last_read = self._snapshot()
+        self._add_counts(unread or {})
+
+    def _add_counts(self, totals: dict[str, Any]) -> None:
         with self._lock:
             for model, counts in (totals.get("by_model") or {}).items():
                 mine = self._by_model.setdefault(model or self.default_model, dict.fromkeys(KINDS, 0))
                 for kind in KINDS:
                     mine[kind] += int(counts.get(f"{kind}_tokens", 0) or 0)
             self._frozen += int(totals.get("frozen_tokens") or 0)
-        self._at_last_read = self._snapshot()
+
+    def unread(self) -> dict[str, Any]:
+        """What was spent since the last ``step_metrics`` and is in no line yet (``restore``'s shape)."""
+        self._pull_reported()
+        now, before = self._snapshot(), self._at_last_read
+        by_model = {m: {f"{k}_tokens": c[k] - before["by_model"].get(m, {}).get(k, 0) for k in KINDS} for m, c in now["by_model"].items()}
+        return {"by_model": {m: c for m, c in by_model.items() if any(c.values())}, "frozen_tokens": now["frozen"] - before["frozen"]}
 
     # ---- reading -------------------------------------------------------------------------------
     def _snapshot(self) -> dict[str, Any]:
