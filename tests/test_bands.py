@@ -141,7 +141,7 @@ NOT_YET_BANDED = {
     "debate_smollm2_mmlu": "25 steps at 310-497 s a step",
     "debate_smollm2_mmlu_dry": "8 steps at 310-497 s a step",
     "grpo_smollm2_guess_number": "30 steps at ~154 s a step",
-    "sft_smollm2_gsm8k": "200 steps of 8 GSM8K solutions and a 100-problem evaluation of 256 tokens each",
+    "sft_smollm2_gsm8k": "200 steps of 8 GSM8K solutions at 29-32 s a step (1 thread beside three other runs, 2026-12-08): ~1.7 h a run",
 }
 
 
