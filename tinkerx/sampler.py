@@ -26,6 +26,11 @@ def prompt_seeds(seed: int | None, count: int) -> list[int] | None:
     return [int.from_bytes(hashlib.blake2b(f"{seed}/{i}".encode(), digest_size=4).digest(), "little") for i in range(count)]
 
 
+def params_per_prompt(params: Any, count: int, seeds: Sequence[int] | None) -> list[Any]:
+    """``params`` for each of ``count`` prompts, each with its own seed where ``seeds`` are given."""
+    return [params] * count if seeds is None else [params.model_copy(update={"seed": s}) for s in seeds]
+
+
 def sample_prompts(sampling_client: Any, prompts: Sequence[Sequence[int]], num_samples: int, params: Any,
                    seeds: Sequence[int] | None = None) -> list["Future[Any]"]:  # fmt: skip
     """``num_samples`` completions of each prompt, all in flight; ``seeds`` (one per prompt, see
@@ -38,7 +43,7 @@ def sample_prompts(sampling_client: Any, prompts: Sequence[Sequence[int]], num_s
     batched = getattr(sampling_client, "sample_many", None)
     if batched is not None:
         return batched(inputs, num_samples, params) if seeds is None else batched(inputs, num_samples, params, seeds=list(seeds))
-    per_prompt = [params] * len(inputs) if seeds is None else [params.model_copy(update={"seed": s}) for s in seeds]
+    per_prompt = params_per_prompt(params, len(inputs), seeds)
     return [sampling_client.sample(prompt=i, num_samples=num_samples, sampling_params=q) for i, q in zip(inputs, per_prompt)]
 
 

@@ -74,15 +74,10 @@ class Evaluator:
         return result
 
     def _evaluate(self, sampling_client: Any) -> EvalResult:
-        from tinker import types
-
         examples = self.examples()
         if self.reward is None:  # conversations, or any data without a ground truth to grade
             return self._ungraded(sampling_client, examples)
-        params = types.SamplingParams(max_tokens=self.max_tokens, temperature=self.temperature, seed=self.seed)
-        # Issue every request before waiting on any: the backend keeps them all in flight.
-        futures = sample_chats(sampling_client, self.tokenizer, [self.dataset.messages(ex) for ex in examples], self.num_samples, params,
-                               prompt_seeds(self.seed, len(examples)))  # fmt: skip
+        futures = self._sample(sampling_client, examples)
         records: list[dict[str, Any]] = []
         for ex, future in zip(examples, futures):
             gradable = can_grade(self.reward, ex.answer)
@@ -116,12 +111,17 @@ class Evaluator:
     def _ungraded(self, sampling_client: Any, examples: list[Any]) -> EvalResult:
         """No reward: sampled replies kept beside the reference (tinkerx.eval.ungraded), and, for
         conversations, the held-out per-token NLL and perplexity."""
+        futures = self._sample(sampling_client, examples)
+        return EvalResult(*ungraded_result(sampling_client, self.tokenizer, self.dataset, examples, futures, self.dataset.split(self.split)))
+
+    def _sample(self, sampling_client: Any, examples: list[Any]) -> list[Any]:
+        """``num_samples`` replies to every example, each example with its own seed (``prompt_seeds``);
+        every request is issued before any is waited on: the backend keeps them all in flight."""
         from tinker import types
 
         params = types.SamplingParams(max_tokens=self.max_tokens, temperature=self.temperature, seed=self.seed)
-        futures = sample_chats(sampling_client, self.tokenizer, [self.dataset.messages(ex) for ex in examples], self.num_samples, params,
-                               prompt_seeds(self.seed, len(examples)))  # fmt: skip
-        return EvalResult(*ungraded_result(sampling_client, self.tokenizer, self.dataset, examples, futures, self.dataset.split(self.split)))
+        messages = [self.dataset.messages(ex) for ex in examples]
+        return sample_chats(sampling_client, self.tokenizer, messages, self.num_samples, params, prompt_seeds(self.seed, len(examples)))
 
     def _numeric_match(self, completion: str, answer: str) -> bool:
         # A ground truth with no number (MATH's "p - q") is no numeric item; the run's reward, not

@@ -74,10 +74,16 @@ class UsageMeter:
 
     def unread(self) -> dict[str, Any]:
         """What was spent since the last ``step_metrics`` and is in no line yet (``restore``'s shape)."""
+        now, before, delta = self._since_last_read()
+        by_model = {m: {f"{k}_tokens": c[k] for k in KINDS} for m, c in delta.items() if any(c.values())}
+        return {"by_model": by_model, "frozen_tokens": now["frozen"] - before["frozen"]}
+
+    def _since_last_read(self) -> tuple[dict[str, Any], dict[str, Any], dict[str, dict[str, int]]]:
+        """(now, the last read, per model and kind the tokens between them), the endpoint's report pulled first."""
         self._pull_reported()
         now, before = self._snapshot(), self._at_last_read
-        by_model = {m: {f"{k}_tokens": c[k] - before["by_model"].get(m, {}).get(k, 0) for k in KINDS} for m, c in now["by_model"].items()}
-        return {"by_model": {m: c for m, c in by_model.items() if any(c.values())}, "frozen_tokens": now["frozen"] - before["frozen"]}
+        delta = {m: {k: c[k] - before["by_model"].get(m, {}).get(k, 0) for k in KINDS} for m, c in now["by_model"].items()}
+        return now, before, delta
 
     # ---- reading -------------------------------------------------------------------------------
     def _snapshot(self) -> dict[str, Any]:
@@ -105,12 +111,8 @@ class UsageMeter:
     def step_metrics(self) -> dict[str, Any]:
         """This step's tokens (since the last read) and the running totals, as ``usage/`` metrics.
         A cost the prices cannot give is left out, never written as 0."""
-        self._pull_reported()
-        now, before = self._snapshot(), self._at_last_read
+        now, before, delta = self._since_last_read()
         self._at_last_read = now
-        delta = {
-            m: {k: c[k] - before["by_model"].get(m, {}).get(k, 0) for k in KINDS} for m, c in now["by_model"].items()
-        }
         metrics: dict[str, Any] = {f"{PREFIX}{k}_tokens": sum(d[k] for d in delta.values()) for k in KINDS}
         if now["frozen"] - before["frozen"]:
             metrics[f"{PREFIX}frozen_tokens"] = now["frozen"] - before["frozen"]

@@ -13,7 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Sequence
 
 from tinkerx.errors import UserError
-from tinkerx.sampler import TextSample
+from tinkerx.sampler import TextSample, params_per_prompt
 
 
 def make_client(base_url: str, api_key: str | None, timeout_s: float, max_retries: int, concurrency: int) -> tuple[Any, "_AttemptCounter"]:
@@ -136,7 +136,7 @@ class EndpointSamplingClient:
                      seeds: Sequence[int] | None = None) -> list[Any]:  # fmt: skip
         """One future per conversation, each with ``num_samples`` completions (one request each);
         ``seeds``: one per conversation, in place of ``params.seed``."""
-        per_conversation = [params] * len(conversations) if seeds is None else [params.model_copy(update={"seed": s}) for s in seeds]
+        per_conversation = params_per_prompt(params, len(conversations), seeds)
         return [_AllOf([self.service.submit(lambda m=list(m), i=i, q=q: self._complete(m, i, q)) for i in range(num_samples)])
                 for m, q in zip(conversations, per_conversation)]  # fmt: skip
 
